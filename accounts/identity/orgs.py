@@ -1,0 +1,339 @@
+"""Organization writes (create, rename, move, settings, deactivate, delete) with their audit records,
+and the effective (inherited) settings and name lookup that SCIM and LDAP mapping use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Lower, Substr
+from django.utils import timezone
+
+from accounts.access import Access
+from accounts.exceptions import ConflictError, NotFound, PolicyDenied, ValidationFailed
+from accounts.identity.audit import record_event
+from accounts.identity.types import UNSET, Actor, AuthMethod, UserState
+from accounts.models import Organization, Role
+
+ORG_NAME_MIN, ORG_NAME_MAX = 3, 220
+
+
+def validate_org_name(name: Any) -> str:
+    """Return a valid org name or raise ``ValidationFailed`` (3–220 characters, no edge spaces)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("org_name_required", "Enter an organization name.", field="name")
+    if name != name.strip():
+        raise ValidationFailed("org_name_spaces", "Remove leading or trailing spaces from the name.", field="name")
+    if not ORG_NAME_MIN <= len(name) <= ORG_NAME_MAX:
+        raise ValidationFailed(
+            "org_name_length", f"Organization names are {ORG_NAME_MIN} to {ORG_NAME_MAX} characters long.",
+            field="name",
+        )
+    if "/" in name:
+        raise ValidationFailed("org_name_slash", "Organization names cannot contain '/'.", field="name")
+    return name
+
+
+def _check_scope(actor: Actor, org: Organization | None) -> None:
+    if not actor.enforce_scope or actor.user is None:
+        return
+    access = Access.of(actor.user)
+    if org is None:
+        ok = access.is_global("manage_orgs")
+    else:
+        ok = access.can("manage_orgs", org)
+    if not ok:
+        raise PolicyDenied("out_of_scope", "You may not manage this organization.")
+
+
+def _sibling_taken(name: str, parent: Organization | None, exclude_id: int | None = None) -> bool:
+    qs = Organization.objects.annotate(lname=Lower("name")).filter(lname=name.lower(), parent=parent)
+    if exclude_id:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.exists()
+
+
+def _audit(actor: Actor, action: str, org: Organization, field: str = "", old: Any = None, new: Any = None) -> None:
+    record_event(actor=actor, action=action, target_type="org", target_id=org.pk, target_label=org.name,
+                 field=field, old=old, new=new)
+
+
+def create_root_org(*, name: str) -> Organization:
+    """Create a top-level organization (used by the seeder)."""
+    org = Organization.objects.create(name=validate_org_name(name), inherit_default_roles=False)
+    org.path = f"/{org.pk}/"
+    org.save(update_fields=["path"])
+    return org
+
+
+@transaction.atomic
+def org_create(*, actor: Actor, name: str, parent: Organization, external_ref: str = "", notes: str = "") -> Organization:
+    """Create a child organization under ``parent``."""
+    name = validate_org_name(name)
+    _check_scope(actor, parent)
+    if not parent.is_active:
+        raise ValidationFailed("org_inactive", "The parent organization is deactivated.", field="parent")
+    if _sibling_taken(name, parent):
+        raise ConflictError("org_name_taken", f"{parent.name} already has a sub-organization named {name!r}.",
+                            field="name")
+    try:
+        with transaction.atomic():
+            org = Organization.objects.create(
+                name=name, parent=parent, external_ref=external_ref.strip(), notes=notes, depth=parent.depth + 1
+            )
+    except IntegrityError as exc:  # a concurrent create won the race
+        raise ConflictError("org_name_taken", f"An organization named {name!r} already exists here.",
+                            field="name") from exc
+    org.path = f"{parent.path}{org.pk}/"
+    org.save(update_fields=["path"])
+    _audit(actor, "org.created", org, new={"name": name, "parent": parent.name})
+    return org
+
+
+@transaction.atomic
+def org_update(
+    *, actor: Actor, org: Organization, name: Any = UNSET, external_ref: Any = UNSET, notes: Any = UNSET
+) -> list[str]:
+    """Rename or edit an organization; returns the changed field names."""
+    _check_scope(actor, org)
+    org = Organization.objects.select_for_update().get(pk=org.pk)
+    changed = []
+    if name is not UNSET and name != org.name:
+        name = validate_org_name(name)
+        if _sibling_taken(name, org.parent, exclude_id=org.pk):
+            raise ConflictError("org_name_taken", f"An organization named {name!r} already exists here.",
+                                field="name")
+        _audit(actor, "org.renamed", org, "name", org.name, name)
+        org.name = name
+        changed.append("name")
+    for field, value in (("external_ref", external_ref), ("notes", notes)):
+        if value is not UNSET and value != getattr(org, field):
+            _audit(actor, "org.updated", org, field, getattr(org, field), value)
+            setattr(org, field, value)
+            changed.append(field)
+    if changed:
+        org.save(update_fields=[*changed, "updated_at"])
+    return changed
+
+
+@transaction.atomic
+def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> None:
+    """Move ``org`` (with its subtree) under ``new_parent``; refuses cycles."""
+    org = Organization.objects.select_for_update().get(pk=org.pk)
+    _check_scope(actor, org)
+    _check_scope(actor, new_parent)
+    if org.parent_id is None:
+        raise PolicyDenied("org_root_move", "The top-level organization cannot be moved.")
+    if new_parent.path.startswith(org.path):
+        raise ValidationFailed("org_cycle", "An organization cannot be moved under itself or its own sub-organization.",
+                               field="parent")
+    if new_parent.pk == org.parent_id:
+        return
+    if _sibling_taken(org.name, new_parent, exclude_id=org.pk):
+        raise ConflictError("org_name_taken", f"{new_parent.name} already has a sub-organization named {org.name!r}.",
+                            field="parent")
+    old_parent = org.parent
+    old_path, new_path = org.path, f"{new_parent.path}{org.pk}/"
+    depth_delta = new_parent.depth + 1 - org.depth
+    # Rewrite the path prefix of the whole subtree in one statement.
+    Organization.objects.filter(path__startswith=old_path).update(
+        path=Concat(Value(new_path), Substr("path", len(old_path) + 1)),
+        depth=F("depth") + depth_delta,
+    )
+    Organization.objects.filter(pk=org.pk).update(parent=new_parent)
+    _audit(actor, "org.moved", org, "parent", old_parent.name if old_parent else None, new_parent.name)
+
+
+@transaction.atomic
+def org_set_active(*, actor: Actor, org: Organization, active: bool) -> None:
+    """Deactivate or reactivate an organization (a deactivated org takes no new users)."""
+    _check_scope(actor, org)
+    if org.parent_id is None and not active:
+        raise PolicyDenied("org_root_deactivate", "The top-level organization cannot be deactivated.")
+    if not active and Organization.objects.subtree(org).filter(
+        profiles__state__in=[UserState.ACTIVE, UserState.INVITED, UserState.BLOCKED]
+    ).exists():
+        raise PolicyDenied(
+            "org_has_active_users",
+            "Deactivate or move the users of this organization and its sub-organizations first.",
+        )
+    if org.is_active == active:
+        return
+    org.is_active = active
+    org.deactivated_at = None if active else timezone.now()
+    org.save(update_fields=["is_active", "deactivated_at", "updated_at"])
+    _audit(actor, "org.reactivated" if active else "org.deactivated", org, "is_active", not active, active)
+
+
+@transaction.atomic
+def org_delete(*, actor: Actor, org: Organization) -> None:
+    """Delete an empty organization: refused while it has users or children."""
+    _check_scope(actor, org)
+    if org.parent_id is None:
+        raise PolicyDenied("org_root_delete", "The top-level organization cannot be deleted.")
+    if org.children.exists():
+        raise PolicyDenied("org_has_children", "Move or delete the sub-organizations first.")
+    if org.profiles.exists():
+        raise PolicyDenied("org_has_users", "Move the users of this organization first.")
+    _audit(actor, "org.deleted", org, new=None, old={"name": org.name})
+    org.delete()
+
+
+@transaction.atomic
+def org_update_settings(
+    *,
+    actor: Actor,
+    org: Organization,
+    auth_method: Any = UNSET,
+    auth_provider: Any = UNSET,
+    two_factor_required: Any = UNSET,
+    inherit_default_roles: Any = UNSET,
+    default_roles: Any = UNSET,
+) -> list[str]:
+    """Change inheritable settings. ``None`` for a setting means "inherit from parent"."""
+    _check_scope(actor, org)
+    changed: list[str] = []
+    is_root = org.parent_id is None
+
+    def put(field: str, value: Any) -> None:
+        if value is UNSET or value == getattr(org, field):
+            return
+        _audit(actor, "org.settings_changed", org, field, _plain(getattr(org, field)), _plain(value))
+        setattr(org, field, value)
+        changed.append(field)
+
+    if auth_method is not UNSET and auth_method not in (None, *AuthMethod.values):
+        raise ValidationFailed("invalid_auth_method", "Choose Local or Single sign-on.", field="auth_method")
+    if is_root and auth_method is None:
+        auth_method = AuthMethod.LOCAL
+    put("auth_method", auth_method)
+    if auth_method == AuthMethod.LOCAL or auth_method is None:
+        auth_provider = None
+    put("auth_provider", auth_provider)
+    if org.auth_method == AuthMethod.SSO and org.auth_provider is None:
+        raise ValidationFailed("sso_provider_required", "Choose the identity provider for single sign-on.",
+                               field="auth_provider")
+    put("two_factor_required", two_factor_required)
+    if is_root and inherit_default_roles is True:
+        raise ValidationFailed("root_cannot_inherit", "The top-level organization has no parent to inherit from.",
+                               field="inherit_default_roles")
+    put("inherit_default_roles", inherit_default_roles)
+    if changed:
+        org.save(update_fields=[*changed, "updated_at"])
+    if default_roles is not UNSET:
+        new = set(default_roles)
+        old = set(org.default_roles.all())
+        if new != old:
+            org.default_roles.set(new)
+            _audit(actor, "org.settings_changed", org, "default_roles",
+                   sorted(r.name for r in old), sorted(r.name for r in new))
+            changed.append("default_roles")
+    return changed
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, (Organization, Role)) or hasattr(value, "_meta") else value
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """An org's settings after inheritance, with the org each value came from."""
+
+    auth_method: str
+    auth_provider: Any
+    auth_from: Organization
+    two_factor_required: bool
+    two_factor_from: Organization
+    default_roles: tuple[Role, ...]
+    default_roles_from: Organization
+
+
+def effective_settings(org: Organization) -> EffectiveSettings:
+    """Resolve inherited settings by walking from ``org`` up to the root."""
+    chain = [org, *reversed(org.ancestors())]
+    auth_src = next((o for o in chain if o.auth_method is not None), chain[-1])
+    tfa_src = next((o for o in chain if o.two_factor_required is not None), chain[-1])
+    roles_src = next((o for o in chain if not o.inherit_default_roles), chain[-1])
+    return EffectiveSettings(
+        auth_method=auth_src.auth_method or AuthMethod.LOCAL,
+        auth_provider=auth_src.auth_provider if auth_src.auth_method == AuthMethod.SSO else None,
+        auth_from=auth_src,
+        two_factor_required=bool(tfa_src.two_factor_required),
+        two_factor_from=tfa_src,
+        default_roles=tuple(roles_src.default_roles.all()),
+        default_roles_from=roles_src,
+    )
+
+
+class OrgIndex:
+    """All orgs in memory for a bulk run: id lookup, name/path/external-reference lookup, default roles.
+
+    Name lookup is deterministic: a full path ("Acme/Engineering") is exact; a bare name must be
+    unique across the tree (case-insensitive), otherwise it is refused as ambiguous.
+    """
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Organization] = {o.pk: o for o in Organization.objects.all()}
+        self._defaults: dict[int, frozenset[str]] = {}
+        through = Organization.default_roles.through
+        own: dict[int, set[str]] = {}
+        for org_id, slug in through.objects.values_list("organization_id", "role__slug"):
+            own.setdefault(org_id, set()).add(slug)
+        self._own_defaults = own
+
+    def get(self, org_id: int) -> Organization | None:
+        return self.by_id.get(org_id)
+
+    def default_role_slugs(self, org_id: int) -> frozenset[str]:
+        """Default roles of an org after inheritance."""
+        if org_id in self._defaults:
+            return self._defaults[org_id]
+        org = self.by_id[org_id]
+        if org.inherit_default_roles and org.parent_id:
+            result = self.default_role_slugs(org.parent_id)
+        else:
+            result = frozenset(self._own_defaults.get(org_id, ()))
+        self._defaults[org_id] = result
+        return result
+
+    def full_name(self, org: Organization) -> str:
+        ids = [int(p) for p in org.path.strip("/").split("/") if p]
+        return "/".join(self.by_id[i].name for i in ids if i in self.by_id)
+
+    def lookup(self, ref: str) -> Organization:
+        """Find an org by path, name or external reference; raise ``NotFound`` / ``ValidationFailed``."""
+        ref = (ref or "").strip()
+        if not ref:
+            raise NotFound("org_not_found", "No organization given.", field="org")
+        lowered = ref.lower()
+        if "/" in ref:
+            matches = [o for o in self.by_id.values() if self.full_name(o).lower() == lowered.strip("/")]
+        else:
+            matches = [o for o in self.by_id.values() if o.name.lower() == lowered]
+            if not matches:
+                matches = [o for o in self.by_id.values() if o.external_ref and o.external_ref.lower() == lowered]
+        if not matches:
+            raise NotFound("org_not_found", f"No organization named {ref!r}.", field="org")
+        if len(matches) > 1:
+            raise ValidationFailed(
+                "org_ambiguous",
+                f"Several organizations are named {ref!r}; give the full path, e.g. "
+                f"{self.full_name(matches[0])!r}.",
+                field="org",
+            )
+        return matches[0]
+
+
+def org_lookup(ref: str) -> Organization:
+    """Find one org by full path ("Acme/Engineering"), unique name, or external reference."""
+    return OrgIndex().lookup(ref)
+
+
+def validation_error_from(exc: ValidationError, field: str) -> ValidationFailed:
+    """Translate Django's ``ValidationError`` into our coded error."""
+    messages = " ".join(exc.messages)
+    code = getattr(exc, "code", None) or (exc.error_list[0].code if getattr(exc, "error_list", None) else None)
+    return ValidationFailed(code or "invalid", messages, field=field)

@@ -1,0 +1,125 @@
+"""The standard role catalogue (code42-features.md §3) and the default organization.
+
+``seed_roles()`` is idempotent and runs after every ``migrate`` (see ``signals.py``), so a fresh
+database, a test database and a production upgrade all have the same catalogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+
+CUSTOMER_CLOUD_ADMIN = "customer-cloud-admin"
+CONSOLE_USER = "console-user"
+DESKTOP_USER = "desktop-user"
+DEFAULT_ROLE_SLUGS = (CONSOLE_USER, DESKTOP_USER)
+DEFAULT_ORG_NAME = "Default Organization"
+
+ALL_PERMS = (
+    "console_access",
+    "desktop_access",
+    "view_directory",
+    "manage_users",
+    "modify_user_profile",
+    "assign_roles",
+    "manage_orgs",
+    "reset_passwords",
+    "view_audit_log",
+    "manage_identity",
+    "manage_mfa",
+)
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    slug: str
+    name: str
+    scope: str
+    perms: tuple[str, ...]
+    description: str
+    is_admin_role: bool = False
+
+
+CATALOGUE: tuple[RoleSpec, ...] = (
+    RoleSpec(CUSTOMER_CLOUD_ADMIN, "Customer Cloud Admin", "global", ALL_PERMS,
+             "Every permission in every organization. Assign sparingly.", True),
+    RoleSpec("identity-management-administrator", "Identity Management Administrator", "global",
+             ("console_access", "view_directory", "manage_identity"),
+             "Configures SSO identity providers, SCIM provisioning and directory sync.", True),
+    RoleSpec("cross-org-admin", "Cross Org Admin", "global",
+             ("console_access", "view_directory", "manage_users", "modify_user_profile", "assign_roles",
+              "manage_orgs", "reset_passwords"),
+             "Manages users, roles and organizations in all organizations.", True),
+    RoleSpec("org-admin", "Org Admin", "org",
+             ("console_access", "view_directory", "manage_users", "modify_user_profile", "assign_roles",
+              "manage_orgs", "reset_passwords"),
+             "Manages users, roles and sub-organizations in their own organization subtree.", True),
+    RoleSpec("org-manager", "Org Manager", "org",
+             ("console_access", "view_directory", "manage_users", "modify_user_profile"),
+             "Manages users (not roles) in their own organization subtree.", True),
+    RoleSpec("help-desk", "Help Desk", "global",
+             ("console_access", "view_directory", "reset_passwords"),
+             "Looks up users and sends password resets in all organizations."),
+    RoleSpec("user-modify", "User Modify", "org",
+             ("console_access", "view_directory", "modify_user_profile"),
+             "Edits user profile fields (names, email, notes) in their own organization subtree."),
+    RoleSpec("audit-log-viewer", "Audit Log Viewer", "global",
+             ("console_access", "view_audit_log"),
+             "Views and exports the audit log."),
+    RoleSpec("multi-factor-auth-admin", "Multi-Factor Auth Admin", "global",
+             ("console_access", "view_directory", "manage_mfa"),
+             "Manages two-factor authentication settings."),
+    RoleSpec(CONSOLE_USER, "Console User", "org", ("console_access",),
+             "Signs in to the console to see their own account (default role)."),
+    RoleSpec(DESKTOP_USER, "Desktop User", "org", ("desktop_access",),
+             "Signs in to the desktop app (default role)."),
+)
+
+
+def _permissions() -> dict[str, Permission]:
+    from accounts.models import Organization
+
+    content_type = ContentType.objects.get_for_model(Organization)
+    # Custom Meta.permissions are created by a post_migrate handler of auth; make sure they exist
+    # even when this runs first.
+    existing = {p.codename: p for p in Permission.objects.filter(content_type=content_type)}
+    labels = dict(Organization._meta.permissions)
+    for codename in ALL_PERMS:
+        if codename not in existing:
+            existing[codename] = Permission.objects.create(
+                content_type=content_type, codename=codename, name=labels[codename]
+            )
+    return existing
+
+
+@transaction.atomic
+def seed_roles() -> None:
+    """Create or refresh the built-in roles and the default organization (idempotent)."""
+    from accounts.identity import orgs
+    from accounts.models import Organization, Role
+
+    perms = _permissions()
+    for spec in CATALOGUE:
+        role = Role.objects.filter(slug=spec.slug).select_related("group").first()
+        if role is None:
+            group, _ = Group.objects.get_or_create(name=f"role:{spec.slug}")
+            role = Role.objects.create(
+                slug=spec.slug, name=spec.name, scope=spec.scope, description=spec.description,
+                is_admin_role=spec.is_admin_role, builtin=True, group=group,
+            )
+            role.group.permissions.set([perms[p] for p in spec.perms])
+        elif role.builtin:
+            # Keep built-in roles in line with the catalogue when it changes between releases.
+            role.group.permissions.set([perms[p] for p in spec.perms])
+
+    if not Organization.objects.exists():
+        orgs.create_root_org(name=DEFAULT_ORG_NAME)
+    root = Organization.objects.filter(parent__isnull=True).order_by("id").first()
+    if root is not None and not root.default_roles.exists() and root.inherit_default_roles:
+        # The top-level org has no parent to inherit from: give it the catalogue defaults.
+        root.inherit_default_roles = False
+        root.save(update_fields=["inherit_default_roles"])
+        root.default_roles.set(Role.objects.filter(slug__in=DEFAULT_ROLE_SLUGS))

@@ -1,0 +1,91 @@
+"""Console-level services: thin, keyword-only wrappers that build an ``IdentityChange`` and apply it.
+
+Views and commands call these; the rules live in ``accounts.identity.service``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from accounts.identity.service import apply_identity_change, apply_identity_changes
+from accounts.identity.types import UNSET, Actor, BulkResult, ChangeResult, IdentityChange, Mode, UserState
+
+
+def user_create(
+    *, actor: Actor, username: str, org_id: int, email: str = "", first_name: str = "", last_name: str = "",
+    password: str | None = None, roles: Iterable[str] | None = None, notes: str = "",
+) -> ChangeResult:
+    """Create a local user; without a password the user is invited."""
+    return apply_identity_change(actor=actor, change=IdentityChange(
+        username=username, email=email, first_name=first_name, last_name=last_name,
+        password=password or UNSET, org_id=org_id, roles=frozenset(roles) if roles else UNSET,
+        notes=notes, mode=Mode.CREATE,
+    ))
+
+
+def user_update(*, actor: Actor, user: User, **fields: Any) -> ChangeResult:
+    """Update profile fields (username, email, first_name, last_name, notes)."""
+    allowed = {"username", "email", "first_name", "last_name", "notes"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise TypeError(f"unknown fields: {sorted(unknown)}")
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, mode=Mode.UPDATE, **fields))
+
+
+def user_set_password(*, actor: Actor, user: User, password: str) -> ChangeResult:
+    """Set a user's password (validated against the password rules and history)."""
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, password=password,
+                                                                     mode=Mode.UPDATE))
+
+
+def _state(actor: Actor, user: User, state: UserState) -> ChangeResult:
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, state=state, mode=Mode.UPDATE))
+
+
+def user_block(*, actor: Actor, user: User) -> ChangeResult:
+    """Block: the user is signed out and cannot sign in; nothing else changes."""
+    return _state(actor, user, UserState.BLOCKED)
+
+
+def user_unblock(*, actor: Actor, user: User) -> ChangeResult:
+    return _state(actor, user, UserState.ACTIVE)
+
+
+def user_deactivate(*, actor: Actor, user: User) -> ChangeResult:
+    return _state(actor, user, UserState.DEACTIVATED)
+
+
+def user_reactivate(*, actor: Actor, user: User) -> ChangeResult:
+    return _state(actor, user, UserState.ACTIVE)
+
+
+def user_move(*, actor: Actor, user: User, org_id: int) -> ChangeResult:
+    """Move a user to another organization."""
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, org_id=org_id, mode=Mode.UPDATE))
+
+
+def user_set_roles(*, actor: Actor, user: User, roles: Iterable[str]) -> ChangeResult:
+    """Replace a user's roles with ``roles`` (slugs)."""
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, roles=frozenset(roles),
+                                                                     mode=Mode.UPDATE))
+
+
+def role_assign(*, actor: Actor, user: User, role: str) -> ChangeResult:
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, roles_add=frozenset({role}),
+                                                                     mode=Mode.UPDATE))
+
+
+def role_remove(*, actor: Actor, user: User, role: str) -> ChangeResult:
+    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk,
+                                                                     roles_remove=frozenset({role}),
+                                                                     mode=Mode.UPDATE))
+
+
+def users_set_state(*, actor: Actor, user_ids: Iterable[int], state: UserState) -> BulkResult:
+    """Bulk block/unblock from the users list: one result per user, refused ones keep their state."""
+    return apply_identity_changes(actor=actor, changes=[
+        IdentityChange(user_id=uid, state=state, mode=Mode.UPDATE, ref=uid) for uid in user_ids
+    ])

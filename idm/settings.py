@@ -1,0 +1,212 @@
+"""Django settings for idm.
+
+Everything configurable comes from the environment (see docs/configuration.md); each variable is
+read once in this module through ``idm.env`` and has a safe default, so a fresh checkout runs on an
+embedded SQLite database with no other server.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import dj_database_url
+
+from idm.env import BASE_DIR, env_bool, env_int, env_list, env_str, secret_key, var_dir
+
+VAR_DIR = var_dir()
+
+SECRET_KEY = secret_key()
+DEBUG = env_bool("IDM_DEBUG", False)
+
+IDM_BASE_URL = env_str("IDM_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+_base = urlparse(IDM_BASE_URL)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [_base.hostname or "127.0.0.1", "localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [f"{_base.scheme}://{_base.netloc}"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "djangosaml2",
+    "django_scim",
+    "accounts",
+    "sso",
+    "provisioning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.RequestContextMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "idm.urls"
+WSGI_APPLICATION = "idm.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.console",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# DATABASE_URL, e.g. postgres://idm@127.0.0.1:5432/idm; default: an SQLite file in var/.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'idm.sqlite3'}"),
+        conn_max_age=env_int("IDM_DB_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server, the Celery worker and beat share one file; IMMEDIATE transactions
+    # take the write lock up front instead of failing with "database is locked" on upgrade.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (Redis when configured; shared across workers, e.g. for SAML replay protection) -----
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "idm_cache",
+        }
+    }
+
+# --- Authentication -------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.ConsoleModelBackend",
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Password rules from the product description (code42-features.md §1.3), as Django validators.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "accounts.password_validation.CharacterClassValidator"},
+    {"NAME": "accounts.password_validation.NoWhitespaceValidator"},
+    {"NAME": "accounts.password_validation.RepeatedCharacterValidator", "OPTIONS": {"max_repeat": 2}},
+    {"NAME": "accounts.password_validation.CommonWordValidator"},
+    {"NAME": "accounts.password_validation.PasswordHistoryValidator", "OPTIONS": {"history": 5}},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("IDM_SESSION_AGE", 8 * 3600)
+CSRF_COOKIE_HTTPONLY = True
+_secure = _base.scheme == "https"
+SESSION_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
+CSRF_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
+SECURE_SSL_REDIRECT = env_bool("IDM_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("IDM_BEHIND_PROXY") else None
+SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("IDM_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env_str("IDM_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "media")}},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- Email (invitations, password reset) ----------------------------------------------------
+EMAIL_BACKEND = env_str("IDM_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("IDM_FROM_EMAIL", "idm@localhost")
+
+# --- Celery ---------------------------------------------------------------------------------
+# Redis when REDIS_URL is set; otherwise kombu's filesystem transport in var/, so the embedded
+# default needs no broker server.
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+else:
+    _broker = VAR_DIR / "celery"
+    for _sub in ("in", "processed", "results"):
+        (_broker / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "in"),
+        "data_folder_out": str(_broker / "in"),
+        "processed_folder": str(_broker / "processed"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{_broker / 'results'}"
+CELERY_TASK_ALWAYS_EAGER = env_bool("IDM_CELERY_EAGER", False)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Logging: never log secrets (passwords, tokens, SAML messages are not logged) ------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": env_str("IDM_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "saml2": {"level": "WARNING"}, "xmlschema": {"level": "WARNING"}},
+}
+
+# --- idm --------------------------------------------------------------------------------------
+# Application settings with defaults live in accounts/app_settings.py (IDM_* names).
+IDM_BULK_BATCH_SIZE = env_int("IDM_BULK_BATCH_SIZE", 2000)
+
+# --- SCIM (django-scim2); completed by provisioning ------------------------------------------
+SCIM_SERVICE_PROVIDER = {
+    "NETLOC": _base.netloc or "127.0.0.1:8000",
+    "AUTHENTICATION_SCHEMES": [
+        {"type": "oauthbearertoken", "name": "OAuth Bearer Token", "description": "Bearer token per provider"}
+    ],
+}
