@@ -116,10 +116,6 @@ def seed_roles() -> None:
             role.group.permissions.set([perms[p] for p in spec.perms])
 
     if not Organization.objects.exists():
-        orgs.create_root_org(name=DEFAULT_ORG_NAME)
-    root = Organization.objects.filter(parent__isnull=True).order_by("id").first()
-    if root is not None and not root.default_roles.exists() and root.inherit_default_roles:
-        # The top-level org has no parent to inherit from: give it the catalogue defaults.
-        root.inherit_default_roles = False
-        root.save(update_fields=["inherit_default_roles"])
+        root = orgs.create_root_org(name=DEFAULT_ORG_NAME)
+        # The top-level org has no parent to inherit from: it starts with the catalogue defaults.
         root.default_roles.set(Role.objects.filter(slug__in=DEFAULT_ROLE_SLUGS))

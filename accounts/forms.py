@@ -1,0 +1,263 @@
+"""Console forms: input shape and choices only.
+
+Business rules (unique usernames, email syntax, org names, cycles, role assignability, last admin)
+live in the identity service; views call it and turn its ``IdentityError`` into a form error with
+the same code (``add_identity_error``), so the console, uploads and SCIM never disagree.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from accounts.access import Access
+from accounts.exceptions import IdentityError
+from accounts.identity.types import AuthMethod, Source, UserState
+from accounts.models import Organization, Role
+
+
+def add_identity_error(form: forms.Form, exc: IdentityError, field_map: dict[str, str] | None = None) -> None:
+    """Show a service error on the form field it names (or as a form-wide error), keeping its code."""
+    field = (field_map or {}).get(exc.field or "", exc.field)
+    if field not in form.fields:
+        field = None
+    form.add_error(field, ValidationError(exc.message, code=exc.code))
+
+
+def org_choices_label(org: Organization, base_depth: int = 0) -> str:
+    """Tree-shaped label for a select option ("— — Platform")."""
+    return f"{'— ' * max(org.depth - base_depth, 0)}{org.name}"
+
+
+class OrgChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Organization) -> str:
+        return org_choices_label(obj)
+
+
+class RoleChoiceField(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj: Role) -> str:
+        return obj.name
+
+
+def scoped_orgs(access: Access, perm: str):
+    """Active orgs where ``perm`` applies, in tree order."""
+    return Organization.objects.filter(access.org_filter(perm), is_active=True).order_by("path")
+
+
+def assignable_roles(access: Access) -> list[Role]:
+    roles = Role.objects.select_related("group").prefetch_related("group__permissions").order_by("name")
+    return [r for r in roles if access.can_assign_role(r)]
+
+
+# --------------------------------------------------------------------------------------------
+# Users
+
+
+class UserFilterForm(forms.Form):
+    """The users list's search box and filters (GET)."""
+
+    q = forms.CharField(label="Search", required=False, max_length=150,
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name, username or email"}))
+    org = OrgChoiceField(label="Organization", queryset=Organization.objects.none(), required=False,
+                         empty_label="All organizations")
+    role = forms.ModelChoiceField(label="Role", queryset=Role.objects.order_by("name"), required=False,
+                                  empty_label="Any role")
+    source = forms.ChoiceField(label="Source", required=False,
+                               choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
+    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *UserState.choices])
+
+    def __init__(self, *args, access: Access, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["org"].queryset = Organization.objects.filter(access.org_filter("view_directory")).order_by("path")
+
+
+class UserCreateForm(forms.Form):
+    org = OrgChoiceField(label="Organization", queryset=Organization.objects.none(), empty_label=None)
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only. Unique, ignoring case.")
+    # A CharField, not EmailField: the service validates emails so every front door uses one rule.
+    email = forms.CharField(label="Email", max_length=254, required=False,
+                            widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    password = forms.CharField(
+        label="Password", required=False, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Optional. Without a password the user is invited and sets one on first sign-in.",
+    )
+    roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False,
+                            help_text="Leave empty to give the organization's default roles.")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, access: Access, initial_org: Organization | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["org"].queryset = scoped_orgs(access, "manage_users")
+        self.fields["roles"].queryset = Role.objects.filter(pk__in=[r.pk for r in assignable_roles(access)])
+        if initial_org is not None:
+            self.fields["org"].initial = initial_org.pk
+
+
+class UserEditForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.CharField(label="Email", max_length=254, required=False, widget=forms.EmailInput())
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+    def __init__(self, *args, can_rename: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not can_rename:
+            # Profile-only editors (User Modify) may not change usernames; the service refuses it too.
+            self.fields["username"].disabled = True
+            self.fields["username"].help_text = "Only user managers can change usernames."
+
+    def changed_values(self) -> dict:
+        """Only the fields that changed: untouched fields must not reach the service (provider-owned users)."""
+        return {name: self.cleaned_data[name] for name in self.changed_data if name in self.cleaned_data}
+
+
+class UserMoveForm(forms.Form):
+    org = OrgChoiceField(label="New organization", queryset=Organization.objects.none(), empty_label=None)
+
+    def __init__(self, *args, access: Access, current: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["org"].queryset = scoped_orgs(access, "manage_users").exclude(pk=current.pk)
+
+
+class UserRolesForm(forms.Form):
+    """Checkbox list of roles. Roles the viewer may not assign are shown, but disabled and kept as they are."""
+
+    roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False)
+
+    def __init__(self, *args, access: Access, held: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        all_roles = list(Role.objects.select_related("group").prefetch_related("group__permissions").order_by("name"))
+        self.assignable = {r.slug for r in all_roles if access.can_assign_role(r)}
+        self.held = held
+        self.fields["roles"].queryset = Role.objects.filter(slug__in=self.assignable)
+        self.rows = [
+            {"role": r, "checked": r.slug in held, "assignable": r.slug in self.assignable} for r in all_roles
+        ]
+
+    def target_slugs(self) -> set[str]:
+        chosen = {r.slug for r in self.cleaned_data["roles"]}
+        return chosen | (self.held - self.assignable)
+
+
+# --------------------------------------------------------------------------------------------
+# Organizations
+
+
+class OrgForm(forms.Form):
+    name = forms.CharField(max_length=220, help_text="3 to 220 characters, unique among its siblings.")
+    external_ref = forms.CharField(label="External reference", max_length=200, required=False,
+                                   help_text="Serial number, cost centre, directory id…")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class OrgMoveForm(forms.Form):
+    parent = OrgChoiceField(label="New parent organization", queryset=Organization.objects.none(), empty_label=None)
+
+    def __init__(self, *args, access: Access, org: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["parent"]
+        # Validation accepts any org in scope, so a forged "under my own child" request reaches the
+        # service and gets its ``org_cycle`` error; the menu only offers legal targets.
+        field.queryset = scoped_orgs(access, "manage_orgs")
+        field.widget.choices = [
+            (o.pk, org_choices_label(o)) for o in field.queryset
+            if not o.path.startswith(org.path) and o.pk != org.parent_id
+        ]
+
+
+INHERIT = "inherit"
+
+
+class OrgSettingsForm(forms.Form):
+    """Inheritable settings: each has an "inherit from parent" toggle (not on the top-level org)."""
+
+    auth_inherit = forms.BooleanField(label="Inherit authentication from parent", required=False)
+    auth_method = forms.ChoiceField(label="Authentication method", choices=AuthMethod.choices, required=False,
+                                    widget=forms.RadioSelect)
+    auth_provider = forms.ModelChoiceField(label="Identity provider", queryset=None, required=False,
+                                           empty_label="Choose a provider")
+    tfa_inherit = forms.BooleanField(label="Inherit two-factor setting from parent", required=False)
+    two_factor_required = forms.BooleanField(label="Require two-factor authentication", required=False)
+    roles_inherit = forms.BooleanField(label="Inherit default roles from parent", required=False)
+    default_roles = RoleChoiceField(label="Default roles", queryset=Role.objects.order_by("name"), required=False)
+
+    def __init__(self, *args, org: Organization, **kwargs):
+        from sso.models import IdentityProvider
+
+        self.org = org
+        self.is_root = org.parent_id is None
+        initial = {
+            "auth_inherit": org.auth_method is None,
+            "auth_method": org.auth_method or AuthMethod.LOCAL,
+            "auth_provider": org.auth_provider_id,
+            "tfa_inherit": org.two_factor_required is None,
+            "two_factor_required": bool(org.two_factor_required),
+            "roles_inherit": org.inherit_default_roles,
+            "default_roles": list(org.default_roles.values_list("pk", flat=True)),
+        }
+        super().__init__(*args, initial=initial, **kwargs)
+        self.fields["auth_provider"].queryset = IdentityProvider.objects.filter(enabled=True).order_by("name")
+        if self.is_root:
+            for name in ("auth_inherit", "tfa_inherit", "roles_inherit"):
+                del self.fields[name]
+
+    def _inherit(self, name: str) -> bool:
+        return not self.is_root and bool(self.cleaned_data.get(name))
+
+    def clean(self):
+        data = super().clean()
+        if not self._inherit("auth_inherit"):
+            method = data.get("auth_method") or AuthMethod.LOCAL
+            data["auth_method"] = method
+            if method == AuthMethod.SSO and not data.get("auth_provider"):
+                self.add_error("auth_provider", ValidationError(
+                    "Choose the identity provider for single sign-on.", code="sso_provider_required"))
+        return data
+
+    def service_kwargs(self) -> dict:
+        """Arguments for ``orgs.org_update_settings``; ``None`` means "inherit"."""
+        d = self.cleaned_data
+        out: dict = {}
+        if self._inherit("auth_inherit"):
+            out["auth_method"] = None
+            out["auth_provider"] = None
+        else:
+            out["auth_method"] = d["auth_method"]
+            out["auth_provider"] = d.get("auth_provider") if d["auth_method"] == AuthMethod.SSO else None
+        out["two_factor_required"] = None if self._inherit("tfa_inherit") else bool(d.get("two_factor_required"))
+        if self.is_root or not self._inherit("roles_inherit"):
+            out["inherit_default_roles"] = False
+            out["default_roles"] = set(d.get("default_roles") or [])
+        else:
+            out["inherit_default_roles"] = True
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Audit log
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=64,
+                             help_text="Prefix, e.g. user. or user.blocked")
+    target = forms.CharField(required=False, max_length=150)
+    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", ValidationError("The end date is before the start date.", code="date_range"))
+        return data
+
+    def filters(self) -> dict:
+        if not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v}
