@@ -6,9 +6,9 @@ import logging
 import re
 
 _PATTERNS = [
+    (re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)(password|passwd|secret|token|authorization|SAMLResponse|csrfmiddlewaretoken)"
                 r"(['\"]?\s*[:=]\s*['\"]?)([^\s'\",&]+)"), r"\1\2[redacted]"),
-    (re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
 ]
 
 

@@ -46,7 +46,9 @@ class Organization(models.Model):
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
     # Inheritable settings: None means "inherit from parent" (the root falls back to defaults).
-    auth_method = models.CharField(max_length=10, choices=AuthMethod.choices, null=True, blank=True)
+    auth_method = models.CharField(  # noqa: DJ001 - NULL means "inherit", distinct from any method
+        max_length=10, choices=AuthMethod.choices, null=True, blank=True
+    )
     auth_provider = models.ForeignKey(
         "sso.IdentityProvider", null=True, blank=True, related_name="organizations", on_delete=models.PROTECT
     )
@@ -209,6 +211,9 @@ class PasswordHistory(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"password of {self.user_id} set {self.created_at:%Y-%m-%d}"
+
 
 class AppendOnlyQuerySet(models.QuerySet):
     """Refuses bulk updates and deletes: audit events are never changed after the fact."""
@@ -268,3 +273,4 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
+from accounts.bulk_upload.models import *  # noqa: E402,F401,F403

@@ -52,7 +52,7 @@ class RepeatedCharacterValidator:
         self.max_repeat = max_repeat
 
     def validate(self, password: str, user=None) -> None:
-        if re.search(r"(.)\1{%d,}" % self.max_repeat, password.lower()):
+        if re.search(rf"(.)\1{{{self.max_repeat},}}", password.lower()):
             raise ValidationError(
                 "The password cannot repeat a character %(n)d or more times in a row.",
                 code="password_repeated", params={"n": self.max_repeat + 1},

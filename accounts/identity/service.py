@@ -384,7 +384,6 @@ def _scope_check(batch: _Batch, perm: str, org_id: int, what: str) -> None:
 
 
 def _plan_change(change: IdentityChange, batch: _Batch) -> _Plan:
-    actor = batch.actor
     current = _match(change, batch)
     touched = _touched(change)
     if current is None:
