@@ -85,6 +85,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # A file, not memory, for the test database: Celery worker processes started by tests
+    # (and the live server) must see the same data. IDM_TEST_SQLITE lets parallel runs differ.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("IDM_TEST_SQLITE", str(VAR_DIR / "test.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (Redis when configured; shared across workers, e.g. for SAML replay protection) -----

@@ -4,6 +4,8 @@
 #   bash scripts/test.sh                         # everything (what CI runs, via .ci/run)
 #   bash scripts/test.sh -k scim -x              # extra arguments go to pytest
 #   IDM_TEST_DBS=sqlite bash scripts/test.sh     # choose databases: "sqlite", "postgres" or both
+#   IDM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/idm_mine bash scripts/test.sh
+#                                                # another database name (pytest-django adds test_)
 #
 # Needs PostgreSQL and Redis on 127.0.0.1 (started here when they are not running). Every step
 # runs even when an earlier one failed; the exit status is non-zero if any failed, and pytest's
