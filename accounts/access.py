@@ -95,7 +95,8 @@ class Access:
         role_perms = {p.codename for p in role.group.permissions.all()}
         if not role_perms <= set(self.grants):
             return False
-        # An org-scoped admin may not hand out roles that act across all orgs.
-        if not self.is_global("assign_roles") and role.scope == "global" and role.is_admin_role:
+        # A global role acts in every org: only someone who holds all of its permissions
+        # everywhere may hand it out (an Org Admin must not create a cross-org Help Desk).
+        if role.scope == "global" and not all(self.is_global(p) for p in role_perms):
             return False
         return True

@@ -8,6 +8,7 @@ the same code (``add_identity_error``), so the console, uploads and SCIM never d
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from accounts.access import Access
@@ -63,7 +64,7 @@ class UserFilterForm(forms.Form):
     org = OrgChoiceField(label="Organization", queryset=Organization.objects.none(), required=False,
                          empty_label="All organizations")
     role = forms.ModelChoiceField(label="Role", queryset=Role.objects.order_by("name"), required=False,
-                                  empty_label="Any role")
+                                  empty_label="Any role", to_field_name="slug")
     source = forms.ChoiceField(label="Source", required=False,
                                choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
     state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *UserState.choices])
@@ -136,9 +137,14 @@ class UserRolesForm(forms.Form):
         self.assignable = {r.slug for r in all_roles if access.can_assign_role(r)}
         self.held = held
         self.fields["roles"].queryset = Role.objects.filter(slug__in=self.assignable)
-        self.rows = [
-            {"role": r, "checked": r.slug in held, "assignable": r.slug in self.assignable} for r in all_roles
-        ]
+        posted = set(self.data.getlist("roles")) if self.is_bound and hasattr(self.data, "getlist") else None
+
+        def checked(role: Role) -> bool:
+            if posted is None or role.slug not in self.assignable:
+                return role.slug in held
+            return str(role.pk) in posted
+
+        self.rows = [{"role": r, "checked": checked(r), "assignable": r.slug in self.assignable} for r in all_roles]
 
     def target_slugs(self) -> set[str]:
         chosen = {r.slug for r in self.cleaned_data["roles"]}
@@ -244,10 +250,12 @@ class OrgSettingsForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=150)
+    actor = forms.CharField(required=False, max_length=150,
+                            widget=forms.TextInput(attrs={"placeholder": "Username or job"}))
     action = forms.CharField(required=False, max_length=64,
-                             help_text="Prefix, e.g. user. or user.blocked")
-    target = forms.CharField(required=False, max_length=150)
+                             widget=forms.TextInput(attrs={"placeholder": "Prefix, e.g. user.blocked"}))
+    target = forms.CharField(required=False, max_length=150,
+                             widget=forms.TextInput(attrs={"placeholder": "User or organization"}))
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -261,3 +269,17 @@ class AuditFilterForm(forms.Form):
         if not self.is_valid():
             return {}
         return {k: v for k, v in self.cleaned_data.items() if v}
+
+
+class ConsoleAuthenticationForm(AuthenticationForm):
+    """Password sign-in that also requires the Console access permission (Desktop-only users are refused)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "no_console_access": "Your roles do not include console access. Ask an administrator.",
+    }
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if not Access(user).has("console_access"):
+            raise ValidationError(self.error_messages["no_console_access"], code="no_console_access")

@@ -8,4 +8,31 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sign-in/", views.login_view, name="login"),
+    path("sign-out/", views.logout_view, name="logout"),
+    path("account/", views.account, name="account"),
+    path("account/password/", views.password_change, name="password_change"),
+    # Users
+    path("users/", views.user_list, name="user_list"),
+    path("users/new/", views.user_create, name="user_create"),
+    path("users/bulk-state/", views.user_bulk_state, name="user_bulk_state"),
+    path("users/<int:pk>/", views.user_detail, name="user_detail"),
+    path("users/<int:pk>/edit/", views.user_edit, name="user_edit"),
+    path("users/<int:pk>/move/", views.user_move, name="user_move"),
+    path("users/<int:pk>/roles/", views.user_roles, name="user_roles"),
+    path("users/<int:pk>/<slug:action>/", views.user_state, name="user_state"),
+    # Organizations
+    path("orgs/", views.org_list, name="org_list"),
+    path("orgs/<int:pk>/", views.org_detail, name="org_detail"),
+    path("orgs/<int:pk>/new-child/", views.org_create, name="org_create"),
+    path("orgs/<int:pk>/edit/", views.org_edit, name="org_edit"),
+    path("orgs/<int:pk>/move/", views.org_move, name="org_move"),
+    path("orgs/<int:pk>/settings/", views.org_settings, name="org_settings"),
+    path("orgs/<int:pk>/<slug:action>/", views.org_action, name="org_action"),
+    # Roles
+    path("roles/", views.role_list, name="role_list"),
+    path("roles/<slug:slug>/", views.role_detail, name="role_detail"),
+    # Audit log
+    path("audit/", views.audit_list, name="audit_list"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
 ]

@@ -1,9 +1,598 @@
-"""Console views (placeholder until the console lands)."""
+"""The console: thin views over selectors (reads) and services (writes).
 
+Every page checks ``Access`` server-side (menus only hide what the checks refuse). Writes go through
+``accounts.services`` / ``accounts.identity.orgs`` with ``Actor.for_user``; an ``IdentityError``
+becomes a form error or a message with its code, never a 500.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts import selectors, services
+from accounts.access import Access
+from accounts.exceptions import IdentityError
+from accounts.forms import (
+    AuditFilterForm,
+    ConsoleAuthenticationForm,
+    OrgForm,
+    OrgMoveForm,
+    OrgSettingsForm,
+    UserCreateForm,
+    UserEditForm,
+    UserFilterForm,
+    UserMoveForm,
+    UserRolesForm,
+    add_identity_error,
+)
+from accounts.identity import orgs as org_service
+from accounts.identity.types import Actor, UserState
+from accounts.models import Organization, Role
+
+PAGE_SIZE = 50
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.for_user(request.user, request=request)
+
+
+def _access(request: HttpRequest) -> Access:
+    return Access.of(request.user)
+
+
+def requires(perm: str) -> Callable:
+    """Signed in and holding ``perm`` somewhere; finer org checks happen in the view."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapper(request, *args, **kwargs):
+            if not _access(request).has(perm):
+                raise PermissionDenied(f"missing permission {perm}")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
+    return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+def _report_error(request: HttpRequest, exc: IdentityError) -> None:
+    messages.error(request, f"{exc.message} ({exc.code})")
+
+
+# --------------------------------------------------------------------------------------------
+# Sign-in, sign-out, own account
+
+
+class ConsoleLoginView(auth_views.LoginView):
+    """Username + password sign-in. Kept on its own so SSO can replace it with a username-first flow."""
+
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+    authentication_form = ConsoleAuthenticationForm
+
+
+login_view = ConsoleLoginView.as_view()
+logout_view = auth_views.LogoutView.as_view()  # POST only (Django 5)
 
 
 @login_required
-def home(request):
-    return HttpResponse("idm")
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password: Django's form checks the old one, the service sets the new one."""
+    form = PasswordChangeForm(user=request.user, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_set_password(actor=_actor(request), user=request.user,
+                                       password=form.cleaned_data["new_password1"])
+        except IdentityError as exc:
+            add_identity_error(form, exc, {"password": "new_password1"})
+        else:
+            request.user.refresh_from_db()
+            update_session_auth_hash(request, request.user)
+            messages.success(request, "Your password has been changed.")
+            return redirect("accounts:account")
+    return render(request, "accounts/password_change.html", {"form": form})
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Dashboard for directory viewers; everyone else lands on their own account."""
+    access = _access(request)
+    if not access.has("view_directory"):
+        return account(request)
+    users = selectors.user_list(viewer=request.user)
+    by_state = dict(users.order_by().values_list("profile__state").annotate(n=Count("pk")))
+    counts = [
+        {"state": s.value, "label": s.label, "count": by_state.get(s.value, 0),
+         "url": f"{reverse('accounts:user_list')}?state={s.value}"}
+        for s in UserState
+    ]
+    org_count = Organization.objects.filter(access.org_filter("view_directory")).count()
+    recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
+    return render(request, "accounts/home.html", {
+        "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
+    })
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """"My account": profile, org and roles of the signed-in user."""
+    user = request.user
+    profile = getattr(user, "profile", None)
+    return render(request, "accounts/account.html", {
+        "profile": profile,
+        "org_path": profile.org.ancestors() + [profile.org] if profile else [],
+        "roles": selectors.user_roles(user),
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Users
+
+USER_COLUMNS = [("name", "Name"), ("username", "Username"), ("email", "Email"), ("org", "Organization"),
+                ("created", "Created")]
+
+
+def _sort_headers(current: str) -> list[dict]:
+    out = []
+    for key, label in USER_COLUMNS:
+        if current == key:
+            direction, next_sort = "ascending", f"-{key}"
+        elif current == f"-{key}":
+            direction, next_sort = "descending", key
+        else:
+            direction, next_sort = "", key
+        out.append({"key": key, "label": label, "aria": direction, "next": next_sort})
+    return out
+
+
+@requires("view_directory")
+def user_list(request: HttpRequest) -> HttpResponse:
+    access = _access(request)
+    form = UserFilterForm(request.GET or None, access=access)
+    filters = form.cleaned_data if form.is_valid() else {}
+    sort = request.GET.get("sort", "username")
+    if sort not in selectors.USER_SORTS:
+        sort = "username"
+    users = selectors.user_list(
+        viewer=request.user, q=filters.get("q", ""), org=filters.get("org"), role=filters.get("role"),
+        source=filters.get("source", ""), state=filters.get("state", ""), sort=sort,
+    )
+    page = _page(request, users)
+    return render(request, "accounts/user_list.html", {
+        "form": form, "page": page, "headers": _sort_headers(sort), "sort": sort,
+        "can_bulk": access.has("manage_users"), "can_create": access.has("manage_users"),
+    })
+
+
+@requires("manage_users")
+@require_POST
+def user_bulk_state(request: HttpRequest) -> HttpResponse:
+    """Block or unblock the selected users; each refused user is reported by name and reason."""
+    action = request.POST.get("action")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("accounts:user_list")
+    if action not in ("block", "unblock"):
+        messages.error(request, "Choose Block or Unblock.")
+        return redirect(back)
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:1000]
+    if not ids:
+        messages.error(request, "Select at least one user.")
+        return redirect(back)
+    names = dict(selectors.user_list(viewer=request.user).filter(pk__in=ids).values_list("pk", "username"))
+    missing = [i for i in ids if i not in names]
+    state = UserState.BLOCKED if action == "block" else UserState.ACTIVE
+    result = services.users_set_state(actor=_actor(request), user_ids=list(names), state=state)
+    counts = result.counts()
+    done = counts["updated"]
+    verb = "Blocked" if action == "block" else "Unblocked"
+    if done:
+        messages.success(request, f"{verb} {done} user{'s' if done != 1 else ''}.")
+    if counts["unchanged"]:
+        messages.info(request, f"{counts['unchanged']} already {'blocked' if action == 'block' else 'unblocked'}.")
+    refused = [r for r in result.results if r.status == "refused"]
+    for r in refused[:10]:
+        messages.warning(request, f"{names.get(r.ref, r.ref)}: {r.error.message} ({r.error.code})")
+    if len(refused) > 10:
+        messages.warning(request, f"…and {len(refused) - 10} more refused.")
+    if missing:
+        messages.warning(request, f"{len(missing)} selected user(s) not found.")
+    return redirect(back)
+
+
+def _visible_user(request: HttpRequest, pk: int):
+    user = selectors.user_get(viewer=request.user, user_id=pk)
+    if user is None:
+        raise Http404("No such user.")
+    return user
+
+
+def _require_on(request: HttpRequest, perm: str, org: Organization) -> None:
+    if not _access(request).can(perm, org):
+        raise PermissionDenied(f"missing permission {perm} in {org}")
+
+
+@requires("view_directory")
+def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _visible_user(request, pk)
+    access = _access(request)
+    org = user.profile.org
+    is_self = user.pk == request.user.pk
+    events = selectors.audit_event_list(target_type="user", target_id=user.pk)
+    return render(request, "accounts/user_detail.html", {
+        "subject": user, "profile": user.profile, "org_path": org.ancestors() + [org],
+        "roles": selectors.user_roles(user),
+        "links": user.external_identities.order_by("source", "provider"),
+        "events": events[:25] if access.has("view_audit_log") else None,
+        "events_more": access.has("view_audit_log") and events[25:26].exists(),
+        "can_manage": access.can("manage_users", org) and not is_self,
+        "can_edit": access.can("manage_users", org) or access.can("modify_user_profile", org),
+        "can_roles": access.can("assign_roles", org) and not is_self,
+        "is_self": is_self,
+    })
+
+
+@requires("manage_users")
+def user_create(request: HttpRequest) -> HttpResponse:
+    access = _access(request)
+    initial_org = None
+    if request.GET.get("org", "").isdigit():
+        initial_org = Organization.objects.filter(pk=request.GET["org"]).first()
+    form = UserCreateForm(request.POST or None, access=access, initial_org=initial_org)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            result = services.user_create(
+                actor=_actor(request), username=d["username"], org_id=d["org"].pk, email=d["email"],
+                first_name=d["first_name"], last_name=d["last_name"], password=d["password"] or None,
+                roles=[r.slug for r in d["roles"]], notes=d["notes"],
+            )
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            state = result.user.profile.state
+            note = " They are invited and set a password on first sign-in." if state == UserState.INVITED else ""
+            messages.success(request, f"Created {result.user.username}.{note}")
+            return redirect("accounts:user_detail", pk=result.user.pk)
+    return render(request, "accounts/user_form.html", {"form": form, "title": "Create user"})
+
+
+@requires("view_directory")
+def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _visible_user(request, pk)
+    access = _access(request)
+    org = user.profile.org
+    can_manage = access.can("manage_users", org)
+    if not (can_manage or access.can("modify_user_profile", org)):
+        raise PermissionDenied("may not edit this user")
+    initial = {"username": user.username, "email": user.email, "first_name": user.first_name,
+               "last_name": user.last_name, "notes": user.profile.notes}
+    form = UserEditForm(request.POST or None, initial=initial, can_rename=can_manage)
+    if request.method == "POST" and form.is_valid():
+        changes = form.changed_values()
+        try:
+            if changes:
+                services.user_update(actor=_actor(request), user=user, **changes)
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            messages.success(request, "Saved." if changes else "Nothing to change.")
+            return redirect("accounts:user_detail", pk=user.pk)
+    return render(request, "accounts/user_form.html", {"form": form, "subject": user,
+                                                        "title": f"Edit {user.username}"})
+
+
+STATE_ACTIONS = {
+    "block": (services.user_block, "Block", "Blocked {}. They are signed out and cannot sign in."),
+    "unblock": (services.user_unblock, "Unblock", "Unblocked {}."),
+    "deactivate": (services.user_deactivate, "Deactivate", "Deactivated {}."),
+    "reactivate": (services.user_reactivate, "Reactivate", "Reactivated {}."),
+}
+
+
+@requires("manage_users")
+def user_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Block / unblock / deactivate / reactivate: GET asks for confirmation, POST does it."""
+    if action not in STATE_ACTIONS:
+        raise Http404
+    user = _visible_user(request, pk)
+    _require_on(request, "manage_users", user.profile.org)
+    func, label, done = STATE_ACTIONS[action]
+    if request.method == "POST":
+        try:
+            result = func(actor=_actor(request), user=user)
+        except IdentityError as exc:
+            _report_error(request, exc)
+        else:
+            if result.status == "unchanged":
+                messages.info(request, f"{user.username} was already in that state.")
+            else:
+                messages.success(request, done.format(user.username))
+        return redirect("accounts:user_detail", pk=user.pk)
+    return render(request, "accounts/user_confirm.html", {"subject": user, "action": action, "label": label})
+
+
+@requires("manage_users")
+def user_move(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _visible_user(request, pk)
+    _require_on(request, "manage_users", user.profile.org)
+    form = UserMoveForm(request.POST or None, access=_access(request), current=user.profile.org)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_move(actor=_actor(request), user=user, org_id=form.cleaned_data["org"].pk)
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            messages.success(request, f"Moved {user.username} to {form.cleaned_data['org'].name}.")
+            return redirect("accounts:user_detail", pk=user.pk)
+    return render(request, "accounts/user_move.html", {"form": form, "subject": user})
+
+
+@requires("assign_roles")
+def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _visible_user(request, pk)
+    _require_on(request, "assign_roles", user.profile.org)
+    held = {r.slug for r in selectors.user_roles(user)}
+    form = UserRolesForm(request.POST or None, access=_access(request), held=held)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.user_set_roles(actor=_actor(request), user=user, roles=form.target_slugs())
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            for warning in result.warnings:
+                messages.info(request, warning[:1].upper() + warning[1:] + ".")
+            messages.success(request, "Roles saved." if result.status != "unchanged" else "Roles unchanged.")
+            return redirect("accounts:user_detail", pk=user.pk)
+    return render(request, "accounts/user_roles.html", {"form": form, "subject": user})
+
+
+# --------------------------------------------------------------------------------------------
+# Organizations
+
+
+def _org_for(request: HttpRequest, pk: int, perm: str) -> Organization:
+    """An org the viewer can see (404 otherwise) and may use ``perm`` on (403 otherwise)."""
+    access = _access(request)
+    org = Organization.objects.filter(access.org_filter("view_directory"), pk=pk).first()
+    if org is None:
+        raise Http404("No such organization.")
+    _require_on(request, perm, org)
+    return org
+
+
+@requires("view_directory")
+def org_list(request: HttpRequest) -> HttpResponse:
+    access = _access(request)
+    show = request.GET.get("show", "active")
+    tree = selectors.org_tree(viewer=request.user)
+    if show == "active":
+        tree = [o for o in tree if o.is_active]
+    elif show == "deactivated":
+        tree = [o for o in tree if not o.is_active]
+    base = min((o.depth for o in tree), default=0)
+    for org in tree:
+        org.can_manage = access.can("manage_orgs", org)
+    return render(request, "accounts/org_list.html", {"tree": tree, "base_depth": base, "show": show})
+
+
+@requires("view_directory")
+def org_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    org = _org_for(request, pk, "view_directory")
+    access = _access(request)
+    eff = org_service.effective_settings(org)
+    return render(request, "accounts/org_detail.html", {
+        "org": org, "org_path": org.ancestors(), "eff": eff,
+        "children": org.children.order_by("name"),
+        "user_count": org.profiles.count(),
+        "can_manage": access.can("manage_orgs", org),
+        "can_add_users": access.can("manage_users", org) and org.is_active,
+        "events": selectors.audit_event_list(target_type="org", target_id=org.pk)[:15]
+        if access.has("view_audit_log") else None,
+    })
+
+
+@requires("manage_orgs")
+def org_create(request: HttpRequest, pk: int) -> HttpResponse:
+    parent = _org_for(request, pk, "manage_orgs")
+    form = OrgForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            org = org_service.org_create(actor=_actor(request), parent=parent, **form.cleaned_data)
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            messages.success(request, f"Created {org.name}.")
+            return redirect("accounts:org_detail", pk=org.pk)
+    return render(request, "accounts/org_form.html", {"form": form, "parent": parent,
+                                                       "title": f"New sub-organization of {parent.name}"})
+
+
+@requires("manage_orgs")
+def org_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    org = _org_for(request, pk, "manage_orgs")
+    form = OrgForm(request.POST or None, initial={"name": org.name, "external_ref": org.external_ref,
+                                                  "notes": org.notes})
+    if request.method == "POST" and form.is_valid():
+        try:
+            org_service.org_update(actor=_actor(request), org=org, **form.cleaned_data)
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("accounts:org_detail", pk=org.pk)
+    return render(request, "accounts/org_form.html", {"form": form, "org": org, "title": f"Edit {org.name}"})
+
+
+@requires("manage_orgs")
+def org_move(request: HttpRequest, pk: int) -> HttpResponse:
+    org = _org_for(request, pk, "manage_orgs")
+    if org.parent_id is None:
+        messages.error(request, "The top-level organization cannot be moved. (org_root_move)")
+        return redirect("accounts:org_detail", pk=org.pk)
+    form = OrgMoveForm(request.POST or None, access=_access(request), org=org)
+    if request.method == "POST" and form.is_valid():
+        try:
+            org_service.org_move(actor=_actor(request), org=org, new_parent=form.cleaned_data["parent"])
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            messages.success(request, f"Moved {org.name} under {form.cleaned_data['parent'].name}.")
+            return redirect("accounts:org_detail", pk=org.pk)
+    return render(request, "accounts/org_move.html", {"form": form, "org": org})
+
+
+ORG_ACTIONS = {
+    "deactivate": ("Deactivate", "Deactivated {}."),
+    "reactivate": ("Reactivate", "Reactivated {}."),
+    "delete": ("Delete", "Deleted {}."),
+}
+
+
+@requires("manage_orgs")
+def org_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Deactivate / reactivate / delete an org: GET asks for confirmation, POST does it."""
+    if action not in ORG_ACTIONS:
+        raise Http404
+    org = _org_for(request, pk, "manage_orgs")
+    label, done = ORG_ACTIONS[action]
+    if request.method == "POST":
+        parent_id = org.parent_id
+        try:
+            if action == "delete":
+                org_service.org_delete(actor=_actor(request), org=org)
+            else:
+                org_service.org_set_active(actor=_actor(request), org=org, active=action == "reactivate")
+        except IdentityError as exc:
+            _report_error(request, exc)
+            return redirect("accounts:org_detail", pk=org.pk)
+        messages.success(request, done.format(org.name))
+        if action == "delete":
+            return redirect("accounts:org_detail", pk=parent_id) if parent_id else redirect("accounts:org_list")
+        return redirect("accounts:org_detail", pk=org.pk)
+    return render(request, "accounts/org_confirm.html", {"org": org, "action": action, "label": label})
+
+
+@requires("manage_orgs")
+def org_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    org = _org_for(request, pk, "manage_orgs")
+    form = OrgSettingsForm(request.POST or None, org=org)
+    if request.method == "POST" and form.is_valid():
+        try:
+            changed = org_service.org_update_settings(actor=_actor(request), org=org, **form.service_kwargs())
+        except IdentityError as exc:
+            add_identity_error(form, exc, {"inherit_default_roles": "roles_inherit"})
+        else:
+            messages.success(request, "Settings saved." if changed else "Nothing to change.")
+            return redirect("accounts:org_settings", pk=org.pk)
+    org.refresh_from_db()
+    eff = org_service.effective_settings(org)
+    parent_eff = org_service.effective_settings(org.parent) if org.parent_id else None
+    return render(request, "accounts/org_settings.html", {
+        "form": form, "org": org, "eff": eff, "parent_eff": parent_eff,
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Roles
+
+
+@requires("view_directory")
+def role_list(request: HttpRequest) -> HttpResponse:
+    access = _access(request)
+    roles = list(selectors.role_list())
+    if not access.is_global("view_directory"):
+        # Org-scoped viewers see holder counts of their own subtree only.
+        scoped = dict(selectors.user_list(viewer=request.user).order_by().values_list("groups")
+                      .annotate(n=Count("pk")))
+        for role in roles:
+            role.holder_count = scoped.get(role.group_id, 0)
+    for role in roles:
+        role.perm_labels = sorted(p.name.removeprefix("Can ") for p in role.group.permissions.all())
+    return render(request, "accounts/role_list.html", {"roles": roles})
+
+
+@requires("view_directory")
+def role_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    role = get_object_or_404(Role.objects.select_related("group"), slug=slug)
+    holders = selectors.user_list(viewer=request.user, role=role)
+    perms = sorted(p.name.removeprefix("Can ") for p in role.group.permissions.all())
+    return render(request, "accounts/role_detail.html", {"role": role, "page": _page(request, holders),
+                                                          "perm_labels": perms})
+
+
+# --------------------------------------------------------------------------------------------
+# Audit log
+
+
+@requires("view_audit_log")
+def audit_list(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    events = selectors.audit_event_list(**form.filters())
+    return render(request, "accounts/audit_list.html", {"form": form, "page": _page(request, events)})
+
+
+CSV_COLUMNS = ["time", "actor", "actor_type", "action", "target_type", "target_id", "target", "field",
+               "old_value", "new_value", "source", "request_id", "job_id", "ip_address", "message"]
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """Text for a CSV cell; a leading = + - @ (or tab/CR) is quoted so spreadsheets don't run it."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    if value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _audit_rows(events) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for e in events.iterator(chunk_size=2000):
+        yield writer.writerow([csv_safe(v) for v in (
+            e.created_at.isoformat(), e.actor_label, e.actor_type, e.action, e.target_type, e.target_id,
+            e.target_label, e.field, e.old_value, e.new_value, e.source, e.request_id, e.job_id,
+            e.ip_address, e.message,
+        )])
+
+
+@requires("view_audit_log")
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered audit log as CSV, streamed row by row (no full load into memory)."""
+    form = AuditFilterForm(request.GET or None)
+    events = selectors.audit_event_list(**form.filters())
+    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.csv"'
+    return response

@@ -172,7 +172,7 @@ if REDIS_URL:
     CELERY_RESULT_BACKEND = REDIS_URL
 else:
     _broker = VAR_DIR / "celery"
-    for _sub in ("in", "processed", "results"):
+    for _sub in ("in", "processed", "results", "control"):
         (_broker / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -180,6 +180,7 @@ else:
         "data_folder_out": str(_broker / "in"),
         "processed_folder": str(_broker / "processed"),
         "store_processed": False,
+        "control_folder": str(_broker / "control"),  # default is ./control in the working directory
     }
     CELERY_RESULT_BACKEND = f"file://{_broker / 'results'}"
 CELERY_TASK_ALWAYS_EAGER = env_bool("IDM_CELERY_EAGER", False)
@@ -213,3 +214,40 @@ SCIM_SERVICE_PROVIDER = {
         {"type": "oauthbearertoken", "name": "OAuth Bearer Token", "description": "Bearer token per provider"}
     ],
 }
+
+# --- SSO (sso app) ----------------------------------------------------------------------------
+# SAML 2.0 sign-in through djangosaml2, configured per request from the database (docs/sso.md).
+# Password sign-in refuses users of SSO orgs (break-glass users excepted): IdmModelBackend replaces
+# ConsoleModelBackend (same behaviour otherwise).
+AUTHENTICATION_BACKENDS = [
+    "sso.backends.IdmModelBackend" if b == "accounts.backends.ConsoleModelBackend" else b
+    for b in AUTHENTICATION_BACKENDS
+]
+AUTHENTICATION_BACKENDS += ["sso.backends.IdmSaml2Backend"]
+SAML_CONFIG_LOADER = "sso.config.config_loader"
+SAML_CREATE_UNKNOWN_USER = False  # JIT creation is per provider, through the identity service
+SAML_ATTRIBUTE_MAPPING: dict = {}  # per provider (sso.attributes); djangosaml2 never writes user fields
+SAML_USE_NAME_ID_AS_USERNAME = True
+SAML_IGNORE_LOGOUT_ERRORS = True  # a failed SLO round trip still ends the local session
+SAML_LOGOUT_REQUEST_PREFERRED_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_CSP_HANDLER = ""  # no django-csp; the POST-binding page sets no CSP of its own
+SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_SESSION_COOKIE_NAME = "idm_saml"  # unused: our views use the ordinary session (sso/views.py)
+SAML_ALLOWED_HOSTS: list[str] = []  # only local paths after sign-in/out (sso.views.safe_next)
+IDM_SSO_METADATA_REFRESH_HOURS = env_int("IDM_SSO_METADATA_REFRESH_HOURS", 6)
+IDM_SSO_SP_KEY_FILE = env_str("IDM_SSO_SP_KEY_FILE")
+IDM_SSO_SP_CERT_FILE = env_str("IDM_SSO_SP_CERT_FILE")
+IDM_SSO_XMLSEC_BINARY = env_str("IDM_SSO_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+CELERY_BEAT_SCHEDULE["sso-metadata-refresh"] = {
+    "task": "sso.tasks.refresh_all_metadata",
+    "schedule": IDM_SSO_METADATA_REFRESH_HOURS * 3600,
+}
+# SAML replay and request state gets its own cache: the default DatabaseCache culls a third of its
+# rows beyond MAX_ENTRIES (300), which would forget assertion ids and let a response be replayed.
+# Redis: run it with an eviction policy that never drops keys early (noeviction or volatile-ttl).
+CACHES["sso"] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "sso"}
+    if REDIS_URL else
+    {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "idm_sso_cache",
+     "OPTIONS": {"MAX_ENTRIES": 10_000_000, "CULL_FREQUENCY": 0}}
+)

@@ -5,5 +5,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("django-admin/", admin.site.urls),
+    path("sso/", include("sso.urls")),
+    path("users/upload/", include("accounts.bulk_upload.urls")),
     path("", include("accounts.urls")),
 ]

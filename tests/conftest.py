@@ -11,7 +11,7 @@ from accounts.identity.types import Actor, IdentityChange, Mode
 from accounts.models import Organization
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
 
-pytest_plugins = ["tests.celery_helpers"]
+pytest_plugins = ["tests.celery_helpers", "tests.accounts.console_support"]
 
 TEST_PASSWORD = "Correct-Horse-42"
 _counter = itertools.count(1)

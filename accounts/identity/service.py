@@ -18,7 +18,9 @@ half-applied.
 
 from __future__ import annotations
 
+import copy
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import password_validation
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, make_password
 from django.contrib.auth.models import BaseUserManager, Group, User
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
@@ -138,8 +140,10 @@ class _Current:
 class _Batch:
     """Everything a batch needs, loaded in bulk, plus the in-batch claims that keep rows consistent."""
 
-    def __init__(self, changes: Sequence[IdentityChange], actor: Actor, orgs: OrgIndex, roles: _RoleIndex):
+    def __init__(self, changes: Sequence[IdentityChange], actor: Actor, orgs: OrgIndex, roles: _RoleIndex,
+                 dry_run: bool = False):
         self.actor = actor
+        self.dry_run = dry_run
         self.orgs = orgs
         self.roles = roles
         self.now = timezone.now()
@@ -314,6 +318,11 @@ def _validate_name(value: Any, field_name: str) -> str:
     return value
 
 
+def _unusable_password() -> str:
+    """Same as ``make_password(None)`` but ~20x faster (one token instead of 40 ``secrets.choice`` calls)."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
+
+
 def _check_password(raw: str, user: User) -> str:
     try:
         password_validation.validate_password(raw, user)
@@ -453,7 +462,9 @@ def _state_fields(state: str, user: User, profile: UserProfile, now) -> None:
 
 
 def _event(batch: _Batch, action: str, user: User, field_name: str = "", old: Any = None, new: Any = None,
-           message: str = "") -> AuditEvent:
+           message: str = "") -> AuditEvent | None:
+    if batch.dry_run:
+        return None  # previews build no audit objects (they dominate the cost of a 100k-row dry run)
     return build_event(actor=batch.actor, action=action, target_type="user", target_id="",
                        target_label=user.username, field=field_name, old=old, new=new, message=message)
 
@@ -482,7 +493,7 @@ def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _P
     elif change.password is not UNSET and change.password:
         user.password = _check_password(change.password, user)
     else:
-        user.password = make_password(None)
+        user.password = _unusable_password()
     has_password = user.has_usable_password()
 
     source = actor.source if actor.source in (*PROVIDER_SOURCES, Source.SAML) else Source.LOCAL
@@ -546,10 +557,12 @@ def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _P
 
 def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touched: set[str]) -> _Plan:
     actor = batch.actor
-    user, profile = current.user, current.profile
-    if profile is None:
-        raise ValidationFailed("no_profile", f"{user.username} has no directory profile; run the repair command.")
-    _check_source_may_change(current, change, actor, touched)
+    if current.profile is None:
+        raise ValidationFailed("no_profile", f"{current.user.username} has no directory profile.")
+    # Plan on copies: a change refused half-way must leave the batch's view of the user untouched.
+    user, profile = copy.copy(current.user), copy.copy(current.profile)
+    if actor.source in PROVIDER_SOURCES or actor.source == Source.SAML:
+        _check_source_may_change(current, change, actor, touched)
     plan = _Plan(change=change, status="updated", user=user, profile=profile)
     is_self = actor.user is not None and actor.user.pk == user.pk
 
@@ -591,7 +604,7 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
 
     if change.password_hash is not UNSET or change.password is not UNSET:
         new_hash = change.password_hash if change.password_hash is not UNSET else (
-            _check_password(change.password, user) if change.password else make_password(None)
+            _check_password(change.password, user) if change.password else _unusable_password()
         )
         user.password = new_hash
         plan.user_fields.add("password")
@@ -708,6 +721,17 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
 
     if not plan.changed:
         plan.status = "unchanged"
+        return plan
+    if actor.source not in PROVIDER_SOURCES and actor.source != Source.SAML:
+        # Console and uploads: judged on what really changes, so re-uploading an export that
+        # includes provider-owned users leaves them "unchanged" instead of refusing them.
+        _check_source_may_change(current, change, actor, set(plan.changed))
+    current.user, current.profile = user, profile
+    current.role_slugs = (current.role_slugs | {batch.roles.by_group[g].slug for g in plan.add_groups
+                                                 if g in batch.roles.by_group}) - {
+        batch.roles.by_group[g].slug for g in plan.remove_groups if g in batch.roles.by_group}
+    current.group_ids = (current.group_ids | {g for g in plan.add_groups if g not in batch.roles.by_group}) - {
+        g for g in plan.remove_groups if g not in batch.roles.by_group}
     return plan
 
 
@@ -750,7 +774,7 @@ def _apply_batch_once(
     changes: list[IdentityChange], actor: Actor, orgs: OrgIndex, roles: _RoleIndex, dry_run: bool
 ) -> list[ChangeResult]:
     with transaction.atomic():
-        batch = _Batch(changes, actor, orgs, roles)
+        batch = _Batch(changes, actor, orgs, roles, dry_run)
         if batch.active_admins and not dry_run:
             # Serialise admin-removing writers so two sessions can't each remove "another" admin.
             list(User.objects.select_for_update().filter(pk__in=batch.active_admins).values_list("pk"))

@@ -47,3 +47,17 @@ def state_badge(state):
 
     label = UserState(state).label if state in UserState.values else state
     return format_html('<span class="badge badge-{}">{}</span>', state, label)
+
+
+@register.filter
+def audit_value(value):
+    """A readable rendering of an audit old/new value (dicts as "key: value" pairs, lists joined)."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {audit_value(v)}" for k, v in value.items() if v not in (None, "", [], {}))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(audit_value(v)) for v in value) or "—"
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return value

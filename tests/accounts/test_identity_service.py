@@ -483,3 +483,36 @@ def test_audit_events_are_append_only(admin_user):
         AuditEvent.objects.all().update(action="x")
     with pytest.raises(PermissionError):
         AuditEvent.objects.all().delete()
+
+
+def test_noop_upload_row_for_provider_user_is_unchanged_not_refused(root_org, admin_user):
+    user = apply_identity_change(actor=ldap_actor(), change=IdentityChange(
+        username="ldap2", first_name="Lee", org_id=root_org.pk)).user
+    bulk = Actor(label="admin", user=admin_user, source=Source.BULK)
+    result = apply_identity_changes(actor=bulk, changes=[IdentityChange(user_id=user.pk, first_name="Lee")])
+    assert result.results[0].status == "unchanged"
+
+
+def test_refused_change_leaves_no_trace_for_later_rows_of_the_same_user(user_factory, admin_user, system_actor):
+    target = user_factory("twice", first_name="Orig")
+    actor = Actor.for_user(admin_user)
+    result = apply_identity_changes(actor=actor, changes=[
+        # first_name is planned, then the role change is refused (self-demotion is not it; unknown role is)
+        IdentityChange(user_id=target.pk, first_name="Leaked", roles_add=frozenset({"nope"}), ref=1),
+        IdentityChange(user_id=target.pk, last_name="Second", ref=2),
+    ])
+    assert [r.status for r in result.results] == ["refused", "updated"]
+    target.refresh_from_db()
+    assert (target.first_name, target.last_name) == ("Orig", "Second")
+
+
+def test_two_rows_for_one_user_apply_in_order(user_factory, system_actor):
+    target = user_factory("seq", first_name="A")
+    result = apply_identity_changes(actor=system_actor, changes=[
+        IdentityChange(user_id=target.pk, first_name="B", ref=1),
+        IdentityChange(user_id=target.pk, first_name="B", roles_add=frozenset({"help-desk"}), ref=2),
+    ])
+    assert [r.status for r in result.results] == ["updated", "updated"]
+    assert result.results[1].changed_fields == ["roles"]
+    target.refresh_from_db()
+    assert target.first_name == "B" and "help-desk" in roles_of(target)

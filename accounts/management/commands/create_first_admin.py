@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.exceptions import IdentityError
 from accounts.identity.service import apply_identity_change
 from accounts.identity.types import Actor, IdentityChange, Mode
 from accounts.models import Organization
@@ -45,10 +46,13 @@ class Command(BaseCommand):
         root = Organization.objects.filter(parent__isnull=True).order_by("id").first()
         if root is None:
             raise CommandError("No organization exists; run migrate first.")
-        result = apply_identity_change(actor=Actor.system("setup"), change=IdentityChange(
-            username=options["username"], email=options["email"], first_name="First", last_name="Admin",
-            password=password, org_id=root.pk, roles=frozenset({CUSTOMER_CLOUD_ADMIN}), mode=Mode.CREATE,
-        ))
+        try:
+            result = apply_identity_change(actor=Actor.system("setup"), change=IdentityChange(
+                username=options["username"], email=options["email"], first_name="First", last_name="Admin",
+                password=password, org_id=root.pk, roles=frozenset({CUSTOMER_CLOUD_ADMIN}), mode=Mode.CREATE,
+            ))
+        except IdentityError as exc:
+            raise CommandError(f"{exc.message} ({exc.code})") from exc
         # Django's admin site is for superusers only; the first admin gets it for emergencies.
         User.objects.filter(pk=result.user.pk).update(is_staff=True, is_superuser=True)
         self.stdout.write(self.style.SUCCESS(

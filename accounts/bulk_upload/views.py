@@ -1,0 +1,281 @@
+"""Console pages of the bulk upload: upload -> preview -> confirm -> live progress -> report; the
+users export; the set-password page for invited users. Thin: the work is in ``apply``/``validate``."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
+from django.views.decorators.http import require_POST
+
+from accounts.access import Access
+from accounts.bulk_upload import conf
+from accounts.bulk_upload.apply import create_upload, preview_report_csv
+from accounts.bulk_upload.export import export_lines
+from accounts.bulk_upload.invitations import invite_path, invited_users
+from accounts.bulk_upload.models import BulkUpload
+from accounts.bulk_upload.parser import OPERATIONS, template_csv
+from accounts.bulk_upload.tasks import bulk_apply_upload, bulk_send_invitations, dispatch_hashing
+from accounts.exceptions import IdentityError
+from accounts.identity.types import Actor, UserState
+from accounts.models import Organization
+from accounts.services import user_set_password
+
+
+def _require(request, perm: str = "manage_users") -> Access:
+    access = Access.of(request.user)
+    if not access.has(perm):
+        raise PermissionDenied
+    return access
+
+
+def _get_upload(request, pk) -> BulkUpload:
+    access = _require(request)
+    upload = get_object_or_404(BulkUpload.objects.select_related("created_by", "default_org"), pk=pk)
+    if upload.created_by_id != request.user.pk and not access.is_global("manage_users"):
+        raise Http404
+    return upload
+
+
+class UploadForm(forms.Form):
+    """The upload dialog: file, operation, and the org new users go to when the file names none."""
+
+    file = forms.FileField(label="File (CSV or TXT, UTF-8)")
+    operation = forms.ChoiceField(choices=[(k, v["label"]) for k, v in OPERATIONS.items()], initial="upsert")
+    org = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
+                                 label="Organization for new users",
+                                 help_text="Used when a row has no org column value.")
+
+    def __init__(self, *args, access: Access, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["org"].queryset = Organization.objects.filter(access.org_filter("manage_users"), is_active=True)
+
+
+@login_required
+def upload_start(request):
+    """The upload dialog and the history of uploads."""
+    access = _require(request)
+    limit = conf.max_bytes()
+    if request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > limit + 65536:
+        # Refuse before Django spools the body to disk.
+        messages.error(request, f"The file is larger than {limit / 1048576:.0f} MB, the limit. Split it into "
+                                "smaller files.")
+        return redirect("bulk:start")
+    form = UploadForm(request.POST or None, request.FILES or None, access=access)
+    if request.method == "POST" and form.is_valid():
+        file = form.cleaned_data["file"]
+        upload, passwords = create_upload(
+            file, file_name=file.name, size=file.size, operation=form.cleaned_data["operation"],
+            default_org=form.cleaned_data["org"], user=request.user,
+        )
+        if passwords:
+            dispatch_hashing(upload, passwords)
+        del passwords
+        return redirect("bulk:detail", pk=upload.pk)
+    uploads = BulkUpload.objects.select_related("created_by")
+    if not access.is_global("manage_users"):
+        uploads = uploads.filter(created_by=request.user)
+    return render(request, "bulk/start.html", {
+        "form": form, "uploads": uploads[:20], "operations": OPERATIONS, "max_mb": limit // 1048576,
+        "max_rows": conf.max_rows(),
+    })
+
+
+@login_required
+def upload_detail(request, pk):
+    """Preview (counts, errors, diffs, confirm), live progress, or the result with its report."""
+    upload = _get_upload(request, pk)
+    preview = upload.preview or {}
+    show = conf.preview_show()
+    errors = preview.get("errors", [])
+    diffs = preview.get("diffs", [])
+    invited = invited_users(upload) if upload.status == BulkUpload.Status.DONE else User.objects.none()
+    invite_links = [(u, request.build_absolute_uri(invite_path(u))) for u in invited[:show]]
+    return render(request, "bulk/detail.html", {
+        "upload": upload, "counts": preview.get("counts", {}), "errors": errors[:show], "errors_more": max(0, len(errors) - show),
+        "diffs": diffs[:show], "diffs_more": max(0, len(diffs) - show), "delimiter_name": _delimiter_name(upload),
+        "operation_label": OPERATIONS.get(upload.operation, {}).get("label", upload.operation),
+        "invite_links": invite_links, "invited_count": invited.count() if invite_links else 0,
+        "modes": BulkUpload.ApplyMode,
+    })
+
+
+def _delimiter_name(upload: BulkUpload) -> str:
+    return {",": "comma", ";": "semicolon", "\t": "tab"}.get(upload.delimiter, upload.delimiter)
+
+
+@login_required
+@require_POST
+def upload_confirm(request, pk):
+    """Queue the apply in the background with the chosen mode."""
+    upload = _get_upload(request, pk)
+    mode = request.POST.get("mode", BulkUpload.ApplyMode.NO_ERRORS)
+    if mode not in BulkUpload.ApplyMode.values:
+        mode = BulkUpload.ApplyMode.NO_ERRORS
+    if upload.status != BulkUpload.Status.PREVIEW:
+        messages.error(request, "This upload was already applied or discarded.")
+        return redirect("bulk:detail", pk=upload.pk)
+    counts = upload.preview.get("counts", {})
+    if mode == BulkUpload.ApplyMode.NO_ERRORS and counts.get("error"):
+        messages.error(request, f"The file has {counts['error']} row(s) with errors. Fix them and upload again, "
+                                "or choose \"apply all valid rows\".")
+        return redirect("bulk:detail", pk=upload.pk)
+    with transaction.atomic():
+        updated = BulkUpload.objects.filter(pk=upload.pk, status=BulkUpload.Status.PREVIEW).update(
+            status=BulkUpload.Status.QUEUED, apply_mode=mode, started_at=timezone.now())
+        if updated:
+            transaction.on_commit(lambda: bulk_apply_upload.delay(str(upload.pk)))
+    return redirect("bulk:detail", pk=upload.pk)
+
+
+@login_required
+@require_POST
+def upload_cancel(request, pk):
+    """Discard an upload that was not applied (its stored password hashes go with it)."""
+    upload = _get_upload(request, pk)
+    if upload.status == BulkUpload.Status.PREVIEW:
+        upload.secrets.all().delete()
+        BulkUpload.objects.filter(pk=upload.pk).update(status=BulkUpload.Status.CANCELLED)
+        messages.info(request, "The upload was discarded; nothing was changed.")
+    return redirect("bulk:start")
+
+
+def progress_json(upload: BulkUpload) -> dict:
+    """Progress for the console's poller: phase, done/total, percent, rate (rows/s), seconds left."""
+    data = {
+        "status": upload.status, "status_label": upload.get_status_display(),
+        "hash_done": upload.hash_done, "hash_total": upload.hash_total,
+        "rows_done": upload.rows_done, "rows_total": upload.rows_total,
+        "finished": upload.status in (BulkUpload.Status.DONE, BulkUpload.Status.FAILED),
+        "counts": {"created": upload.created_count, "updated": upload.updated_count,
+                   "unchanged": upload.unchanged_count, "error": upload.error_count},
+        "rate": None, "eta_seconds": None, "message": upload.message,
+    }
+    if upload.status == BulkUpload.Status.HASHING or (upload.status == BulkUpload.Status.QUEUED and upload.hash_total):
+        done, total, since = upload.hash_done, upload.hash_total, upload.created_at
+        data["phase"] = "Hashing passwords"
+    else:
+        done, total, since = upload.rows_done, upload.rows_total, upload.apply_started_at
+        data["phase"] = "Applying rows"
+    if data["finished"]:
+        done = total
+    data["done"], data["total"] = done, total
+    data["percent"] = 100 if data["finished"] or not total else int(done * 100 / total)
+    if since and done and not data["finished"]:
+        elapsed = max((timezone.now() - since).total_seconds(), 0.001)
+        rate = done / elapsed
+        data["rate"] = round(rate, 1)
+        data["eta_seconds"] = int((total - done) / rate) if rate else None
+    return data
+
+
+@login_required
+def upload_status(request, pk):
+    """JSON progress (polled every second by static/idm/bulk.js)."""
+    return JsonResponse(progress_json(_get_upload(request, pk)))
+
+
+@login_required
+def upload_report(request, pk):
+    """The result report CSV (after apply), or the preview as CSV (before)."""
+    upload = _get_upload(request, pk)
+    stem = upload.file_name.rsplit(".", 1)[0] or "upload"
+    if upload.report:
+        response = FileResponse(upload.report.open("rb"), content_type="text/csv; charset=utf-8",
+                                as_attachment=True, filename=f"{stem}-result.csv")
+        return response
+    if not upload.source_file:
+        raise Http404
+    response = HttpResponse(preview_report_csv(upload), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{stem}-preview.csv"'
+    return response
+
+
+@login_required
+def upload_template(request, operation):
+    """An empty file with the operation's header line."""
+    _require(request)
+    if operation not in OPERATIONS:
+        raise Http404
+    response = HttpResponse(template_csv(operation), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="idm-users-{operation}-template.csv"'
+    return response
+
+
+@login_required
+def users_export(request):
+    """Stream the users the viewer may see in the upload format (filters: q, state, source)."""
+    _require(request, "view_directory")
+    filters = {k: request.GET[k] for k in ("q", "state", "source") if request.GET.get(k)}
+    response = StreamingHttpResponse(export_lines(viewer=request.user, **filters),
+                                     content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="idm-users-{timezone.now():%Y%m%d-%H%M}.csv"'
+    return response
+
+
+@login_required
+def invitations_csv(request, pk):
+    """Set-password links of the users the upload invited (username, email, link)."""
+    upload = _get_upload(request, pk)
+
+    def lines():
+        yield "username,email,link\r\n"
+        for user in invited_users(upload).iterator(chunk_size=2000):
+            yield f"{user.username},{user.email},{request.build_absolute_uri(invite_path(user))}\r\n"
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="invitations.csv"'
+    return response
+
+
+@login_required
+@require_POST
+def invitations_send(request, pk):
+    """Email the links in the background (Django's email backend)."""
+    upload = _get_upload(request, pk)
+    bulk_send_invitations.delay(str(upload.pk), request.build_absolute_uri("/"))
+    messages.success(request, "Invitation emails are being sent to the invited users who have an email address.")
+    return redirect("bulk:detail", pk=upload.pk)
+
+
+class SetPasswordForm(forms.Form):
+    password1 = forms.CharField(label="New password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Repeat the password", widget=forms.PasswordInput, strip=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", forms.ValidationError("The passwords differ.", code="password_mismatch"))
+        return data
+
+
+def invite(request, uidb64, token):
+    """An invited user sets their password (through the identity service, with themselves as actor)."""
+    try:
+        user = User.objects.select_related("profile").get(pk=int(force_str(urlsafe_base64_decode(uidb64))))
+    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
+        user = None
+    valid = (user is not None and default_token_generator.check_token(user, token)
+             and getattr(getattr(user, "profile", None), "state", None) == UserState.INVITED)
+    if not valid:
+        return render(request, "bulk/invite.html", {"invalid": True}, status=400)
+    form = SetPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_set_password(actor=Actor.for_user(user, request=request), user=user,
+                              password=form.cleaned_data["password1"])
+        except IdentityError as exc:
+            form.add_error("password1", forms.ValidationError(exc.message, code=exc.code))
+        else:
+            return render(request, "bulk/invite.html", {"done": True, "login_url": reverse("accounts:home")})
+    return render(request, "bulk/invite.html", {"form": form, "invite_user": user})

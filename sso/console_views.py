@@ -1,0 +1,110 @@
+"""Console pages: Identity management -> Authentication (identity providers). Needs ``manage_identity``."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import Access
+from accounts.exceptions import IdentityError
+from accounts.identity.types import Actor
+from sso import services
+from sso.config import acs_url, sp_entity_id
+from sso.forms import BreakGlassForm, ProviderForm
+from sso.metadata import expiring_certs
+from sso.models import IdentityProvider
+from sso.services import break_glass_set, metadata_refresh, provider_save
+
+
+def requires_manage_identity(view):
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not Access.of(request.user).has("manage_identity"):
+            raise PermissionDenied("missing permission manage_identity")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, request=request)
+
+
+@requires_manage_identity
+def provider_list(request):
+    providers = IdentityProvider.objects.annotate(org_count=Count("organizations"))
+    rows = [{"p": p, "expiring": expiring_certs(p.metadata_summary)} for p in providers]
+    return render(request, "sso/provider_list.html", {"rows": rows})
+
+
+@requires_manage_identity
+def provider_detail(request, pk: int):
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    return render(request, "sso/provider_detail.html", {
+        "p": provider, "orgs": provider.organizations.all(), "expiring": expiring_certs(provider.metadata_summary),
+        "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider),
+        "break_glass": provider.break_glass_users.order_by("username"),
+    })
+
+
+@requires_manage_identity
+def provider_edit(request, pk: int | None = None):
+    provider = get_object_or_404(IdentityProvider, pk=pk) if pk else None
+    form = ProviderForm(request.POST or None, request.FILES or None, instance=provider)
+    if request.method == "POST" and form.is_valid():
+        instance = form.save(commit=False)
+        url_changed = "metadata_url" in form.changed_data or (pk is None and instance.metadata_url)
+        try:
+            instance = provider_save(actor=_actor(request), provider=instance,
+                                     metadata_xml=form.cleaned_data.get("metadata_file") or None,
+                                     fetch=bool(url_changed and not form.cleaned_data.get("metadata_file")))
+        except IdentityError as exc:
+            form.add_error(None, f"{exc.message} ({exc.code})")
+        else:
+            messages.success(request, f"Saved {instance.name}.")
+            return redirect("sso:provider_detail", pk=instance.pk)
+    return render(request, "sso/provider_form.html", {"form": form, "p": provider})
+
+
+@require_POST
+@requires_manage_identity
+def provider_refresh(request, pk: int):
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    if metadata_refresh(provider=provider, actor=_actor(request)):
+        messages.success(request, "Metadata refreshed.")
+    else:
+        messages.error(request, provider.metadata_error or "This provider has no metadata URL.")
+    return redirect("sso:provider_detail", pk=pk)
+
+
+@requires_manage_identity
+def provider_delete(request, pk: int):
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    if request.method == "POST":
+        try:
+            services.provider_delete(actor=_actor(request), provider=provider)
+        except IdentityError as exc:
+            messages.error(request, f"{exc.message} ({exc.code})")
+            return redirect("sso:provider_detail", pk=pk)
+        messages.success(request, f"Deleted {provider.name}.")
+        return redirect("sso:provider_list")
+    return render(request, "sso/provider_delete.html", {"p": provider})
+
+
+@requires_manage_identity
+def provider_break_glass(request, pk: int):
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    initial = "\n".join(provider.break_glass_users.order_by("username").values_list("username", flat=True))
+    form = BreakGlassForm(request.POST or None, initial={"usernames": initial})
+    if request.method == "POST" and form.is_valid():
+        break_glass_set(actor=_actor(request), provider=provider, users=form.cleaned_data["usernames"])
+        messages.success(request, "Break-glass users saved.")
+        return redirect("sso:provider_detail", pk=pk)
+    return render(request, "sso/provider_break_glass.html", {"p": provider, "form": form})

@@ -1,0 +1,138 @@
+"""Sign-in rules shared by the SAML backend, the password backend and the sign-in page.
+
+* Which way a user signs in: their org's effective authentication method (inherited), unless they
+  are a break-glass user of that org's provider.
+* Who an assertion signs in: the user linked to (provider, NameID); else the active user with the
+  asserted username in an org that uses this provider, who is then linked; else (only when the
+  provider opts in) a new user created just in time. All writes go through the identity service.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+
+from accounts.exceptions import IdentityError
+from accounts.identity.orgs import effective_settings
+from accounts.identity.service import apply_identity_change
+from accounts.identity.types import Actor, AuthMethod, ExternalLink, IdentityChange, Mode, Source, UserState
+from accounts.models import ExternalIdentity, UserProfile
+from sso.attributes import SamlIdentity
+from sso.models import IdentityProvider
+
+User = get_user_model()
+
+
+class SignInRefused(PermissionDenied):
+    """SSO sign-in refused for a reason the user may see (``code`` + ``message``)."""
+
+    def __init__(self, code: str, message: str, *, username: str = "", status: int = 403):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.username = username
+        self.status = status
+
+
+def provider_actor(provider: IdentityProvider, *, request=None) -> Actor:
+    """The actor of writes and events caused by an assertion from ``provider``."""
+    return Actor(label=f"SSO: {provider.name}"[:255], type="provider", source=Source.SAML,
+                 provider=provider.provider_key, enforce_scope=False,
+                 request_id=getattr(request, "request_id", "") if request else "",
+                 ip=getattr(request, "client_ip", None) if request else None)
+
+
+def org_provider(org) -> IdentityProvider | None:
+    """The provider an org signs in with (after inheritance), or ``None`` for local sign-in."""
+    eff = effective_settings(org)
+    return eff.auth_provider if eff.auth_method == AuthMethod.SSO else None
+
+
+def _profile(user) -> UserProfile | None:
+    try:
+        return user.profile
+    except UserProfile.DoesNotExist:
+        return None
+
+
+def sso_provider_for(user) -> IdentityProvider | None:
+    """The provider ``user`` must sign in with, or ``None`` if password sign-in applies to them."""
+    profile = _profile(user)
+    if profile is None:
+        return None
+    provider = org_provider(profile.org)
+    if provider is None:
+        return None
+    if provider.break_glass_users.filter(pk=user.pk).exists():
+        return None
+    return provider
+
+
+def password_sign_in_allowed(user) -> bool:
+    """Users of SSO orgs sign in through their IdP, except the provider's break-glass users."""
+    return sso_provider_for(user) is None
+
+
+def _check_state(user, username: str) -> None:
+    profile = _profile(user)
+    state = profile.state if profile else (UserState.ACTIVE if user.is_active else UserState.DEACTIVATED)
+    if state == UserState.BLOCKED:
+        raise SignInRefused("user_blocked", "Your account is blocked. Contact your administrator.",
+                            username=username)
+    if state == UserState.DEACTIVATED or not user.is_active:
+        raise SignInRefused("user_deactivated", "Your account is deactivated. Contact your administrator.",
+                            username=username)
+
+
+def _check_uses_provider(user, provider: IdentityProvider, username: str) -> None:
+    profile = _profile(user)
+    used = org_provider(profile.org) if profile else None
+    if used is None or used.pk != provider.pk:
+        raise SignInRefused(
+            "wrong_provider",
+            f"Your organization does not sign in with {provider.name}. Use your organization's sign-in page.",
+            username=username,
+        )
+
+
+def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=None):
+    """The user an assertion from ``provider`` signs in, linking or creating through the identity service."""
+    link = ExternalLink(source=Source.SAML, provider=provider.provider_key, external_id=identity.name_id,
+                        raw={"username": identity.username})
+    linked = (ExternalIdentity.objects.select_related("user", "user__profile__org")
+              .filter(source=Source.SAML, provider=provider.provider_key, external_id=identity.name_id).first())
+    if linked is not None:
+        user = linked.user
+        _check_state(user, identity.username)
+        _check_uses_provider(user, provider, identity.username)
+        return user
+
+    user = User.objects.select_related("profile__org").filter(username__iexact=identity.username).first()
+    actor = provider_actor(provider, request=request)
+    if user is not None:
+        _check_state(user, identity.username)
+        _check_uses_provider(user, provider, identity.username)
+        change = IdentityChange(user_id=user.pk, link=link, mode=Mode.UPDATE)
+        try:
+            apply_identity_change(change=change, actor=actor)
+        except IdentityError as exc:
+            raise SignInRefused("link_failed", "Your account could not be linked to this identity provider. "
+                                "Contact your administrator.", username=identity.username) from exc
+        return user
+
+    if not provider.jit_enabled or provider.jit_org_id is None:
+        raise SignInRefused("unknown_user", "There is no account for you in idm. Ask your administrator to "
+                            "create one.", username=identity.username)
+    if org_provider(provider.jit_org) is None or org_provider(provider.jit_org).pk != provider.pk:
+        raise SignInRefused("jit_misconfigured", "New accounts cannot be created: the organization chosen "
+                            "for them does not use this identity provider.", username=identity.username)
+    change = IdentityChange(
+        username=identity.username, email=identity.email, first_name=identity.first_name,
+        last_name=identity.last_name, org_id=provider.jit_org_id, link=link, mode=Mode.CREATE,
+    )
+    try:
+        result = apply_identity_change(change=change, actor=actor)
+    except IdentityError as exc:
+        raise SignInRefused("jit_failed", f"Your account could not be created: {exc.message}",
+                            username=identity.username) from exc
+    return result.user

@@ -1,0 +1,178 @@
+"""Checks on a SAMLResponse before pysaml2 sees it: encoding, structure, algorithms, comments.
+
+pysaml2 verifies signatures, conditions, audience, recipient and destination. These stricter,
+cheap checks close classes of attack the library alone leaves to configuration:
+
+* XML signature wrapping: exactly one ``Assertion``, a direct child of the ``Response``; signatures
+  only on the Response and the Assertion, each referencing its own parent's ID; IDs unique.
+* Weak algorithms: SHA-1 refused unless the provider opts in for a legacy IdP; MD5 always refused.
+* Comments or processing instructions inside the assertion (NameID comment injection), DTDs and
+  entities (defusedxml).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from xml.etree.ElementTree import Comment, ProcessingInstruction, TreeBuilder  # noqa: S405
+
+from defusedxml import ElementTree as SafeET
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+
+STRONG_ALGORITHMS = frozenset({
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+    "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+})
+LEGACY_ALGORITHMS = frozenset({
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    "http://www.w3.org/2000/09/xmldsig#sha1",
+})
+# Canonicalisation and transforms a SAML signature may use (no XSLT/XPath transforms).
+ALLOWED_TRANSFORMS = frozenset({
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+})
+
+
+class ResponseRejected(Exception):
+    """A response refused before or during validation; ``code`` names the reason (audit, error page)."""
+
+    def __init__(self, code: str, detail: str = "", *, status: int = 400):
+        super().__init__(detail or code)
+        self.code = code
+        self.detail = detail or code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ResponseFacts:
+    """What the checks learnt about the (not yet trusted) response."""
+
+    response_id: str
+    in_response_to: str
+    issuer: str
+    assertion_id: str
+    claimed_name_id: str  # unverified, for the audit record of a failure only
+
+
+def decode(saml_response: str, *, max_bytes: int = 1_000_000) -> bytes:
+    """Strict base64 decoding of the POSTed SAMLResponse."""
+    if not saml_response or len(saml_response) > max_bytes * 4 // 3 + 8:
+        raise ResponseRejected("malformed", "empty or oversized SAMLResponse")
+    try:
+        return base64.b64decode("".join(saml_response.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ResponseRejected("malformed", "SAMLResponse is not valid base64") from exc
+
+
+def _parse(xml: bytes):
+    parser = SafeET.XMLParser(target=TreeBuilder(insert_comments=True, insert_pis=True), forbid_dtd=True)
+    try:
+        parser.feed(xml)
+        return parser.close()
+    except Exception as exc:  # ParseError, DTDForbidden, EntitiesForbidden...
+        raise ResponseRejected("malformed", f"SAMLResponse is not acceptable XML: {type(exc).__name__}") from exc
+
+
+def _check_signature(sig, parent_id: str, allow_legacy: bool) -> None:
+    refs = sig.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    if len(refs) != 1 or refs[0].get("URI") != f"#{parent_id}":
+        raise ResponseRejected("signature_wrapping", "signature does not reference its own element")
+    for tag in ("SignatureMethod", "DigestMethod"):
+        for el in sig.iter(f"{{{DS}}}{tag}"):
+            alg = el.get("Algorithm", "")
+            if alg in STRONG_ALGORITHMS or (allow_legacy and alg in LEGACY_ALGORITHMS):
+                continue
+            code = "weak_algorithm" if alg in LEGACY_ALGORITHMS or "md5" in alg.lower() else "unsupported_algorithm"
+            raise ResponseRejected(code, f"{tag} {alg} is not accepted")
+    for el in sig.iter(f"{{{DS}}}Transform"):
+        if el.get("Algorithm", "") not in ALLOWED_TRANSFORMS:
+            raise ResponseRejected("unsupported_algorithm", f"transform {el.get('Algorithm')} is not accepted")
+    if sig.find(f"{{{DS}}}Object") is not None:
+        raise ResponseRejected("signature_wrapping", "ds:Object inside a signature")
+
+
+def inspect(xml: bytes, *, acs_url: str, allow_legacy_algorithms: bool = False) -> ResponseFacts:
+    """Run the structural checks; raise ``ResponseRejected`` or return what the response claims.
+
+    ``acs_url`` is where this response must be addressed: the Response ``Destination`` (when present)
+    and every bearer ``SubjectConfirmationData/@Recipient`` must equal it. pysaml2 checks the
+    destination but not the recipient unless given conversation info, so both are checked here.
+    """
+    root = _parse(xml)
+    if root.tag != f"{{{SAMLP}}}Response":
+        raise ResponseRejected("malformed", "not a samlp:Response")
+    destination = root.get("Destination")
+    if destination is not None and destination != acs_url:
+        raise ResponseRejected("wrong_destination", f"Destination {destination[:200]!r}")
+
+    ids: set[str] = set()
+    for el in root.iter():
+        if el.tag in (Comment, ProcessingInstruction):
+            continue
+        value = el.get("ID")
+        if value is not None:
+            if value in ids:
+                raise ResponseRejected("signature_wrapping", "duplicate ID attribute")
+            ids.add(value)
+
+    if root.find(f".//{{{SAML}}}EncryptedAssertion") is not None:
+        raise ResponseRejected("encrypted_assertion", "encrypted assertions are not supported")
+    assertions = list(root.iter(f"{{{SAML}}}Assertion"))
+    if not assertions:
+        raise ResponseRejected("no_assertion", "the response carries no assertion")
+    direct = root.findall(f"{{{SAML}}}Assertion")
+    if len(assertions) != 1 or len(direct) != 1:
+        raise ResponseRejected("signature_wrapping", "more than one assertion, or an assertion out of place")
+    assertion = direct[0]
+
+    for el in assertion.iter():
+        if el.tag in (Comment, ProcessingInstruction):
+            raise ResponseRejected("comment_in_assertion", "comment or processing instruction inside the assertion")
+
+    # Signatures only where SAML puts them, each signing its own parent.
+    allowed_sigs = {id(s) for s in root.findall(f"{{{DS}}}Signature")} | {
+        id(s) for s in assertion.findall(f"{{{DS}}}Signature")}
+    for sig in root.iter(f"{{{DS}}}Signature"):
+        if id(sig) not in allowed_sigs:
+            raise ResponseRejected("signature_wrapping", "signature in an unexpected place")
+    response_sigs = root.findall(f"{{{DS}}}Signature")
+    assertion_sigs = assertion.findall(f"{{{DS}}}Signature")
+    if len(response_sigs) > 1 or len(assertion_sigs) > 1:
+        raise ResponseRejected("signature_wrapping", "several signatures on one element")
+    if not assertion_sigs:
+        raise ResponseRejected("unsigned_assertion", "the assertion is not signed")
+    for sig in response_sigs:
+        _check_signature(sig, root.get("ID", ""), allow_legacy_algorithms)
+    _check_signature(assertion_sigs[0], assertion.get("ID", ""), allow_legacy_algorithms)
+
+    confirmations = assertion.findall(f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation")
+    bearer = [c for c in confirmations if c.get("Method") == "urn:oasis:names:tc:SAML:2.0:cm:bearer"]
+    if not bearer:
+        raise ResponseRejected("no_bearer_confirmation", "the assertion has no bearer subject confirmation")
+    for conf in bearer:
+        data = conf.find(f"{{{SAML}}}SubjectConfirmationData")
+        recipient = data.get("Recipient") if data is not None else None
+        if recipient != acs_url:
+            raise ResponseRejected("wrong_recipient", f"Recipient {str(recipient)[:200]!r}")
+
+    issuer = root.findtext(f"{{{SAML}}}Issuer") or assertion.findtext(f"{{{SAML}}}Issuer") or ""
+    name_id = assertion.findtext(f"{{{SAML}}}Subject/{{{SAML}}}NameID") or ""
+    return ResponseFacts(
+        response_id=root.get("ID", ""), in_response_to=root.get("InResponseTo", ""), issuer=issuer.strip(),
+        assertion_id=assertion.get("ID", ""), claimed_name_id=name_id.strip()[:150],
+    )

@@ -1,0 +1,382 @@
+"""SAML endpoints and the two-step sign-in page. Thin: rules live in ``sso.signin`` / ``sso.validation``.
+
+Per provider (``/sso/<id>/...``): ``login/`` (SP-initiated AuthnRequest), ``acs/`` (assertion consumer),
+``metadata/`` (our SP metadata), ``logout/`` (SP-initiated SLO) and ``slo/`` (IdP logout requests and
+responses). Shared: ``signin/`` (username first, then password or the org's IdP) and ``signout/``.
+
+djangosaml2 keeps SAML state in ``request.saml_session`` (its own SameSite=None cookie). We point it
+at the ordinary session instead and keep what must survive the IdP's cross-site POST (outstanding
+request ids) server-side in ``sso.replay``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import logging
+from urllib.parse import urlencode
+
+import saml2
+from django.conf import settings
+from django.contrib import auth
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render, resolve_url
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from djangosaml2.cache import IdentityCache
+from djangosaml2.overrides import Saml2Client
+from djangosaml2.views import AssertionConsumerServiceView, LogoutInitView, LogoutView, _set_subject_id
+from saml2 import time_util
+from saml2.response import StatusError, UnsolicitedResponse
+from saml2.sigver import MissingKey, SignatureError
+from saml2.validate import ResponseLifetimeExceed, ToEarly
+
+from accounts.identity.audit import record_event
+from accounts.identity.types import Actor, Source
+from sso import replay
+from sso.config import acs_url, sp_config
+from sso.models import IdentityProvider
+from sso.signin import SignInRefused, sso_provider_for
+from sso.validation import ResponseRejected, decode, inspect
+
+logger = logging.getLogger(__name__)
+
+SESSION_PROVIDER_KEY = "_idm_sso_provider"
+BACKEND_PATH = "sso.backends.IdmSaml2Backend"
+
+# What the user reads for each refusal; admins see the code and detail in the audit log.
+_UNVERIFIABLE = "The sign-in response from your identity provider could not be verified."
+MESSAGES = {
+    "provider_unknown": "This sign-in method does not exist.",
+    "provider_disabled": "This sign-in method is turned off. Contact your administrator.",
+    "provider_not_configured": "This sign-in method is not set up yet. Contact your administrator.",
+    "missing_response": "No sign-in response was received. Start again from the sign-in page.",
+    "malformed": "The sign-in response could not be read.",
+    "unsolicited": "This sign-in did not start at idm. Start again from the sign-in page.",
+    "unknown_in_response_to": "This sign-in did not start here, or it was already used. Start again from the "
+                              "sign-in page.",
+    "replayed": "This sign-in response was already used. Start again from the sign-in page.",
+    "expired": "The sign-in response has expired. Start again from the sign-in page.",
+    "not_yet_valid": "The sign-in response is not valid yet (check the clocks of idm and your identity provider).",
+    "idp_error": "Your identity provider did not sign you in.",
+}
+
+
+def reference_id(request) -> str:
+    """The id shown on error pages and stored on the audit event (the request id)."""
+    return getattr(request, "request_id", "")[:16].upper() or "-"
+
+
+def safe_next(value: str | None, default: str | None = None) -> str:
+    """A local path to return to: never another host or scheme (no open redirect)."""
+    fallback = default or resolve_url(settings.LOGIN_REDIRECT_URL)
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return fallback
+    if not url_has_allowed_host_and_scheme(value, allowed_hosts=set(), require_https=False):
+        return fallback
+    return value
+
+
+def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, ok: bool, reason: str = "",
+                  detail: str = "", user=None) -> None:
+    """One audit event per SSO sign-in attempt: provider, username, reason."""
+    actor = Actor(label=(username or "(unknown)")[:150], type="user" if user else "anonymous", user=user,
+                  source=Source.SAML, provider=provider.provider_key if provider else "",
+                  request_id=getattr(request, "request_id", ""), ip=getattr(request, "client_ip", None))
+    new = {"method": "sso", "provider": provider.name if provider else None,
+           "provider_id": provider.pk if provider else None}
+    if not ok:
+        new |= {"reason": reason, "reference": reference_id(request)}
+    record_event(actor=actor, action="auth.sso_login_succeeded" if ok else "auth.sso_login_failed",
+                 target_type="user", target_id=user.pk if user else "", target_label=username[:150],
+                 new=new, message=detail[:1000])
+
+
+def error_page(request, *, code: str, status: int = 400, message: str = "", provider=None) -> HttpResponse:
+    return render(request, "sso/error.html", {
+        "message": message or MESSAGES.get(code, _UNVERIFIABLE), "code": code,
+        "reference": reference_id(request), "provider": provider,
+        "signin_url": reverse("sso:signin"),
+    }, status=status)
+
+
+def _provider(provider_id) -> IdentityProvider | None:
+    return IdentityProvider.objects.filter(pk=provider_id).first()
+
+
+class SamlSessionMixin:
+    """Use the ordinary session as djangosaml2's ``saml_session`` and bind the provider to the request."""
+
+    def dispatch(self, request, *args, **kwargs):
+        request.saml_session = request.session
+        return super().dispatch(request, *args, **kwargs)
+
+
+@method_decorator(never_cache, name="dispatch")
+class SsoLoginView(SamlSessionMixin, View):
+    """SP-initiated sign-in: a signed AuthnRequest to the provider; its id is kept server-side."""
+
+    def get(self, request, provider_id: int):
+        provider = _provider(provider_id)
+        if provider is None:
+            return error_page(request, code="provider_unknown", status=404)
+        if not provider.enabled:
+            return error_page(request, code="provider_disabled", status=403, provider=provider)
+        if not provider.metadata_xml:
+            return error_page(request, code="provider_not_configured", status=409, provider=provider)
+        next_path = safe_next(request.GET.get("next"))
+        client = Saml2Client(sp_config(provider))
+        bindings = {s["binding"] for s in provider.metadata_summary.get("sso", [])}
+        binding = saml2.BINDING_HTTP_REDIRECT if saml2.BINDING_HTTP_REDIRECT in bindings else saml2.BINDING_HTTP_POST
+        kwargs = {}
+        if provider.sign_authn_requests:
+            kwargs = {"sigalg": provider.signature_algorithm, "digest_alg": provider.digest_algorithm}
+        request_id, info = client.prepare_for_authenticate(
+            entityid=provider.entity_id, relay_state=next_path, binding=binding,
+            sign=provider.sign_authn_requests, **kwargs,
+        )
+        replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path)
+        if binding == saml2.BINDING_HTTP_REDIRECT:
+            return HttpResponseRedirect(dict(info["headers"])["Location"])
+        return HttpResponse(info["data"])
+
+
+def _not_on_or_after(assertion) -> dt.datetime | None:
+    """The latest expiry an assertion carries (conditions and bearer confirmations)."""
+    stamps = []
+    if assertion.conditions is not None and assertion.conditions.not_on_or_after:
+        stamps.append(assertion.conditions.not_on_or_after)
+    for sc in assertion.subject.subject_confirmation if assertion.subject else []:
+        data = sc.subject_confirmation_data
+        if data is not None and data.not_on_or_after:
+            stamps.append(data.not_on_or_after)
+    if not stamps:
+        return None
+    latest = max(calendar.timegm(time_util.str_to_time(s)) for s in stamps)
+    return dt.datetime.fromtimestamp(latest, dt.UTC)
+
+
+def _code_for(exc: Exception) -> str:
+    text = str(exc)
+    if isinstance(exc, ResponseLifetimeExceed):
+        return "expired"
+    if isinstance(exc, ToEarly):
+        return "not_yet_valid"
+    if isinstance(exc, UnsolicitedResponse):
+        return "unsolicited"
+    if isinstance(exc, (SignatureError, MissingKey)) or "signature" in text.lower():
+        return "bad_signature"
+    if isinstance(exc, StatusError):
+        return "idp_error"
+    if "AudienceRestrictions" in text:
+        return "wrong_audience"
+    if "recipient" in text.lower():
+        return "wrong_recipient"
+    return "invalid_response"
+
+
+@method_decorator([csrf_exempt, never_cache], name="dispatch")
+class AcsView(SamlSessionMixin, AssertionConsumerServiceView):
+    """Assertion consumer: our checks, then pysaml2's, then replay protection, then the backend.
+
+    Every refusal goes through ``handle_acs_failure``: an audit event and a friendly page with a
+    reference id, status 4xx, no session.
+    """
+
+    def handle_acs_failure(self, request, exception=None, status=403, **kwargs):
+        provider = kwargs.get("provider")
+        if isinstance(exception, (ResponseRejected, SignInRefused)):
+            code, status = exception.code, exception.status
+            detail = getattr(exception, "detail", "") or getattr(exception, "message", "")
+        else:
+            code, detail = _code_for(exception) if exception else "invalid_response", repr(exception)[:500]
+        username = kwargs.get("username", "") or getattr(exception, "username", "")
+        audit_sign_in(request, provider=provider, username=username, ok=False, reason=code, detail=detail)
+        logger.info("SSO sign-in refused: provider=%s code=%s ref=%s", getattr(provider, "pk", None), code,
+                    reference_id(request))
+        message = exception.message if isinstance(exception, SignInRefused) else ""
+        return error_page(request, code=code, status=status if 400 <= status < 500 else 400,
+                          message=message, provider=provider)
+
+    def get(self, request, provider_id: int):
+        return error_page(request, code="missing_response", status=405)
+
+    def post(self, request, provider_id: int):
+        provider = _provider(provider_id)
+        if provider is None:
+            return error_page(request, code="provider_unknown", status=404)
+        request.idm_sso_provider = provider
+        facts = None
+        try:
+            if not provider.enabled:
+                raise ResponseRejected("provider_disabled", status=403)
+            if not provider.metadata_xml:
+                raise ResponseRejected("provider_not_configured", status=409)
+            raw = request.POST.get("SAMLResponse", "")
+            if not raw:
+                raise ResponseRejected("missing_response")
+            facts = inspect(decode(raw), acs_url=acs_url(provider),
+                            allow_legacy_algorithms=provider.allow_legacy_algorithms)
+            if facts.issuer != provider.entity_id:
+                raise ResponseRejected("wrong_issuer", f"issuer {facts.issuer[:200]!r}")
+            outstanding = {}
+            if facts.in_response_to:
+                pending = replay.consume_request(provider_id=provider.pk, request_id=facts.in_response_to)
+                if pending is None:
+                    raise ResponseRejected("unknown_in_response_to")
+                outstanding = {facts.in_response_to: pending["next"]}
+            elif not provider.allow_idp_initiated:
+                raise ResponseRejected("unsolicited", "IdP-initiated sign-in is off for this provider")
+        except ResponseRejected as exc:
+            return self.handle_acs_failure(request, exc, provider=provider,
+                                           username=facts.claimed_name_id if facts else "")
+
+        conf = sp_config(provider, signing_key=False)  # verify only: no private key to load
+        client = Saml2Client(conf, identity_cache=IdentityCache(request.saml_session))
+        try:
+            response = client.parse_authn_request_response(raw, saml2.BINDING_HTTP_POST, outstanding)
+        except Exception as exc:  # pysaml2 raises many types; each is a refusal, never a 500
+            return self.handle_acs_failure(request, exc, provider=provider, username=facts.claimed_name_id)
+        if response is None:  # pysaml2's _verify returns None for a wrong Destination or status
+            return self.handle_acs_failure(request, ResponseRejected("wrong_destination_or_status"),
+                                           provider=provider, username=facts.claimed_name_id)
+
+        assertion = response.assertion
+        try:
+            fresh = replay.remember_assertion(provider_id=provider.pk, assertion_id=assertion.id,
+                                              not_on_or_after=_not_on_or_after(assertion),
+                                              skew_seconds=provider.clock_skew_seconds)
+        except Exception as exc:  # cache down: fail closed, a replay check we cannot make is a refusal
+            logger.exception("SSO replay cache unavailable")
+            return self.handle_acs_failure(request, ResponseRejected("replay_cache_unavailable", repr(exc)[:300]),
+                                           provider=provider, username=facts.claimed_name_id)
+        if not fresh:
+            return self.handle_acs_failure(request, ResponseRejected("replayed"), provider=provider,
+                                           username=facts.claimed_name_id)
+
+        session_info = response.session_info()
+        try:
+            user = self.authenticate_user(request, session_info, provider)
+        except SignInRefused as exc:
+            return self.handle_acs_failure(request, exc, provider=provider,
+                                           username=exc.username or facts.claimed_name_id)
+        audit_sign_in(request, provider=provider, username=user.get_username(), ok=True, user=user)
+        next_path = outstanding.get(facts.in_response_to) if facts.in_response_to else None
+        if not next_path:  # IdP-initiated: RelayState may name a local path, nothing else
+            next_path = safe_next(request.POST.get("RelayState"))
+        return HttpResponseRedirect(safe_next(next_path))
+
+    def authenticate_user(self, request, session_info, provider):  # noqa: D401 (djangosaml2 hook)
+        """Authenticate through ``IdmSaml2Backend`` and start the session (djangosaml2 hook)."""
+        from sso.backends import IdmSaml2Backend
+
+        user = IdmSaml2Backend().authenticate(request, session_info=session_info, idm_provider=provider)
+        auth.login(request, user, backend=BACKEND_PATH)
+        _set_subject_id(request.saml_session, session_info["name_id"])
+        request.session[SESSION_PROVIDER_KEY] = provider.pk
+        return user
+
+
+class MetadataView(View):
+    """Our SP metadata for one provider, at a stable URL (also the SP entity id)."""
+
+    def get(self, request, provider_id: int):
+        provider = _provider(provider_id)
+        if provider is None:
+            return error_page(request, code="provider_unknown", status=404)
+        from sso.sp_metadata import sp_metadata_xml
+
+        response = HttpResponse(sp_metadata_xml(provider), content_type="application/samlmetadata+xml")
+        if request.GET.get("download"):
+            response["Content-Disposition"] = f'attachment; filename="idm-sp-{provider.pk}.xml"'
+        return response
+
+
+class SsoLogoutView(SamlSessionMixin, LogoutInitView):
+    """SP-initiated single logout (signed LogoutRequest); local sign-out when the IdP has no SLO."""
+
+    def get(self, request, *args, **kwargs):
+        provider = _provider(kwargs.get("provider_id"))
+        if provider is None or not provider.supports_slo or not provider.enabled:
+            auth.logout(request)
+            return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
+        request.idm_sso_provider = provider
+        return super().get(request)
+
+
+@method_decorator([csrf_exempt, never_cache], name="dispatch")
+class SsoSloView(SamlSessionMixin, LogoutView):
+    """IdP-initiated logout requests and responses to ours (HTTP-Redirect or POST)."""
+
+    def do_logout_service(self, request, data, binding, *args, **kwargs):
+        provider = _provider(kwargs.get("provider_id"))
+        if provider is None or not provider.enabled or not provider.metadata_xml:
+            return error_page(request, code="provider_unknown", status=404)
+        request.idm_sso_provider = provider
+        try:
+            return super().do_logout_service(request, data, binding)
+        except Exception as exc:  # a bad logout message must not become a 500
+            logger.info("SLO message refused: %r", exc)
+            auth.logout(request)
+            return error_page(request, code="malformed", status=400, provider=provider)
+
+
+@method_decorator(never_cache, name="dispatch")
+class SignOutView(View):
+    """Sign out: through the IdP (SLO) after an SSO sign-in when it supports it, else locally."""
+
+    def get(self, request):
+        provider_id = request.session.get(SESSION_PROVIDER_KEY)
+        provider = _provider(provider_id) if provider_id else None
+        if provider is not None and provider.supports_slo and provider.enabled:
+            return HttpResponseRedirect(reverse("sso:logout", args=[provider.pk]))
+        auth.logout(request)
+        return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
+
+    post = get
+
+
+@method_decorator([csrf_protect, never_cache], name="dispatch")
+class SignInView(View):
+    """Two-step sign-in: username, then the password (local orgs, break-glass users) or the org's IdP.
+
+    Unknown usernames also get the password step, so the page does not reveal who exists.
+    """
+
+    template_name = "sso/signin.html"
+
+    def get(self, request):
+        next_path = safe_next(request.GET.get("next"))
+        if request.user.is_authenticated:
+            return HttpResponseRedirect(next_path)
+        return render(request, self.template_name, {"step": "username", "next": next_path})
+
+    def post(self, request):
+        from django.contrib.auth import get_user_model
+
+        next_path = safe_next(request.POST.get("next"))
+        username = (request.POST.get("username") or "").strip()[:150]
+        if not username:
+            return render(request, self.template_name, {"step": "username", "next": next_path,
+                                                        "error": "Enter your username."}, status=400)
+        if "password" not in request.POST:
+            user = get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first()
+            provider = sso_provider_for(user) if user is not None else None
+            if provider is not None:
+                if not provider.enabled:
+                    return error_page(request, code="provider_disabled", status=403, provider=provider)
+                return HttpResponseRedirect(f"{reverse('sso:login', args=[provider.pk])}?{urlencode({'next': next_path})}")
+            return render(request, self.template_name, {"step": "password", "username": username,
+                                                        "next": next_path})
+        user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
+        if user is None:
+            error = "Sign in with your organization's identity provider." if getattr(
+                request, "idm_password_refused", False) else "The username or password is not correct."
+            return render(request, self.template_name, {"step": "password", "username": username,
+                                                        "next": next_path, "error": error}, status=400)
+        auth.login(request, user)
+        return HttpResponseRedirect(next_path)

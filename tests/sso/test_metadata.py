@@ -1,0 +1,140 @@
+"""Metadata by URL (loopback HTTP server), refresh with a rotated certificate, SP metadata, SP keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sso import keys, metadata
+from sso.models import IdentityProvider
+from sso.services import metadata_refresh, provider_save
+from sso.tasks import refresh_all_metadata
+from tests.sso.idp import TestIdP
+from tests.sso.test_acs import failure, signed_in
+
+
+@pytest.fixture
+def metadata_server():
+    """Serves ``server.document`` at http://127.0.0.1:<port>/metadata (loopback only)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = self.server.document.encode()
+            self.send_response(200 if self.path == "/metadata" else 404)
+            self.send_header("Content-Type", "application/samlmetadata+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.document = ""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/metadata"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_parse_shows_entity_endpoints_and_certs(idp):
+    parsed = metadata.parse(idp.metadata())
+    assert parsed.entity_id == idp.entity_id
+    assert {s["location"] for s in parsed.sso} == {"https://idp.example.test/sso/redirect",
+                                                   "https://idp.example.test/sso/post"}
+    assert parsed.slo and len(parsed.certs) == 1
+    assert parsed.certs[0].not_after > dt.datetime.now(dt.UTC)
+
+
+def test_federation_metadata_needs_entity_id(idp):
+    fed = ('<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">'
+           + idp.metadata().split("?>")[-1]
+           + idp.metadata().split("?>")[-1].replace(idp.entity_id, "https://two.example/idp")
+           + "</md:EntitiesDescriptor>")
+    with pytest.raises(metadata.MetadataError) as exc:
+        metadata.parse(fed)
+    assert exc.value.code == "metadata_ambiguous"
+    assert metadata.parse(fed, entity_id="https://two.example/idp").entity_id == "https://two.example/idp"
+
+
+@pytest.mark.parametrize("xml,code", [("<x", "metadata_malformed"), ("<a/>", "metadata_not_saml")])
+def test_bad_metadata_refused_with_fix(xml, code):
+    with pytest.raises(metadata.MetadataError) as exc:
+        metadata.parse(xml)
+    assert exc.value.code == code
+
+
+def test_provider_by_url_fetches_now(db, metadata_server, idp, system_actor):
+    metadata_server.document = idp.metadata()
+    provider = provider_save(actor=system_actor, provider=IdentityProvider(name="By URL", metadata_url=metadata_server.url),
+                             fetch=True)
+    assert provider.entity_id == idp.entity_id and provider.metadata_fetched_at
+
+
+def test_rotated_certificate_picked_up_without_restart(metadata_server, idp, saml_keys, system_actor, client,
+                                                       sso_user, provider):
+    """Refresh from the URL after the IdP rotated its key: old signatures fail, new ones pass, same process."""
+    from tests.sso.conftest import AcsDriver
+
+    metadata_server.document = idp.metadata()
+    provider.metadata_url = metadata_server.url
+    provider.save()
+    acs = AcsDriver(client, provider, idp)
+    signed_in(acs.login(), sso_user)
+    client.logout()
+
+    rotated = TestIdP(key_file=saml_keys["idp-rotated"][0], cert_file=saml_keys["idp-rotated"][1])
+    failure(acs.login(idp=rotated), "bad_signature")
+    metadata_server.document = rotated.metadata()
+    assert refresh_all_metadata() == {"ok": 1, "failed": 0}
+    provider.refresh_from_db()
+    acs.provider = provider
+    signed_in(acs.login(idp=rotated), sso_user)
+    client.logout()
+    failure(acs.login(), "bad_signature")
+
+
+def test_refresh_failure_keeps_old_metadata(metadata_server, provider):
+    provider.metadata_url = metadata_server.url
+    provider.save()
+    metadata_server.document = "<not-metadata/>"
+    old = provider.metadata_xml
+    assert metadata_refresh(provider=provider) is False
+    provider.refresh_from_db()
+    assert provider.metadata_xml == old and "not SAML" in provider.metadata_error
+
+
+def test_tls_verification_is_on_by_default():
+    assert IdentityProvider._meta.get_field("metadata_verify_tls").default is True
+
+
+def test_sp_metadata_at_stable_url(client, provider):
+    resp = client.get(f"/sso/{provider.pk}/metadata/")
+    body = resp.content.decode()
+    assert resp.status_code == 200
+    assert f'entityID="http://testserver/sso/{provider.pk}/metadata/"' in body
+    assert f"http://testserver/sso/{provider.pk}/acs/" in body
+    assert 'AuthnRequestsSigned="true"' in body and 'WantAssertionsSigned="true"' in body
+
+
+def test_sp_key_generated_once_and_next_key_published(settings, client, provider, tmp_path):
+    settings.IDM_SSO_SP_KEY_FILE = settings.IDM_SSO_SP_CERT_FILE = ""
+    first = keys.current_key()
+    assert keys.current_key().pk == first.pk
+    files = keys.signing_key_files()
+    assert oct(__import__("os").stat(files.key_file).st_mode)[-3:] == "600"
+    nxt = keys.add_next_key()
+    body = client.get(f"/sso/{provider.pk}/metadata/").content.decode()
+    assert body.count("X509Certificate>") >= 4  # two certificates (open + close tags)
+    assert keys.promote_next_key().pk == nxt.pk and keys.current_key().pk == nxt.pk
+
+
+def test_cert_expiry_warning(idp):
+    summary = metadata.parse(idp.metadata()).summary()
+    assert metadata.expiring_certs(summary, days=30) == []
+    assert len(metadata.expiring_certs(summary, days=400)) == 1
