@@ -42,3 +42,10 @@ def test_reuse_of_recent_password_refused(user_factory):
     with pytest.raises(ValidationError) as err:
         validate_password("First-Lemon-11", user)
     assert "password_reused" in {e.code for e in err.value.error_list}
+
+
+def test_generated_admin_passwords_always_pass_the_rules():
+    from accounts.management.commands.create_first_admin import _generated_password
+
+    for _ in range(300):
+        validate_password(_generated_password())

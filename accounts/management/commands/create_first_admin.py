@@ -21,9 +21,10 @@ def _generated_password() -> str:
     alphabet = string.ascii_letters + string.digits
     while True:
         candidate = "".join(secrets.choice(alphabet) for _ in range(20))
+        lowered = candidate.lower()  # the repeat rule ignores case ("aAa" is a run)
         if (any(c.isupper() for c in candidate) and any(c.islower() for c in candidate)
                 and any(c.isdigit() for c in candidate)
-                and not any(candidate[i] == candidate[i + 1] == candidate[i + 2] for i in range(18))):
+                and not any(lowered[i] == lowered[i + 1] == lowered[i + 2] for i in range(18))):
             return candidate
 
 
