@@ -8,7 +8,6 @@ the same code (``add_identity_error``), so the console, uploads and SCIM never d
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from accounts.access import Access
@@ -270,16 +269,3 @@ class AuditFilterForm(forms.Form):
             return {}
         return {k: v for k, v in self.cleaned_data.items() if v}
 
-
-class ConsoleAuthenticationForm(AuthenticationForm):
-    """Password sign-in that also requires the Console access permission (Desktop-only users are refused)."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "no_console_access": "Your roles do not include console access. Ask an administrator.",
-    }
-
-    def confirm_login_allowed(self, user) -> None:
-        super().confirm_login_allowed(user)
-        if not Access(user).has("console_access"):
-            raise ValidationError(self.error_messages["no_console_access"], code="no_console_access")

@@ -3,12 +3,13 @@
 from django.urls import path
 
 from accounts import views
+from sso.views import SignInView
 
 app_name = "accounts"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("sign-in/", views.login_view, name="login"),
+    path("sign-in/", SignInView.as_view(), name="login"),  # username first, then password or SSO
     path("sign-out/", views.logout_view, name="logout"),
     path("account/", views.account, name="account"),
     path("account/password/", views.password_change, name="password_change"),

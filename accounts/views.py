@@ -32,7 +32,6 @@ from accounts.access import Access
 from accounts.exceptions import IdentityError
 from accounts.forms import (
     AuditFilterForm,
-    ConsoleAuthenticationForm,
     OrgForm,
     OrgMoveForm,
     OrgSettingsForm,
@@ -86,15 +85,7 @@ def _report_error(request: HttpRequest, exc: IdentityError) -> None:
 # Sign-in, sign-out, own account
 
 
-class ConsoleLoginView(auth_views.LoginView):
-    """Username + password sign-in. Kept on its own so SSO can replace it with a username-first flow."""
-
-    template_name = "accounts/login.html"
-    redirect_authenticated_user = True
-    authentication_form = ConsoleAuthenticationForm
-
-
-login_view = ConsoleLoginView.as_view()
+# Sign-in is sso.views.SignInView (username first, then password or the org's identity provider).
 logout_view = auth_views.LogoutView.as_view()  # POST only (Django 5)
 
 

@@ -35,6 +35,11 @@ class IdmSaml2Backend(Saml2Backend):
         user = self._update_user(user, attributes, attribute_mapping or {})
         if not self.user_can_authenticate(user):
             raise SignInRefused("user_inactive", "Your account cannot sign in.", username=identity.username)
+        from accounts.access import Access
+
+        if not Access(user).has("console_access"):
+            raise SignInRefused("no_console_access", "Your roles do not include console access. "
+                                "Ask an administrator.", username=identity.username)
         return user
 
     def _update_user(self, user, attributes: dict, attribute_mapping: dict, force_save: bool = False):

@@ -378,5 +378,11 @@ class SignInView(View):
                 request, "idm_password_refused", False) else "The username or password is not correct."
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path, "error": error}, status=400)
+        from accounts.access import Access
+
+        if not Access(user).has("console_access"):
+            return render(request, self.template_name, {
+                "step": "password", "username": username, "next": next_path,
+                "error": "Your roles do not include console access. Ask an administrator."}, status=403)
         auth.login(request, user)
         return HttpResponseRedirect(next_path)

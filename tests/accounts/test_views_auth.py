@@ -23,12 +23,14 @@ def test_anonymous_is_redirected_to_sign_in(client, name):
     assert response["Location"].startswith(reverse("accounts:login"))
 
 
-def test_sign_in_page_renders_username_and_password(client, db):
+def test_sign_in_asks_username_first_then_password_for_local_orgs(client, directory):
     response = client.get(reverse("accounts:login"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'name="username"' in html and 'name="password"' in html
+    assert 'name="username"' in html and 'name="password"' not in html
     assert "csrfmiddlewaretoken" in html
+    response = client.post(reverse("accounts:login"), {"username": "admin"})
+    assert 'name="password"' in response.content.decode()
 
 
 def test_sign_in_with_password_lands_on_home(client, directory):
@@ -40,15 +42,15 @@ def test_sign_in_with_password_lands_on_home(client, directory):
 
 def test_sign_in_with_wrong_password_shows_error(client, directory):
     response = client.post(reverse("accounts:login"), {"username": "admin", "password": "Wrong-Pass-123"})
-    assert response.status_code == 200
-    assert "invalid_login" in response.content.decode()
+    assert response.status_code == 400
+    assert "not correct" in response.content.decode()
     assert "_auth_user_id" not in client.session
 
 
 def test_blocked_user_cannot_sign_in(client, user_factory, fast_hasher):
     user_factory("blocked.one", state=UserState.BLOCKED)
     response = client.post(reverse("accounts:login"), {"username": "blocked.one", "password": TEST_PASSWORD})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "_auth_user_id" not in client.session
 
 
@@ -144,7 +146,7 @@ def test_desktop_only_user_cannot_sign_in_to_console(client, user_factory):
 
     user_factory("desk", roles=["desktop-user"])
     response = client.post(reverse("accounts:login"), {"username": "desk", "password": TEST_PASSWORD})
-    assert response.status_code == 200
+    assert response.status_code == 403
     assert "console access" in response.content.decode()
     assert "_auth_user_id" not in client.session
 

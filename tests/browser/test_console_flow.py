@@ -20,10 +20,11 @@ def fast_hasher(settings):
 def test_console_flow(transactional_db, fast_hasher, live_server, page, admin_user, root_org):
     from playwright.sync_api import expect
 
-    # Sign in with username and password.
+    # Sign in: username first, then the password (the default org signs in locally).
     page.goto(f"{live_server.url}/")
     expect(page).to_have_url(re.compile(r"/sign-in/"))
     page.get_by_label("Username").fill("admin")
+    page.get_by_role("button", name="Continue").click()
     page.get_by_label("Password").fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
