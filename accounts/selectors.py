@@ -36,7 +36,9 @@ def user_list(
     at 100k users; sorting always ends with the primary key so pagination is stable.
     """
     access = Access.of(viewer)
-    qs = User.objects.filter(profile__isnull=False).filter(access.org_filter("view_directory", "profile__org__path"))
+    # Users without a profile (made by ``createsuperuser``) are listed too: not joining profiles
+    # unless a filter needs them lets PostgreSQL walk the username index for the default order.
+    qs = User.objects.filter(access.org_filter("view_directory", "profile__org__path"))
     if q:
         q = q.strip()
         qs = qs.filter(
@@ -56,8 +58,8 @@ def user_list(
 
 
 def user_get(*, viewer: User, user_id: int) -> User | None:
-    """One user if the viewer may see them."""
-    return user_list(viewer=viewer).filter(pk=user_id).first()
+    """One user (with a directory profile) if the viewer may see them."""
+    return user_list(viewer=viewer).filter(pk=user_id, profile__isnull=False).first()
 
 
 def user_roles(user: User) -> list[Role]:

@@ -45,6 +45,7 @@ from accounts.forms import (
 from accounts.identity import orgs as org_service
 from accounts.identity.types import Actor, UserState
 from accounts.models import Organization, Role
+from accounts.pagination import DeferredJoinPaginator
 
 PAGE_SIZE = 50
 
@@ -171,7 +172,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         viewer=request.user, q=filters.get("q", ""), org=filters.get("org"), role=filters.get("role"),
         source=filters.get("source", ""), state=filters.get("state", ""), sort=sort,
     )
-    page = _page(request, users)
+    page = DeferredJoinPaginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "accounts/user_list.html", {
         "form": form, "page": page, "headers": _sort_headers(sort), "sort": sort,
         "can_bulk": access.has("manage_users"), "can_create": access.has("manage_users"),
