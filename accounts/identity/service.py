@@ -469,6 +469,24 @@ def _event(batch: _Batch, action: str, user: User, field_name: str = "", old: An
                        target_label=user.username, field=field_name, old=old, new=new, message=message)
 
 
+_INIT_PLANS: dict[type, list[tuple[str, Any, Callable[[], Any] | None]]] = {}
+
+
+def _new(model: type, **values: Any) -> Any:
+    """``model(**values)`` through Django's positional fast path: a third of the cost, which
+    matters when a 100k-row import builds 200k unsaved instances."""
+    plan = _INIT_PLANS.get(model)
+    if plan is None:
+        plan = _INIT_PLANS[model] = []
+        for f in model._meta.concrete_fields:
+            factory = f.default if f.has_default() and callable(f.default) else None
+            plan.append((f.attname, None if factory else f.get_default(), factory))
+    return model(*[
+        values[attname] if attname in values else (factory() if factory is not None else default)
+        for attname, default, factory in plan
+    ])
+
+
 def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _Plan:
     actor = batch.actor
     username = _validate_username(change.username)
@@ -482,7 +500,8 @@ def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _P
         raise ValidationFailed("org_inactive", f"{org.name} is deactivated.", field="org")
     _scope_check(batch, "manage_users", org.pk, "create users")
 
-    user = User(
+    user = _new(
+        User,
         username=username,
         email=_validate_email(change.email) if change.email is not UNSET else "",
         first_name=_validate_name(change.first_name, "first_name") if change.first_name is not UNSET else "",
@@ -503,7 +522,8 @@ def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _P
         state = UserState.INVITED  # a local user with no password must be invited to set one
     else:
         state = UserState.ACTIVE
-    profile = UserProfile(
+    profile = _new(
+        UserProfile,
         org_id=org.pk,
         notes=change.notes if change.notes is not UNSET and change.notes else "",
         source=source,
