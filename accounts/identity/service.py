@@ -571,6 +571,10 @@ def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _P
     if change.link is not None:
         plan.events.append(_event(batch, "user.linked", user, "external_id", None,
                                   f"{change.link.source}:{change.link.provider}:{change.link.external_id}"))
+    if change.django_admin is not UNSET and change.django_admin:
+        _check_django_admin_actor(actor)
+        user.is_staff = user.is_superuser = True
+        plan.events.append(_event(batch, "user.django_admin_granted", user, "django_admin", False, True))
     plan.changed = ["created"]
     return plan
 
@@ -636,6 +640,15 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
             plan.user_fields.add("is_active")
             plan.profile_fields |= {"state", "blocked_at", "deactivated_at"}
             plan.events.append(_event(batch, "user.activated", user, "state", UserState.INVITED, UserState.ACTIVE))
+
+    if change.django_admin is not UNSET and bool(change.django_admin) != user.is_superuser:
+        _check_django_admin_actor(actor)
+        plan.events.append(_event(batch, "user.django_admin_granted" if change.django_admin else
+                                  "user.django_admin_revoked", user, "django_admin", user.is_superuser,
+                                  bool(change.django_admin)))
+        user.is_staff = user.is_superuser = bool(change.django_admin)
+        plan.user_fields |= {"is_staff", "is_superuser"}
+        plan.changed.append("django_admin")
 
     # Lifecycle state.
     if change.state is not UNSET and change.state != profile.state:
@@ -753,6 +766,13 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
     current.group_ids = (current.group_ids | {g for g in plan.add_groups if g not in batch.roles.by_group}) - {
         g for g in plan.remove_groups if g not in batch.roles.by_group}
     return plan
+
+
+def _check_django_admin_actor(actor: Actor) -> None:
+    if actor.type != "system":
+        raise PolicyDenied("django_admin_system_only",
+                           "Django admin access is granted only by setup commands (create_first_admin).",
+                           field="django_admin")
 
 
 def _guard_last_admin(batch: _Batch, user: User) -> None:

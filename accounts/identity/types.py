@@ -150,6 +150,8 @@ class IdentityChange:
     match_link: ExternalLink | None = None
     link: ExternalLink | None = None
     mode: str = Mode.CREATE_OR_UPDATE
+    # Django admin access (is_staff + is_superuser). Only system actors (setup commands) may set it.
+    django_admin: Any = UNSET
     # Opaque key a front door uses to relate results to its input (line number, SCIM id...).
     ref: Any = None
 

@@ -516,3 +516,30 @@ def test_two_rows_for_one_user_apply_in_order(user_factory, system_actor):
     assert result.results[1].changed_fields == ["roles"]
     target.refresh_from_db()
     assert target.first_name == "B" and "help-desk" in roles_of(target)
+
+
+def test_django_admin_access_only_from_system_actors(root_org, admin_user, system_actor):
+    result = apply_identity_change(actor=system_actor, change=IdentityChange(
+        username="root2", org_id=root_org.pk, django_admin=True))
+    result.user.refresh_from_db()
+    assert result.user.is_superuser and result.user.is_staff
+    assert events("user.django_admin_granted", result.user)
+    with pytest.raises(PolicyDenied) as err:
+        apply_identity_change(actor=Actor.for_user(admin_user), change=IdentityChange(
+            user_id=result.user.pk, django_admin=False))
+    assert err.value.code == "django_admin_system_only"
+
+
+def test_create_first_admin_command_goes_through_the_service(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("create_first_admin", "--username", "boss", "--password", "Zebra-Lamp-42x", stdout=out)
+    boss = User.objects.get(username="boss")
+    assert boss.is_superuser and CUSTOMER_CLOUD_ADMIN in roles_of(boss)
+    assert {e.action for e in AuditEvent.objects.filter(target_id=str(boss.pk))} >= {
+        "user.created", "user.django_admin_granted"}
+    call_command("create_first_admin", stdout=out)  # idempotent
+    assert "already exists" in out.getvalue()

@@ -48,14 +48,13 @@ class Command(BaseCommand):
         if root is None:
             raise CommandError("No organization exists; run migrate first.")
         try:
-            result = apply_identity_change(actor=Actor.system("setup"), change=IdentityChange(
+            apply_identity_change(actor=Actor.system("setup"), change=IdentityChange(
                 username=options["username"], email=options["email"], first_name="First", last_name="Admin",
                 password=password, org_id=root.pk, roles=frozenset({CUSTOMER_CLOUD_ADMIN}), mode=Mode.CREATE,
+                django_admin=True,  # Django's admin site is for superusers: the first admin gets it
             ))
         except IdentityError as exc:
             raise CommandError(f"{exc.message} ({exc.code})") from exc
-        # Django's admin site is for superusers only; the first admin gets it for emergencies.
-        User.objects.filter(pk=result.user.pk).update(is_staff=True, is_superuser=True)
         self.stdout.write(self.style.SUCCESS(
             f"\nSign in at {settings.IDM_BASE_URL}/ as {options['username']!r} with password: {password}\n"
             "(shown once; change it after signing in)\n"
