@@ -190,7 +190,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "bulk-upload-expire-previews": {"task": "accounts.bulk_upload.expire_previews", "schedule": 3600},
+}
 
 # --- Logging: never log secrets (passwords, tokens, SAML messages are not logged) ------------
 LOGGING = {

@@ -23,3 +23,9 @@ def hash_chunk_size() -> int:
 def preview_show() -> int:
     """``IDM_UPLOAD_PREVIEW_SHOW``: errors / diffs listed on the preview page (all are in the CSV)."""
     return int(getattr(settings, "IDM_UPLOAD_PREVIEW_SHOW", 500))
+
+
+def preview_ttl_hours() -> int:
+    """``IDM_UPLOAD_PREVIEW_TTL_HOURS``: an unconfirmed preview is cancelled (and its password
+    hashes deleted) after this many hours (default 24, the lifetime of the sealed passwords)."""
+    return int(getattr(settings, "IDM_UPLOAD_PREVIEW_TTL_HOURS", 24))

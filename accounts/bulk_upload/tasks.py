@@ -97,3 +97,27 @@ def bulk_send_invitations(upload_id: str, base_url: str) -> int:
 
 
 __all__ = ["bulk_apply_upload", "bulk_hash_passwords", "bulk_send_invitations"]
+
+
+@shared_task(name="accounts.bulk_upload.expire_previews")
+def expire_previews() -> int:
+    """Cancel previews nobody confirmed within ``IDM_UPLOAD_PREVIEW_TTL_HOURS`` and drop their hashes.
+
+    Run by Celery beat every hour; returns how many uploads were cancelled.
+    """
+    from datetime import timedelta
+
+    from accounts.bulk_upload import conf
+
+    cutoff = timezone.now() - timedelta(hours=conf.preview_ttl_hours())
+    stale = BulkUpload.objects.filter(status=BulkUpload.Status.PREVIEW, created_at__lt=cutoff)
+    ids = list(stale.values_list("pk", flat=True))
+    with transaction.atomic():
+        from accounts.bulk_upload.models import BulkUploadSecret
+
+        BulkUploadSecret.objects.filter(upload_id__in=ids).delete()
+        BulkUpload.objects.filter(pk__in=ids, status=BulkUpload.Status.PREVIEW).update(
+            status=BulkUpload.Status.CANCELLED)
+    if ids:
+        logger.info("cancelled %d unconfirmed upload previews", len(ids))
+    return len(ids)

@@ -209,3 +209,21 @@ def test_apply_through_real_celery_worker(admin_user, root_org, settings):
     assert AuditEvent.objects.filter(job_id=str(upload.pk), action="user.created").count() == 2
     upload.source_file.delete(save=False)
     upload.report.delete(save=False)
+
+
+def test_unconfirmed_previews_expire_and_lose_their_hashes(admin_user, root_org, media):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.bulk_upload.tasks import expire_previews
+
+    old, _ = upload_text("username,password\nold.one,Zebra-Lamp-42x\n", user=admin_user, org=root_org)
+    fresh, _ = upload_text("username,password\nnew.one,Zebra-Lamp-42x\n", user=admin_user, org=root_org)
+    assert BulkUploadSecret.objects.filter(upload=old).exists()
+    BulkUpload.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    assert expire_previews() == 1
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.status == BulkUpload.Status.CANCELLED and not BulkUploadSecret.objects.filter(upload=old).exists()
+    assert fresh.status == BulkUpload.Status.PREVIEW and BulkUploadSecret.objects.filter(upload=fresh).exists()
