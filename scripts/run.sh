@@ -49,7 +49,7 @@ trap 'stop_children; exit 130' INT
 trap 'stop_children; exit 143' TERM
 trap stop_children EXIT
 
-.venv/bin/gunicorn idm.wsgi:application --bind "$BIND" --workers 2 \
+.venv/bin/gunicorn idm.wsgi:application --bind "$BIND" --workers 2 --timeout 120 \
     --access-logfile - --error-logfile - --forwarded-allow-ips 127.0.0.1 &
 pids+=($!)
 .venv/bin/celery -A idm worker --loglevel INFO --concurrency 2 &
