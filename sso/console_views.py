@@ -8,13 +8,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import Access
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
-from sso import services
+from sso import keys, services
 from sso.config import acs_url, sp_entity_id
 from sso.forms import BreakGlassForm, ProviderForm
 from sso.metadata import expiring_certs
@@ -41,7 +42,7 @@ def _actor(request) -> Actor:
 def provider_list(request):
     providers = IdentityProvider.objects.annotate(org_count=Count("organizations"))
     rows = [{"p": p, "expiring": expiring_certs(p.metadata_summary)} for p in providers]
-    return render(request, "sso/provider_list.html", {"rows": rows})
+    return render(request, "sso/provider_list.html", {"rows": rows, "sp_keys": keys.key_status()})
 
 
 @requires_manage_identity
@@ -50,7 +51,7 @@ def provider_detail(request, pk: int):
     return render(request, "sso/provider_detail.html", {
         "p": provider, "orgs": provider.organizations.all(), "expiring": expiring_certs(provider.metadata_summary),
         "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider),
-        "break_glass": provider.break_glass_users.order_by("username"),
+        "break_glass": provider.break_glass_users.order_by("username"), "sp_keys": keys.key_status(),
     })
 
 
@@ -108,3 +109,32 @@ def provider_break_glass(request, pk: int):
         messages.success(request, "Break-glass users saved.")
         return redirect("sso:provider_detail", pk=pk)
     return render(request, "sso/provider_break_glass.html", {"p": provider, "form": form})
+
+
+# SP signing key rollover: one key pair for all providers, so the actions are not per provider; the
+# form says which page to return to.
+_KEY_ACTIONS = {
+    "add-next": (services.sp_key_add_next, "Next key added. It is now published in the SP metadata of every "
+                 "provider; promote it once the IdPs have loaded the new metadata."),
+    "promote": (services.sp_key_promote, "Next key promoted: idm now signs with it. The old key is retired."),
+    "discard-next": (services.sp_key_discard_next, "Next key discarded."),
+}
+
+
+@require_POST
+@requires_manage_identity
+def sp_key_action(request, action: str):
+    """Add, promote or discard the SP's next (rollover) signing key; each is audited by the service."""
+    if action not in _KEY_ACTIONS:
+        raise Http404("No such key action.")
+    service, done = _KEY_ACTIONS[action]
+    try:
+        service(actor=_actor(request))
+    except IdentityError as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+    else:
+        messages.success(request, done)
+    provider_id = request.POST.get("provider", "")
+    if provider_id.isdigit() and IdentityProvider.objects.filter(pk=int(provider_id)).exists():
+        return redirect("sso:provider_detail", pk=int(provider_id))
+    return redirect("sso:provider_list")

@@ -83,15 +83,43 @@ def next_key() -> ServiceProviderKey | None:
     return ServiceProviderKey.objects.filter(status=ServiceProviderKey.Status.NEXT).first()
 
 
+def uses_configured_files() -> bool:
+    """True when idm signs with ``IDM_SSO_SP_KEY_FILE``/``_CERT_FILE`` (no rollover in the console then)."""
+    return bool(app_settings.SP_KEY_FILE and app_settings.SP_CERT_FILE)
+
+
 def add_next_key() -> ServiceProviderKey:
     """Generate the rollover key (published in metadata, not yet used to sign)."""
+    current_key()  # the current key exists first, so the next one never becomes current by accident
     existing = next_key()
-    return existing or _create(ServiceProviderKey.Status.NEXT)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return _create(ServiceProviderKey.Status.NEXT)
+    except IntegrityError:  # two admins clicked at once
+        return ServiceProviderKey.objects.get(status=ServiceProviderKey.Status.NEXT)
+
+
+@transaction.atomic
+def discard_next_key() -> ServiceProviderKey | None:
+    """Delete the rollover key (it never signed anything) and its files; the deleted key, if any."""
+    nxt = ServiceProviderKey.objects.select_for_update().filter(status=ServiceProviderKey.Status.NEXT).first()
+    if nxt is None:
+        return None
+    pk = nxt.pk
+    nxt.delete()
+    nxt.pk = pk  # keep the id for the audit record
+    _remove_files(nxt)
+    return nxt
 
 
 @transaction.atomic
 def promote_next_key() -> ServiceProviderKey:
-    """Make the next key the signing key; the old one is retired."""
+    """Make the next key the signing key; the old one is retired (kept as a record, no longer published).
+
+    Raises ``ServiceProviderKey.DoesNotExist`` when there is no next key.
+    """
     nxt = ServiceProviderKey.objects.select_for_update().get(status=ServiceProviderKey.Status.NEXT)
     ServiceProviderKey.objects.filter(status=ServiceProviderKey.Status.CURRENT).update(
         status=ServiceProviderKey.Status.RETIRED)
@@ -111,11 +139,19 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _paths(key: ServiceProviderKey) -> tuple[Path, Path]:
+    base = app_settings.KEY_DIR
+    return base / f"sp-{key.fingerprint[:24]}.key", base / f"sp-{key.fingerprint[:24]}.crt"
+
+
+def _remove_files(key: ServiceProviderKey) -> None:
+    for path in _paths(key):
+        path.unlink(missing_ok=True)
+
+
 def key_files(key: ServiceProviderKey) -> KeyFiles:
     """Materialise a DB key pair as files for xmlsec1 (named by fingerprint, so rotation is a new file)."""
-    base = app_settings.KEY_DIR
-    key_path = base / f"sp-{key.fingerprint[:24]}.key"
-    cert_path = base / f"sp-{key.fingerprint[:24]}.crt"
+    key_path, cert_path = _paths(key)
     _write_private(key_path, key.private_key_pem)
     _write_private(cert_path, key.certificate_pem)
     return KeyFiles(str(key_path), str(cert_path), key.fingerprint)
@@ -123,7 +159,7 @@ def key_files(key: ServiceProviderKey) -> KeyFiles:
 
 def signing_key_files() -> KeyFiles:
     """The files pysaml2 signs with: configured ones, else the current DB key."""
-    if app_settings.SP_KEY_FILE and app_settings.SP_CERT_FILE:
+    if uses_configured_files():
         cert_pem = Path(app_settings.SP_CERT_FILE).read_text()
         return KeyFiles(app_settings.SP_KEY_FILE, app_settings.SP_CERT_FILE, cert_fingerprint(cert_pem))
     return key_files(current_key())
@@ -133,6 +169,34 @@ def published_cert_files() -> list[KeyFiles]:
     """Certificates to publish in SP metadata: the signing one, plus the rollover one if any."""
     files = [signing_key_files()]
     nxt = next_key()
-    if nxt is not None and not app_settings.SP_KEY_FILE:
+    if nxt is not None and not uses_configured_files():
         files.append(key_files(nxt))
     return files
+
+
+@dataclass(frozen=True)
+class SpKeyInfo:
+    """What the console shows about one SP key."""
+
+    fingerprint: str
+    not_after: dt.datetime
+    created_at: dt.datetime | None = None
+    from_files: bool = False
+
+    @property
+    def expires_soon(self) -> bool:
+        return self.not_after - dt.datetime.now(dt.UTC) <= dt.timedelta(days=app_settings.CERT_EXPIRY_WARNING_DAYS)
+
+
+def key_status() -> dict:
+    """The signing key (generated now if needed) and the rollover key, for the console."""
+    if uses_configured_files():
+        cert = x509.load_pem_x509_certificate(Path(app_settings.SP_CERT_FILE).read_bytes())
+        current = SpKeyInfo(cert.fingerprint(hashes.SHA256()).hex(), cert.not_valid_after_utc, from_files=True)
+        return {"current": current, "next": None, "from_files": True}
+    cur, nxt = current_key(), next_key()
+    return {
+        "current": SpKeyInfo(cur.fingerprint, cur.not_after, cur.created_at),
+        "next": SpKeyInfo(nxt.fingerprint, nxt.not_after, nxt.created_at) if nxt else None,
+        "from_files": False,
+    }

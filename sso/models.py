@@ -138,3 +138,25 @@ class ServiceProviderKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} {self.fingerprint[:16]}"
+
+
+class SsoSession(models.Model):
+    """A console session started by an SSO sign-in, so an IdP's LogoutRequest can end it server-side.
+
+    IdP-initiated logout usually arrives as a cross-site POST (or an iframe/redirect chain) that
+    carries no SameSite=Lax session cookie, so the session is found by (provider, NameID,
+    SessionIndex) instead (issue 4).
+    """
+
+    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name_id = models.CharField(max_length=1000)
+    session_index = models.CharField(max_length=1000, blank=True)
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["provider", "name_id"], name="sso_session_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id}:{self.name_id[:40]}"

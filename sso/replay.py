@@ -66,3 +66,8 @@ def remember_assertion(*, provider_id: int, assertion_id: str, not_on_or_after: 
         ttl = int((not_on_or_after - now).total_seconds()) + skew_seconds + 1
         ttl = max(60, min(ttl, app_settings.REPLAY_MAX_TTL))
     return _cache().add(_key("assertion", provider_id, assertion_id), now.isoformat(), timeout=ttl)
+
+
+def remember_message(*, kind: str, provider_id: int, message_id: str, ttl: int) -> bool:
+    """Record a protocol message id (e.g. a LogoutRequest) for ``ttl`` seconds; ``False`` if seen before."""
+    return _cache().add(_key(kind, provider_id, message_id), timezone.now().isoformat(), timeout=ttl)

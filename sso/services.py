@@ -1,4 +1,9 @@
-"""Provider configuration writes (console, tasks, management command), each audited."""
+"""Provider configuration writes (console, tasks, management command) and SP key actions, each audited.
+
+Audit actions: ``sso.provider_created|updated|enabled|disabled|deleted``, ``sso.metadata_updated``,
+``sso.metadata_refreshed``, ``sso.metadata_refresh_failed``, ``sso.break_glass_changed`` (target
+``identity_provider``) and ``sso.sp_key_added|promoted|discarded`` (target ``sp_key``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from django.utils import timezone
 from accounts.exceptions import PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
+from sso import keys
 from sso import metadata as md
-from sso.models import IdentityProvider
+from sso.models import IdentityProvider, ServiceProviderKey
 
 AUDITED_FIELDS = (
     "name", "enabled", "metadata_url", "metadata_verify_tls", "use_default_mapping", "mapping_preset",
@@ -73,12 +79,24 @@ def provider_save(*, actor: Actor, provider: IdentityProvider, metadata_xml: str
     for field in AUDITED_FIELDS:
         before, after = _plain(getattr(old, field)), _plain(getattr(provider, field))
         if before != after:
-            _audit(actor, "sso.provider_updated", provider, field, before, after)
+            action = "sso.provider_updated"
+            if field == "enabled":  # its own action, so "who turned SSO off" is one filter away
+                action = "sso.provider_enabled" if after else "sso.provider_disabled"
+            _audit(actor, action, provider, field, before, after)
     if metadata_xml or fetch:
-        _audit(actor, "sso.metadata_updated", provider, "metadata",
-               [c["fingerprint"] for c in (old.metadata_summary or {}).get("certs", [])],
-               [c["fingerprint"] for c in provider.metadata_summary.get("certs", [])])
+        _audit(actor, "sso.metadata_updated", provider, "metadata", _metadata_facts(old), _metadata_facts(provider))
     return provider
+
+
+def _metadata_facts(provider: IdentityProvider) -> dict:
+    """What an admin compares between two metadata versions: entity id, endpoints, certificates."""
+    summary = provider.metadata_summary or {}
+    return {
+        "entity_id": provider.entity_id,
+        "sso": sorted(s["location"] for s in summary.get("sso", [])),
+        "slo": sorted(s["location"] for s in summary.get("slo", [])),
+        "certs": [c["fingerprint"] for c in summary.get("certs", [])],
+    }
 
 
 def metadata_refresh(*, provider: IdentityProvider, actor: Actor | None = None) -> bool:
@@ -86,24 +104,34 @@ def metadata_refresh(*, provider: IdentityProvider, actor: Actor | None = None) 
 
     Returns True when the metadata was stored. A new signing certificate applies from the next request
     (``sso.config`` keys its cache on ``updated_at``).
+
+    Audit: a failure is always recorded (``sso.metadata_refresh_failed``); a success that changed the
+    metadata is ``sso.metadata_updated`` with old and new entity id, endpoints and certificates; an
+    unchanged success is ``sso.metadata_refreshed`` when a person asked for it or when it ends a run of
+    failures (the scheduled refresh every few hours does not log "nothing changed").
     """
     actor = actor or Actor.system("sso metadata refresh")
     if not provider.metadata_url:
         return False
-    old_certs = [c["fingerprint"] for c in (provider.metadata_summary or {}).get("certs", [])]
+    old_facts, old_xml, had_error = _metadata_facts(provider), provider.metadata_xml, bool(provider.metadata_error)
     try:
         xml = md.fetch(provider.metadata_url, verify_tls=provider.metadata_verify_tls)
         apply_metadata(provider, xml, entity_id=provider.entity_id)
     except md.MetadataError as exc:
         IdentityProvider.objects.filter(pk=provider.pk).update(metadata_error=exc.message)
         provider.metadata_error = exc.message
-        _audit(actor, "sso.metadata_refresh_failed", provider, message=exc.message)
+        _audit(actor, "sso.metadata_refresh_failed", provider, field="metadata", message=exc.message,
+               new={"code": exc.code, "url": provider.metadata_url})
         return False
     provider.save(update_fields=["metadata_xml", "entity_id", "metadata_summary", "metadata_fetched_at",
                                  "metadata_error", "updated_at"])
-    new_certs = [c["fingerprint"] for c in provider.metadata_summary.get("certs", [])]
-    if new_certs != old_certs:
-        _audit(actor, "sso.metadata_updated", provider, "certificates", old_certs, new_certs)
+    new_facts = _metadata_facts(provider)
+    if provider.metadata_xml != old_xml:
+        _audit(actor, "sso.metadata_updated", provider, "metadata", old_facts, new_facts,
+               message="certificates changed" if old_facts["certs"] != new_facts["certs"] else "")
+    elif actor.type == "user" or had_error:
+        _audit(actor, "sso.metadata_refreshed", provider, "metadata", new=new_facts,
+               message="recovered after failed refreshes" if had_error else "")
     return True
 
 
@@ -127,3 +155,60 @@ def break_glass_set(*, actor: Actor, provider: IdentityProvider, users: list) ->
     provider.break_glass_users.set(new)
     _audit(actor, "sso.break_glass_changed", provider, "break_glass_users",
            sorted(u.username for u in old), sorted(u.username for u in new))
+
+
+# --- SP signing keys (shared by every provider) -------------------------------------------------------
+
+
+def _audit_key(actor: Actor, action: str, key: ServiceProviderKey, *, old: Any = None, new: Any = None,
+               message: str = "") -> None:
+    record_event(actor=actor, action=action, target_type="sp_key", target_id=key.pk,
+                 target_label=f"SP key {key.fingerprint[:16]}", field="status", old=old, new=new, message=message)
+
+
+def _key_facts(key: ServiceProviderKey) -> dict:
+    return {"fingerprint": key.fingerprint, "status": key.status, "not_after": key.not_after.isoformat()}
+
+
+def _refuse_configured_files() -> None:
+    if keys.uses_configured_files():
+        raise PolicyDenied("sp_key_from_files", "idm signs with the key pair configured in IDM_SSO_SP_KEY_FILE "
+                           "and IDM_SSO_SP_CERT_FILE. Roll it over by replacing those files (publish the new "
+                           "certificate to the IdPs first).")
+
+
+def sp_key_add_next(*, actor: Actor) -> ServiceProviderKey:
+    """Generate the rollover key: published in every provider's SP metadata, not used to sign yet."""
+    _refuse_configured_files()
+    if keys.next_key() is not None:
+        raise PolicyDenied("sp_next_key_exists", "A next key already exists. Promote or discard it first.")
+    key = keys.add_next_key()
+    _audit_key(actor, "sso.sp_key_added", key, new=_key_facts(key),
+               message="published in SP metadata next to the current key")
+    return key
+
+
+def sp_key_promote(*, actor: Actor) -> ServiceProviderKey:
+    """Sign with the next key from now on; the old current key is retired (no longer published)."""
+    _refuse_configured_files()
+    with transaction.atomic():
+        old = keys.current_key()
+        try:
+            key = keys.promote_next_key()
+        except ServiceProviderKey.DoesNotExist as exc:
+            raise PolicyDenied("sp_no_next_key", "There is no next key to promote. Add one first and give the "
+                               "IdPs time to load the new SP metadata.") from exc
+        old.refresh_from_db()
+        _audit_key(actor, "sso.sp_key_promoted", key, old=_key_facts(old), new=_key_facts(key),
+                   message=f"retired {old.fingerprint[:16]}")
+    return key
+
+
+def sp_key_discard_next(*, actor: Actor) -> ServiceProviderKey:
+    """Delete the rollover key (it never signed anything)."""
+    _refuse_configured_files()
+    key = keys.discard_next_key()
+    if key is None:
+        raise PolicyDenied("sp_no_next_key", "There is no next key to discard.")
+    _audit_key(actor, "sso.sp_key_discarded", key, old=_key_facts(key))
+    return key

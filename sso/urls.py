@@ -22,4 +22,5 @@ urlpatterns = [
     path("providers/<int:pk>/refresh/", console_views.provider_refresh, name="provider_refresh"),
     path("providers/<int:pk>/delete/", console_views.provider_delete, name="provider_delete"),
     path("providers/<int:pk>/break-glass/", console_views.provider_break_glass, name="provider_break_glass"),
+    path("sp-key/<slug:action>/", console_views.sp_key_action, name="sp_key_action"),
 ]

@@ -176,3 +176,51 @@ def inspect(xml: bytes, *, acs_url: str, allow_legacy_algorithms: bool = False) 
         response_id=root.get("ID", ""), in_response_to=root.get("InResponseTo", ""), issuer=issuer.strip(),
         assertion_id=assertion.get("ID", ""), claimed_name_id=name_id.strip()[:150],
     )
+
+
+@dataclass(frozen=True)
+class LogoutRequestFacts:
+    """What an IdP's (not yet trusted) LogoutRequest claims."""
+
+    request_id: str
+    issuer: str
+    name_id: str
+    session_indexes: tuple[str, ...]
+    signed: bool  # carries an enveloped XML signature (POST binding)
+
+
+def inspect_logout_request(xml: bytes, *, slo_url: str, allow_legacy_algorithms: bool = False,
+                           require_xml_signature: bool) -> LogoutRequestFacts:
+    """Structural checks on a LogoutRequest before pysaml2 verifies it.
+
+    The HTTP-POST binding carries the signature inside the message (required then); the HTTP-Redirect
+    binding signs the query string instead (checked by ``sso.logout``), so an enveloped signature is
+    optional there but, when present, must sign the request itself with an accepted algorithm.
+    ``Destination`` is required and must be our SLO URL (SAML bindings §3.4.5.2, §3.5.5.2).
+    """
+    root = _parse(xml)
+    if root.tag != f"{{{SAMLP}}}LogoutRequest":
+        raise ResponseRejected("malformed", "not a samlp:LogoutRequest")
+    for el in root.iter():
+        if el.tag in (Comment, ProcessingInstruction):
+            raise ResponseRejected("comment_in_message", "comment or processing instruction in the request")
+    if root.get("Destination") != slo_url:
+        raise ResponseRejected("wrong_destination", f"Destination {str(root.get('Destination'))[:200]!r}")
+    sigs = list(root.iter(f"{{{DS}}}Signature"))
+    direct = root.findall(f"{{{DS}}}Signature")
+    if len(sigs) > 1 or len(sigs) != len(direct):
+        raise ResponseRejected("signature_wrapping", "signature in an unexpected place")
+    if direct:
+        _check_signature(direct[0], root.get("ID", ""), allow_legacy_algorithms)
+    elif require_xml_signature:
+        raise ResponseRejected("unsigned_logout_request", "the LogoutRequest is not signed")
+    if root.find(f"{{{SAML}}}EncryptedID") is not None or root.find(f"{{{SAML}}}BaseID") is not None:
+        raise ResponseRejected("unsupported_name_id", "only a plain NameID is supported")
+    name_id = (root.findtext(f"{{{SAML}}}NameID") or "").strip()
+    if not name_id:
+        raise ResponseRejected("malformed", "the LogoutRequest names no NameID")
+    return LogoutRequestFacts(
+        request_id=root.get("ID", ""), issuer=(root.findtext(f"{{{SAML}}}Issuer") or "").strip(),
+        name_id=name_id, signed=bool(direct),
+        session_indexes=tuple((el.text or "").strip() for el in root.findall(f"{{{SAMLP}}}SessionIndex")),
+    )

@@ -39,6 +39,7 @@ from accounts.identity.audit import record_event
 from accounts.identity.types import Actor, Source
 from sso import replay
 from sso.config import acs_url, sp_config
+from sso.logout import handle_logout_request, remember_session
 from sso.models import IdentityProvider
 from sso.signin import SignInRefused, sso_provider_for
 from sso.validation import ResponseRejected, decode, inspect
@@ -96,11 +97,12 @@ def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, 
                  new=new, message=detail[:1000])
 
 
-def error_page(request, *, code: str, status: int = 400, message: str = "", provider=None) -> HttpResponse:
+def error_page(request, *, code: str, status: int = 400, message: str = "", provider=None,
+               title: str = "") -> HttpResponse:
     return render(request, "sso/error.html", {
         "message": message or MESSAGES.get(code, _UNVERIFIABLE), "code": code,
         "reference": reference_id(request), "provider": provider,
-        "signin_url": reverse("sso:signin"),
+        "signin_url": reverse("sso:signin"), "title": title,
     }, status=status)
 
 
@@ -278,6 +280,11 @@ class AcsView(SamlSessionMixin, AssertionConsumerServiceView):
         auth.login(request, user, backend=BACKEND_PATH)
         _set_subject_id(request.saml_session, session_info["name_id"])
         request.session[SESSION_PROVIDER_KEY] = provider.pk
+        # So an IdP-initiated LogoutRequest can end this session without the browser's cookie.
+        name_id = session_info["name_id"]
+        remember_session(request=request, provider=provider, user=user,
+                         name_id=(getattr(name_id, "text", None) or str(name_id or "")).strip(),
+                         session_index=session_info.get("session_index") or "")
         return user
 
 
@@ -308,21 +315,86 @@ class SsoLogoutView(SamlSessionMixin, LogoutInitView):
         return super().get(request)
 
 
+LOGOUT_MESSAGES = {
+    "unsigned_logout_request": "This sign-out request was not signed by your identity provider.",
+    "bad_signature": "This sign-out request could not be verified.",
+    "wrong_issuer": "This sign-out request did not come from this identity provider.",
+    "wrong_destination": "This sign-out request was meant for another service.",
+    "replayed": "This sign-out request was already used.",
+    "provider_disabled": "This sign-in method is turned off. Contact your administrator.",
+    "provider_unknown": "This sign-in method does not exist.",
+}
+
+
+def audit_logout(request, *, provider: IdentityProvider | None, ok: bool, name_id: str = "", user=None,
+                 reason: str = "", detail: str = "", new: dict | None = None) -> None:
+    """``auth.sso_logout`` (one per user whose sessions an IdP ended) or ``auth.sso_logout_failed``."""
+    actor = Actor(label=f"SSO: {provider.name}"[:150] if provider else "(unknown IdP)", type="provider",
+                  source=Source.SAML, provider=provider.provider_key if provider else "",
+                  request_id=getattr(request, "request_id", ""), ip=getattr(request, "client_ip", None))
+    payload = {"provider": provider.name if provider else None, "provider_id": provider.pk if provider else None,
+               "name_id": name_id[:150]} | (new or {})
+    if not ok:
+        payload |= {"reason": reason, "reference": reference_id(request)}
+    record_event(actor=actor, action="auth.sso_logout" if ok else "auth.sso_logout_failed",
+                 target_type="user", target_id=user.pk if user else "",
+                 target_label=(user.get_username() if user else name_id)[:150], new=payload, message=detail[:1000])
+
+
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
 class SsoSloView(SamlSessionMixin, LogoutView):
-    """IdP-initiated logout requests and responses to ours (HTTP-Redirect or POST)."""
+    """IdP-initiated logout requests (HTTP-Redirect or POST) and the IdP's responses to ours.
+
+    A LogoutRequest ends the subject's sessions server-side (``sso.logout``): it works without the
+    browser's session cookie, which a cross-site POST does not carry (SameSite=Lax).
+    """
 
     def do_logout_service(self, request, data, binding, *args, **kwargs):
         provider = _provider(kwargs.get("provider_id"))
         if provider is None or not provider.enabled or not provider.metadata_xml:
-            return error_page(request, code="provider_unknown", status=404)
+            code = "provider_disabled" if provider is not None and not provider.enabled else "provider_unknown"
+            if "SAMLRequest" in data:
+                audit_logout(request, provider=provider, ok=False, reason=code)
+            return self._refused(request, code, status=404 if code == "provider_unknown" else 403,
+                                 provider=provider)
         request.idm_sso_provider = provider
+        if "SAMLRequest" in data:
+            return self._logout_request(request, provider, data, binding)
         try:
             return super().do_logout_service(request, data, binding)
         except Exception as exc:  # a bad logout message must not become a 500
             logger.info("SLO message refused: %r", exc)
             auth.logout(request)
-            return error_page(request, code="malformed", status=400, provider=provider)
+            return self._refused(request, "malformed", status=400, provider=provider)
+
+    def _logout_request(self, request, provider, data, binding):
+        try:
+            outcome = handle_logout_request(provider=provider, data=data, binding=binding,
+                                            query_string=request.META.get("QUERY_STRING", ""))
+        except ResponseRejected as exc:
+            audit_logout(request, provider=provider, ok=False, reason=exc.code, detail=exc.detail)
+            logger.info("SLO request refused: provider=%s code=%s ref=%s", provider.pk, exc.code,
+                        reference_id(request))
+            return self._refused(request, exc.code, status=exc.status, provider=provider)
+        ended_keys = {row.session_key for row in outcome.ended}
+        users = {row.user_id: row.user for row in outcome.ended}
+        for user in users.values() or [None]:
+            audit_logout(request, provider=provider, ok=True, name_id=outcome.name_id, user=user, new={
+                "binding": binding.rsplit(":", 1)[-1], "session_index": list(outcome.session_indexes),
+                "sessions_ended": sum(1 for row in outcome.ended if user is None or row.user_id == user.pk),
+            })
+        if request.session.session_key in ended_keys:  # same-site request: drop the browser's copy too
+            auth.logout(request)
+        info = outcome.http_info
+        if info.get("method") == "POST":  # an auto-submitting form carrying the signed LogoutResponse
+            return HttpResponse(info["data"])
+        return HttpResponseRedirect(dict(info["headers"])["Location"])
+
+    @staticmethod
+    def _refused(request, code: str, *, status: int, provider=None):
+        return error_page(request, code=code, status=status if 400 <= status < 500 else 400, provider=provider,
+                          message=LOGOUT_MESSAGES.get(code, "This sign-out request could not be accepted."),
+                          title="Sign-out failed")
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -364,7 +436,9 @@ class SignInView(View):
             return render(request, self.template_name, {"step": "username", "next": next_path,
                                                         "error": "Enter your username."}, status=400)
         if "password" not in request.POST:
-            user = get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first()
+            # No username holds a NUL byte, and PostgreSQL refuses one in a query: treat it as unknown.
+            user = None if "\x00" in username else (
+                get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first())
             provider = sso_provider_for(user) if user is not None else None
             if provider is not None:
                 if not provider.enabled:

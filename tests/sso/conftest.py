@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -115,3 +117,29 @@ class AcsDriver:
 @pytest.fixture
 def acs(client, provider, idp) -> AcsDriver:
     return AcsDriver(client, provider, idp)
+
+
+@pytest.fixture
+def metadata_server():
+    """Serves ``server.document`` at http://127.0.0.1:<port>/metadata (loopback only)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = self.server.document.encode()
+            self.send_response(200 if self.path == "/metadata" else 404)
+            self.send_header("Content-Type", "application/samlmetadata+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.document = ""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/metadata"
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -50,7 +50,7 @@ class TestIdP:
 
     def __init__(self, *, key_file: str, cert_file: str, base_url: str = "https://idp.example.test",
                  entity_id: str = IDP_ENTITY_ID, slo: bool = True, sp_metadata: str | None = None,
-                 lifetime_minutes: int = 5):
+                 lifetime_minutes: int = 5, slo_bindings: tuple[str, ...] = (saml2.BINDING_HTTP_REDIRECT,)):
         self.base_url = base_url.rstrip("/")
         self.entity_id = entity_id
         self.key_file, self.cert_file = key_file, cert_file
@@ -59,7 +59,7 @@ class TestIdP:
                                        (f"{self.base_url}/sso/post", saml2.BINDING_HTTP_POST)],
         }
         if slo:
-            endpoints["single_logout_service"] = [(f"{self.base_url}/slo", saml2.BINDING_HTTP_REDIRECT)]
+            endpoints["single_logout_service"] = [(f"{self.base_url}/slo", b) for b in slo_bindings]
         conf = {
             "entityid": entity_id,
             "xmlsec_binary": XMLSEC,
@@ -113,7 +113,7 @@ class TestIdP:
 
     def sign_element(self, xml: str, element: str = "Assertion", *, sign_alg: str = SIG_RSA_SHA256,
                      digest_alg: str = DIGEST_SHA256) -> str:
-        """Insert a signature template into the first ``element`` (Assertion or Response) and sign it with
+        """Insert a signature template into the first ``element`` (Assertion, Response, LogoutRequest) and sign it with
         xmlsec1 through pysaml2, exactly as pysaml2's IdP does."""
         match = re.search(rf"<(\w+:)?{element}\b[^>]*\sID=\"([^\"]+)\"", xml)
         element_id = match.group(2)
@@ -124,6 +124,30 @@ class TestIdP:
         xml = xml[:issuer_end.end()] + template + xml[issuer_end.end():]
         node = f"urn:oasis:names:tc:SAML:2.0:{'assertion' if element == 'Assertion' else 'protocol'}:{element}"
         return self.server.sec.sign_statement(xml, node_name=node, node_id=element_id)
+
+    # -- logout ----------------------------------------------------------------------------------------
+
+    def logout_request(self, *, destination: str, name_id: str, binding: str, session_indexes: list[str] | None = None,
+                       sign: bool = True, sign_alg: str = SIG_RSA_SHA256, digest_alg: str = DIGEST_SHA256,
+                       relay_state: str = "", tamper: Callable[[str], str] | None = None) -> dict:
+        """An IdP-initiated LogoutRequest as the browser would carry it: ``{"url", "data"}`` (GET query or
+        POST form). HTTP-Redirect signs the query string, HTTP-POST the message (SAML bindings)."""
+        _id, req = self.server.create_logout_request(
+            destination=destination, issuer_entity_id=self.entity_id,
+            name_id=NameID(format=NAMEID_FORMAT_UNSPECIFIED, text=name_id), session_indexes=session_indexes,
+            sign=False,
+        )
+        xml = str(req)
+        if tamper is not None:
+            xml = tamper(xml)
+        if sign and binding == saml2.BINDING_HTTP_POST:
+            xml = self.sign_element(xml, "LogoutRequest", sign_alg=sign_alg, digest_alg=digest_alg)
+        info = self.server.apply_binding(binding, xml, destination, relay_state=relay_state,
+                                         sign=sign and binding == saml2.BINDING_HTTP_REDIRECT, sigalg=sign_alg)
+        if binding == saml2.BINDING_HTTP_REDIRECT:
+            return {"url": dict(info["headers"])["Location"], "data": None}
+        fields = dict(re.findall(r'name="(SAMLRequest|RelayState)" value="([^"]*)"', info["data"]))
+        return {"url": destination, "data": fields}
 
     @staticmethod
     def encode(xml: str) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,32 +12,6 @@ from sso.services import metadata_refresh, provider_save
 from sso.tasks import refresh_all_metadata
 from tests.sso.idp import TestIdP
 from tests.sso.test_acs import failure, signed_in
-
-
-@pytest.fixture
-def metadata_server():
-    """Serves ``server.document`` at http://127.0.0.1:<port>/metadata (loopback only)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            body = self.server.document.encode()
-            self.send_response(200 if self.path == "/metadata" else 404)
-            self.send_header("Content-Type", "application/samlmetadata+xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.document = ""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/metadata"
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_parse_shows_entity_endpoints_and_certs(idp):
