@@ -14,6 +14,8 @@ from django.db.models import Q
 
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
 
+SIGN_IN_PERMS = frozenset({"console_access", "desktop_access"})
+
 
 class Access:
     """Permissions of one user: ``perm -> None`` (everywhere) or a set of org paths (those subtrees)."""
@@ -92,7 +94,9 @@ class Access:
             return True
         if role.slug == CUSTOMER_CLOUD_ADMIN:
             return False
-        role_perms = {p.codename for p in role.group.permissions.all()}
+        # Sign-in permissions carry no power over others: any role admin may hand out the
+        # Console User / Desktop User roles even without holding them.
+        role_perms = {p.codename for p in role.group.permissions.all()} - SIGN_IN_PERMS
         if not role_perms <= set(self.grants):
             return False
         # A global role acts in every org: only someone who holds all of its permissions

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from accounts.access import Access
 from accounts.exceptions import IdentityError
@@ -34,8 +35,22 @@ class OrgChoiceField(forms.ModelChoiceField):
         return org_choices_label(obj)
 
 
+class RoleCheckboxes(forms.CheckboxSelectMultiple):
+    """Checkboxes whose options in ``locked`` (role pks) are shown but disabled."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.locked: set = set()
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        if getattr(value, "value", value) in self.locked:
+            option["attrs"]["disabled"] = True
+        return option
+
+
 class RoleChoiceField(forms.ModelMultipleChoiceField):
-    widget = forms.CheckboxSelectMultiple
+    widget = RoleCheckboxes
 
     def label_from_instance(self, obj: Role) -> str:
         return obj.name
@@ -192,10 +207,15 @@ class OrgSettingsForm(forms.Form):
     roles_inherit = forms.BooleanField(label="Inherit default roles from parent", required=False)
     default_roles = RoleChoiceField(label="Default roles", queryset=Role.objects.order_by("name"), required=False)
 
-    def __init__(self, *args, org: Organization, **kwargs):
+    def __init__(self, *args, org: Organization, access: Access, **kwargs):
         from sso.models import IdentityProvider
 
         self.org = org
+        # Default roles are handed to every new user of the org: offer only roles the editor may assign
+        # (an Org Admin must not make every new user a Customer Cloud Admin). Defaults set by someone
+        # with more rights stay as they are, shown disabled.
+        self.assignable = {r.pk for r in assignable_roles(access)}
+        self.current_defaults = set(org.default_roles.values_list("pk", flat=True))
         self.is_root = org.parent_id is None
         initial = {
             "auth_inherit": org.auth_method is None,
@@ -207,10 +227,25 @@ class OrgSettingsForm(forms.Form):
             "default_roles": list(org.default_roles.values_list("pk", flat=True)),
         }
         super().__init__(*args, initial=initial, **kwargs)
-        self.fields["auth_provider"].queryset = IdentityProvider.objects.filter(enabled=True).order_by("name")
+        # Disabled providers are not offered, except the one the org already uses: otherwise the org
+        # could not save any other setting until someone re-enabled it.
+        self.fields["auth_provider"].queryset = IdentityProvider.objects.filter(
+            Q(enabled=True) | Q(pk=org.auth_provider_id or 0)).order_by("name")
+        self.fields["default_roles"].widget.locked = {pk for pk in Role.objects.values_list("pk", flat=True)
+                                                      if pk not in self.assignable}
+        if self.fields["default_roles"].widget.locked:
+            self.fields["default_roles"].help_text = "Roles you may not assign are greyed out and stay as they are."
         if self.is_root:
             for name in ("auth_inherit", "tfa_inherit", "roles_inherit"):
                 del self.fields[name]
+
+    def clean_default_roles(self):
+        chosen = set(self.cleaned_data.get("default_roles") or [])
+        forged = [r for r in chosen if r.pk not in self.assignable and r.pk not in self.current_defaults]
+        if forged:
+            raise ValidationError(f"You may not make {forged[0].name} a default role.", code="role_not_assignable")
+        kept = Role.objects.filter(pk__in=self.current_defaults - self.assignable)
+        return {r for r in chosen if r.pk in self.assignable} | set(kept)
 
     def _inherit(self, name: str) -> bool:
         return not self.is_root and bool(self.cleaned_data.get(name))

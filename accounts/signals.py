@@ -45,6 +45,7 @@ def audit_logout(sender, request, user, **kwargs) -> None:
 @receiver(user_login_failed)
 def audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
     # ``credentials`` has the password already cleansed by Django; we keep only the username.
-    username = str(credentials.get("username", ""))[:150]
+    # PostgreSQL refuses NUL bytes in text: a forged username must not turn "wrong password" into a 500.
+    username = str(credentials.get("username", "")).replace("\x00", "\ufffd")[:150]
     record_event(actor=_actor(request, username or "(unknown)"), action="auth.login_failed",
                  target_type="user", target_label=username, new={"reason": "invalid_credentials"})

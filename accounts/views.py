@@ -78,6 +78,16 @@ def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
     return Paginator(queryset, size).get_page(request.GET.get("page"))
 
 
+def _int_param(value: str | None) -> int | None:
+    """A posted or query-string id: plain ASCII digits of a sane size, else ``None`` (never a 500).
+
+    ``str.isdigit`` alone accepts "²" or "١٢", which ``int()`` refuses or reads unexpectedly.
+    """
+    if value and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 def _report_error(request: HttpRequest, exc: IdentityError) -> None:
     messages.error(request, f"{exc.message} ({exc.code})")
 
@@ -90,7 +100,7 @@ def _report_error(request: HttpRequest, exc: IdentityError) -> None:
 logout_view = auth_views.LogoutView.as_view()  # POST only (Django 5)
 
 
-@login_required
+@requires("console_access")
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's own password: Django's form checks the old one, the service sets the new one."""
     form = PasswordChangeForm(user=request.user, data=request.POST or None)
@@ -108,7 +118,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/password_change.html", {"form": form})
 
 
-@login_required
+@requires("console_access")
 def home(request: HttpRequest) -> HttpResponse:
     """Dashboard for directory viewers; everyone else lands on their own account."""
     access = _access(request)
@@ -128,7 +138,7 @@ def home(request: HttpRequest) -> HttpResponse:
     })
 
 
-@login_required
+@requires("console_access")
 def account(request: HttpRequest) -> HttpResponse:
     """"My account": profile, org and roles of the signed-in user."""
     user = request.user
@@ -190,7 +200,7 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
     if action not in ("block", "unblock"):
         messages.error(request, "Choose Block or Unblock.")
         return redirect(back)
-    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:1000]
+    ids = [i for i in map(_int_param, request.POST.getlist("ids")) if i is not None][:1000]
     if not ids:
         messages.error(request, "Select at least one user.")
         return redirect(back)
@@ -251,8 +261,9 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def user_create(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     initial_org = None
-    if request.GET.get("org", "").isdigit():
-        initial_org = Organization.objects.filter(pk=request.GET["org"]).first()
+    org_id = _int_param(request.GET.get("org"))
+    if org_id is not None:
+        initial_org = Organization.objects.filter(pk=org_id).first()
     form = UserCreateForm(request.POST or None, access=access, initial_org=initial_org)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -491,7 +502,7 @@ def org_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @requires("manage_orgs")
 def org_settings(request: HttpRequest, pk: int) -> HttpResponse:
     org = _org_for(request, pk, "manage_orgs")
-    form = OrgSettingsForm(request.POST or None, org=org)
+    form = OrgSettingsForm(request.POST or None, org=org, access=_access(request))
     if request.method == "POST" and form.is_valid():
         try:
             changed = org_service.org_update_settings(actor=_actor(request), org=org, **form.service_kwargs())

@@ -135,6 +135,6 @@ def sp_key_action(request, action: str):
     else:
         messages.success(request, done)
     provider_id = request.POST.get("provider", "")
-    if provider_id.isdigit() and IdentityProvider.objects.filter(pk=int(provider_id)).exists():
+    if provider_id.isascii() and provider_id.isdigit() and IdentityProvider.objects.filter(pk=int(provider_id)).exists():
         return redirect("sso:provider_detail", pk=int(provider_id))
     return redirect("sso:provider_list")

@@ -99,9 +99,22 @@ def _fatal(line: int, code: str, message: str, column: str | None = None) -> _Fa
     return _Fatal(UploadError(line, column, code, message))
 
 
+def _looks_utf16(raw: bytes) -> bool:
+    """A BOM, or text whose every other byte is NUL (ASCII in UTF-16 without a BOM).
+
+    Counting all NULs is not enough: a ZIP (an .xlsx) or an image also holds many.
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    sample = raw[:4096]
+    even, odd = sample[0::2], sample[1::2]
+    return bool(sample) and any(half.count(0) > len(half) * 0.9 and other.count(0) < len(other) * 0.1
+                                for half, other in ((even, odd), (odd, even)))
+
+
 def guess_encoding(raw: bytes) -> str:
     """A human name for the encoding ``raw`` (not UTF-8) is probably in."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(b"\x00") > len(raw) // 4:
+    if _looks_utf16(raw):
         return "UTF-16"
     try:
         raw.decode("cp1252")
@@ -200,6 +213,9 @@ def _parse(stream: BinaryIO, result: ParsedUpload, *, size: int | None, max_byte
     head = stream.read(8192)
     if not head.strip(b"\xef\xbb\xbf \t\r\n"):
         raise _fatal(0, "empty_file", "The file is empty. Add a header line and one line per user.")
+    if head.startswith(b"PK\x03\x04"):
+        raise _fatal(0, "binary_file", "This is a ZIP archive (an Excel .xlsx workbook is one), not a text file. "
+                     "Save the sheet as \"CSV UTF-8\" and upload that.")
     if b"\x00" in head:
         if guess_encoding(head) == "UTF-16":
             raise _fatal(1, "not_utf8", "The file is UTF-16, not UTF-8. Save it as UTF-8 and upload it again.")

@@ -27,6 +27,7 @@ from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_apply_upload, bulk_send_invitations, dispatch_hashing
 from accounts.exceptions import IdentityError
+from accounts.forms import UserFilterForm
 from accounts.identity.types import Actor, UserState
 from accounts.models import Organization
 from accounts.services import user_set_password
@@ -66,7 +67,8 @@ def upload_start(request):
     """The upload dialog and the history of uploads."""
     access = _require(request)
     limit = conf.max_bytes()
-    if request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > limit + 65536:
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if request.method == "POST" and length.isascii() and length.isdigit() and int(length) > limit + 65536:
         # Refuse before Django spools the body to disk.
         messages.error(request, f"The file is larger than {limit / 1048576:.0f} MB, the limit. Split it into "
                                 "smaller files.")
@@ -214,9 +216,14 @@ def upload_template(request, operation):
 
 @login_required
 def users_export(request):
-    """Stream the users the viewer may see in the upload format (filters: q, state, source)."""
-    _require(request, "view_directory")
-    filters = {k: request.GET[k] for k in ("q", "state", "source") if request.GET.get(k)}
+    """Stream the users the viewer may see in the upload format, with the users list's filters.
+
+    The filters go through the list's own form, so the export holds exactly the users the list shows
+    (org with sub-orgs, role, source, state, search) and bad values are ignored, never a 500.
+    """
+    access = _require(request, "view_directory")
+    form = UserFilterForm(request.GET or None, access=access)
+    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
     response = StreamingHttpResponse(export_lines(viewer=request.user, **filters),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="idm-users-{timezone.now():%Y%m%d-%H%M}.csv"'

@@ -226,6 +226,13 @@ def org_update_settings(
     if default_roles is not UNSET:
         new = set(default_roles)
         old = set(org.default_roles.all())
+        if actor.enforce_scope and actor.user is not None:
+            # Default roles go to every new user of the org: setting one is granting it.
+            access = Access.of(actor.user)
+            for role in new - old:
+                if not access.can_assign_role(role):
+                    raise PolicyDenied("role_not_assignable", f"You may not make {role.name} a default role.",
+                                       field="default_roles")
         if new != old:
             org.default_roles.set(new)
             _audit(actor, "org.settings_changed", org, "default_roles",

@@ -300,6 +300,8 @@ def _validate_email(value: Any) -> str:
         raise ValidationFailed("email_invalid", "Enter a valid email address.", field="email")
     if value != value.strip():
         raise ValidationFailed("email_spaces", "Remove leading or trailing spaces from the email.", field="email")
+    if len(value) > 254:  # Django's validator allows 320; auth.User.email holds 254 (PostgreSQL refuses more)
+        raise ValidationFailed("email_too_long", "Email addresses are at most 254 characters.", field="email")
     try:
         _email_validator(value)
     except ValidationError as exc:

@@ -162,3 +162,17 @@ def test_org_admin_manages_only_own_subtree(org_factory, user_factory):
         org_create(actor=actor, name="Team", parent=sales)
     with pytest.raises(PolicyDenied):
         org_move(actor=actor, org=child, new_parent=sales)
+
+
+def test_org_admin_cannot_make_a_role_they_cannot_grant_a_default(org_factory, user_factory):
+    eng = org_factory("Engineering")
+    actor = Actor.for_user(user_factory("oa", org=eng, roles=["org-admin"]))
+    with pytest.raises(PolicyDenied) as err:
+        org_update_settings(actor=actor, org=eng, inherit_default_roles=False,
+                            default_roles=[Role.objects.get(slug="customer-cloud-admin")])
+    assert err.value.code == "role_not_assignable"
+    eng.refresh_from_db()
+    assert eng.inherit_default_roles  # nothing half-applied
+    org_update_settings(actor=actor, org=eng, inherit_default_roles=False,
+                        default_roles=[Role.objects.get(slug=CONSOLE_USER), Role.objects.get(slug=DESKTOP_USER)])
+    assert {r.slug for r in eng.default_roles.all()} == {CONSOLE_USER, DESKTOP_USER}
