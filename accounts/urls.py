@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import views
+from accounts.mfa import views as mfa_views
 from sso.views import SignInView
 
 app_name = "accounts"
@@ -10,9 +11,13 @@ app_name = "accounts"
 urlpatterns = [
     path("", views.home, name="home"),
     path("sign-in/", SignInView.as_view(), name="login"),  # username first, then password or SSO
+    path("sign-in/verify/", mfa_views.verify, name="mfa_verify"),  # second step: TOTP code
+    path("sign-in/enrol/", mfa_views.enrol, name="mfa_enrol"),  # second step without a device
     path("sign-out/", views.logout_view, name="logout"),
     path("account/", views.account, name="account"),
     path("account/password/", views.password_change, name="password_change"),
+    path("account/two-factor/", mfa_views.account_setup, name="mfa_setup"),
+    path("account/two-factor/off/", mfa_views.account_disable, name="mfa_disable"),
     # Users
     path("users/", views.user_list, name="user_list"),
     path("users/new/", views.user_create, name="user_create"),
@@ -21,6 +26,7 @@ urlpatterns = [
     path("users/<int:pk>/edit/", views.user_edit, name="user_edit"),
     path("users/<int:pk>/move/", views.user_move, name="user_move"),
     path("users/<int:pk>/roles/", views.user_roles, name="user_roles"),
+    path("users/<int:pk>/reset-two-factor/", mfa_views.user_reset, name="user_mfa_reset"),
     path("users/<int:pk>/<slug:action>/", views.user_state, name="user_state"),
     # Organizations
     path("orgs/", views.org_list, name="org_list"),

@@ -44,6 +44,7 @@ from accounts.forms import (
 )
 from accounts.identity import orgs as org_service
 from accounts.identity.types import Actor, UserState
+from accounts.mfa import flow as mfa_flow
 from accounts.models import Organization, Role
 from accounts.pagination import DeferredJoinPaginator
 
@@ -147,6 +148,8 @@ def account(request: HttpRequest) -> HttpResponse:
         "profile": profile,
         "org_path": profile.org.ancestors() + [profile.org] if profile else [],
         "roles": selectors.user_roles(user),
+        "mfa_device": mfa_flow.confirmed_device(user),
+        "mfa_required": mfa_flow.org_requires(user),
     })
 
 
@@ -254,6 +257,9 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_edit": access.can("manage_users", org) or access.can("modify_user_profile", org),
         "can_roles": access.can("assign_roles", org) and not is_self,
         "is_self": is_self,
+        "mfa_device": mfa_flow.confirmed_device(user),
+        "mfa_required": mfa_flow.org_requires(user),
+        "can_reset_mfa": access.can("manage_mfa", org),
     })
 
 

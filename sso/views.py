@@ -416,6 +416,8 @@ class SignOutView(View):
 class SignInView(View):
     """Two-step sign-in: username, then the password (local orgs, break-glass users) or the org's IdP.
 
+    After the password, a TOTP code when required (``accounts.mfa.flow``); SSO users never get here.
+
     Unknown usernames also get the password step, so the page does not reveal who exists.
     """
 
@@ -458,5 +460,10 @@ class SignInView(View):
             return render(request, self.template_name, {
                 "step": "password", "username": username, "next": next_path,
                 "error": "Your roles do not include console access. Ask an administrator."}, status=403)
+        from accounts.mfa.flow import start as start_second_factor
+
+        second_step = start_second_factor(request, user, next_path=next_path)  # org requires 2FA, or own device
+        if second_step is not None:
+            return second_step
         auth.login(request, user)
         return HttpResponseRedirect(next_path)

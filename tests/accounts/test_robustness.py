@@ -24,13 +24,15 @@ from tests.accounts.bulk_support import media, upload_text  # noqa: F401
 pytestmark = pytest.mark.django_db
 
 NAMESPACES = ("accounts", "bulk")
-# Routes anyone may open (the invite page checks its token itself).
-PUBLIC = {"accounts:login", "bulk:invite"}
+# Routes anyone may open (the invite page checks its token itself; the two-factor sign-in steps need the
+# pending sign-in in the session and send everyone else back to sign-in).
+PUBLIC = {"accounts:login", "bulk:invite", "accounts:mfa_verify", "accounts:mfa_enrol"}
 # The permission each route needs (``None``: any signed-in console user). ``user_edit`` also accepts
 # ``modify_user_profile``; see ``expected_allowed``.
 PERMS = {
     "accounts:home": None, "accounts:account": None, "accounts:password_change": None,
-    "accounts:logout": None,
+    "accounts:logout": None, "accounts:mfa_setup": None, "accounts:mfa_disable": None,
+    "accounts:user_mfa_reset": "manage_mfa",
     "accounts:user_list": "view_directory", "accounts:user_detail": "view_directory",
     "accounts:user_create": "manage_users", "accounts:user_bulk_state": "manage_users",
     "accounts:user_edit": "manage_users", "accounts:user_move": "manage_users",
@@ -283,7 +285,8 @@ def test_sign_in_and_sign_out_survive_garbage(persona, world):
 def test_post_only_routes_refuse_get(world):
     client = Client(raise_request_exception=False)
     client.force_login(world.personas["cloud_admin"])
-    for name, kwargs in (("accounts:user_bulk_state", {}), ("accounts:logout", {}),
+    for name, kwargs in (("accounts:user_bulk_state", {}), ("accounts:logout", {}), ("accounts:mfa_disable", {}),
+                         ("accounts:user_mfa_reset", {"pk": world.users["in_scope"].pk}),
                          ("bulk:confirm", {"pk": world.upload_id}), ("bulk:cancel", {"pk": world.upload_id}),
                          ("bulk:invitations_send", {"pk": world.upload_id})):
         assert client.get(reverse(name, kwargs=kwargs)).status_code == 405, name

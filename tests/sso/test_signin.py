@@ -66,6 +66,26 @@ def test_break_glass_user_keeps_password_sign_in(client, sso_user, provider, sys
     assert resp.status_code == 302 and str(client.session[SESSION_KEY]) == str(sso_user.pk)
 
 
+def test_break_glass_user_of_sso_org_gets_the_two_factor_step(client, sso_user, sso_org, provider, system_actor):
+    from accounts.identity.orgs import org_update_settings
+
+    org_update_settings(actor=system_actor, org=sso_org, two_factor_required=True)
+    break_glass_set(actor=system_actor, provider=provider, users=[sso_user])
+    client.post("/sso/signin/", {"username": "alice"})
+    resp = client.post("/sso/signin/", {"username": "alice", "password": TEST_PASSWORD})
+    assert resp.status_code == 302 and resp["Location"] == "/sign-in/enrol/"
+    assert SESSION_KEY not in client.session
+
+
+def test_sso_user_of_two_factor_org_signs_in_through_the_idp_only(acs, sso_user, sso_org, system_actor):
+    from accounts.identity.orgs import org_update_settings
+
+    org_update_settings(actor=system_actor, org=sso_org, two_factor_required=True)
+    resp = acs.login()
+    assert resp.status_code == 302 and not resp["Location"].startswith("/sign-in/")
+    assert str(acs.client.session[SESSION_KEY]) == str(sso_user.pk)
+
+
 def test_open_redirect_refused_on_password_sign_in(client, user_factory):
     user_factory("bob")
     resp = client.post("/sso/signin/", {"username": "bob", "password": TEST_PASSWORD,
