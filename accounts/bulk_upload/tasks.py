@@ -7,27 +7,23 @@ password, and ``argsrepr`` keeps even the ciphertext out of worker logs and moni
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 
 from celery import shared_task
-from cryptography.fernet import Fernet
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.bulk_upload.apply import apply_upload, hash_passwords, password_chunks
 from accounts.bulk_upload.models import BulkUpload
+from accounts.crypto import fernet_for
 
 logger = logging.getLogger(__name__)
 PAYLOAD_TTL = 24 * 3600
 
 
-def _fernet() -> Fernet:
-    key = hashlib.sha256(b"idm.bulk_upload.passwords:" + settings.SECRET_KEY.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+def _fernet():
+    return fernet_for("bulk_upload.passwords")
 
 
 def seal(items: list) -> str:

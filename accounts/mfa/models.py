@@ -7,20 +7,14 @@ enrolment in progress: it protects nothing until the user has entered one code f
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
-from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 from django.db import models
 
+from accounts.crypto import fernet_for
 
-def _fernet() -> MultiFernet:
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet([
-        Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"idm.mfa.totp_secret:" + str(k).encode()).digest()))
-        for k in keys
-    ])
+
+def _fernet():
+    return fernet_for("mfa.totp_secret")
 
 
 class TotpDevice(models.Model):
