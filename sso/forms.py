@@ -13,6 +13,8 @@ from sso.models import IdentityProvider
 class ProviderForm(forms.ModelForm):
     """Add or edit a provider: metadata by URL or uploaded XML, mapping, request settings, switches."""
 
+    # Metadata URLs typed without a scheme are https (metadata must come over TLS).
+    metadata_url = forms.URLField(label="Metadata URL", max_length=1000, required=False, assume_scheme="https")
     metadata_file = forms.FileField(label="Upload metadata XML", required=False,
                                     help_text="Or enter a metadata URL above; idm re-fetches URLs on a schedule.")
     mapping_preset = forms.ChoiceField(choices=[(k, v[0]) for k, v in PRESETS.items()], required=False,
