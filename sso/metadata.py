@@ -21,6 +21,7 @@ from sso.app_settings import app_settings
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
+MAX_ENTITY_ID = 1000  # IdentityProvider.entity_id's max_length
 
 
 class MetadataError(Exception):
@@ -137,6 +138,9 @@ def parse(xml: str, *, entity_id: str = "") -> IdpMetadata:
                 out.certs.append(info)
     if not out.entity_id:
         raise MetadataError("metadata_no_entity_id", "The IdP's EntityDescriptor has no entityID.")
+    if len(out.entity_id) > MAX_ENTITY_ID:
+        raise MetadataError("metadata_entity_id_too_long", f"The IdP's entityID is longer than {MAX_ENTITY_ID} "
+                            "characters; idm cannot store it.")
     if not out.sso:
         raise MetadataError("metadata_no_sso", "The IdP metadata lists no SingleSignOnService endpoint.")
     if not out.certs:

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import saml2
 from django.conf import settings
 from django.contrib import auth
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
@@ -29,7 +30,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from djangosaml2.cache import IdentityCache
 from djangosaml2.overrides import Saml2Client
-from djangosaml2.views import AssertionConsumerServiceView, LogoutInitView, LogoutView, _set_subject_id
+from djangosaml2.views import (
+    AssertionConsumerServiceView,
+    LogoutInitView,
+    LogoutView,
+    _get_subject_id,
+    _set_subject_id,
+)
 from saml2 import time_util
 from saml2.response import StatusError, UnsolicitedResponse
 from saml2.sigver import MissingKey, SignatureError
@@ -55,6 +62,8 @@ MESSAGES = {
     "provider_unknown": "This sign-in method does not exist.",
     "provider_disabled": "This sign-in method is turned off. Contact your administrator.",
     "provider_not_configured": "This sign-in method is not set up yet. Contact your administrator.",
+    "provider_unusable": "This sign-in method cannot be used right now (its identity provider settings are out of "
+                         "date or not supported). Contact your administrator.",
     "missing_response": "No sign-in response was received. Start again from the sign-in page.",
     "malformed": "The sign-in response could not be read.",
     "unsolicited": "This sign-in did not start at idm. Start again from the sign-in page.",
@@ -64,6 +73,8 @@ MESSAGES = {
     "expired": "The sign-in response has expired. Start again from the sign-in page.",
     "not_yet_valid": "The sign-in response is not valid yet (check the clocks of idm and your identity provider).",
     "idp_error": "Your identity provider did not sign you in.",
+    "method_not_allowed": "This address does not take that kind of request. Start again from the sign-in page.",
+    "request_too_large": "The message from your identity provider was too large to read.",
 }
 
 
@@ -110,6 +121,26 @@ def _provider(provider_id) -> IdentityProvider | None:
     return IdentityProvider.objects.filter(pk=provider_id).first()
 
 
+class FriendlyErrorsMixin:
+    """Refusals Django makes before our code runs get the friendly page too, not a bare 400/405.
+
+    An oversized body or too many fields (``DATA_UPLOAD_MAX_*``, raised on first access to ``request.POST``)
+    and a method the endpoint does not take (405, with ``Allow``).
+    """
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as exc:
+            logger.info("SAML endpoint refused an oversized request: %s", type(exc).__name__)
+            return error_page(request, code="request_too_large", status=413)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        response = error_page(request, code="method_not_allowed", status=405)
+        response["Allow"] = ", ".join(self._allowed_methods())
+        return response
+
+
 class SamlSessionMixin:
     """Use the ordinary session as djangosaml2's ``saml_session`` and bind the provider to the request."""
 
@@ -119,7 +150,7 @@ class SamlSessionMixin:
 
 
 @method_decorator(never_cache, name="dispatch")
-class SsoLoginView(SamlSessionMixin, View):
+class SsoLoginView(FriendlyErrorsMixin, SamlSessionMixin, View):
     """SP-initiated sign-in: a signed AuthnRequest to the provider; its id is kept server-side."""
 
     def get(self, request, provider_id: int):
@@ -131,16 +162,21 @@ class SsoLoginView(SamlSessionMixin, View):
         if not provider.metadata_xml:
             return error_page(request, code="provider_not_configured", status=409, provider=provider)
         next_path = safe_next(request.GET.get("next"))
-        client = Saml2Client(sp_config(provider))
         bindings = {s["binding"] for s in provider.metadata_summary.get("sso", [])}
         binding = saml2.BINDING_HTTP_REDIRECT if saml2.BINDING_HTTP_REDIRECT in bindings else saml2.BINDING_HTTP_POST
         kwargs = {}
         if provider.sign_authn_requests:
             kwargs = {"sigalg": provider.signature_algorithm, "digest_alg": provider.digest_algorithm}
-        request_id, info = client.prepare_for_authenticate(
-            entityid=provider.entity_id, relay_state=next_path, binding=binding,
-            sign=provider.sign_authn_requests, **kwargs,
-        )
+        try:
+            client = Saml2Client(sp_config(provider))
+            request_id, info = client.prepare_for_authenticate(
+                entityid=provider.entity_id, relay_state=next_path, binding=binding,
+                sign=provider.sign_authn_requests, **kwargs,
+            )
+        except Exception:  # metadata pysaml2 cannot use (expired validUntil, no supported binding...)
+            logger.warning("SSO sign-in could not start: provider=%s ref=%s", provider.pk, reference_id(request),
+                           exc_info=True)
+            return error_page(request, code="provider_unusable", status=409, provider=provider)
         replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path)
         if binding == saml2.BINDING_HTTP_REDIRECT:
             return HttpResponseRedirect(dict(info["headers"])["Location"])
@@ -182,7 +218,7 @@ def _code_for(exc: Exception) -> str:
 
 
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
-class AcsView(SamlSessionMixin, AssertionConsumerServiceView):
+class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceView):
     """Assertion consumer: our checks, then pysaml2's, then replay protection, then the backend.
 
     Every refusal goes through ``handle_acs_failure``: an audit event and a friendly page with a
@@ -288,7 +324,7 @@ class AcsView(SamlSessionMixin, AssertionConsumerServiceView):
         return user
 
 
-class MetadataView(View):
+class MetadataView(FriendlyErrorsMixin, View):
     """Our SP metadata for one provider, at a stable URL (also the SP entity id)."""
 
     def get(self, request, provider_id: int):
@@ -303,16 +339,29 @@ class MetadataView(View):
         return response
 
 
-class SsoLogoutView(SamlSessionMixin, LogoutInitView):
+class SsoLogoutView(FriendlyErrorsMixin, SamlSessionMixin, LogoutInitView):
     """SP-initiated single logout (signed LogoutRequest); local sign-out when the IdP has no SLO."""
 
     def get(self, request, *args, **kwargs):
+        signed_out = HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
         provider = _provider(kwargs.get("provider_id"))
-        if provider is None or not provider.supports_slo or not provider.enabled:
+        if (provider is None or not provider.supports_slo or not provider.enabled
+                or _get_subject_id(request.saml_session) is None):  # no SSO sign-in here: nothing to tell the IdP
             auth.logout(request)
-            return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
+            return signed_out
         request.idm_sso_provider = provider
-        return super().get(request)
+        try:
+            response = super().get(request)
+        except Exception as exc:  # pysaml2 cannot build the LogoutRequest: still end the local session
+            logger.info("SP-initiated SLO failed: provider=%s %r", provider.pk, exc)
+            response = None
+        if response is None or response.status_code >= 400:  # djangosaml2's bare "not logged in any IdP" etc.
+            auth.logout(request)
+            return signed_out
+        return response
+
+    def handle_no_permission(self):  # signed out already: no sign-in detour (LoginRequiredMixin)
+        return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
 
 
 LOGOUT_MESSAGES = {
@@ -323,6 +372,7 @@ LOGOUT_MESSAGES = {
     "replayed": "This sign-out request was already used.",
     "provider_disabled": "This sign-in method is turned off. Contact your administrator.",
     "provider_unknown": "This sign-in method does not exist.",
+    "missing_message": "No sign-out message was received from your identity provider.",
 }
 
 
@@ -342,7 +392,7 @@ def audit_logout(request, *, provider: IdentityProvider | None, ok: bool, name_i
 
 
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
-class SsoSloView(SamlSessionMixin, LogoutView):
+class SsoSloView(FriendlyErrorsMixin, SamlSessionMixin, LogoutView):
     """IdP-initiated logout requests (HTTP-Redirect or POST) and the IdP's responses to ours.
 
     A LogoutRequest ends the subject's sessions server-side (``sso.logout``): it works without the
@@ -360,6 +410,8 @@ class SsoSloView(SamlSessionMixin, LogoutView):
         request.idm_sso_provider = provider
         if "SAMLRequest" in data:
             return self._logout_request(request, provider, data, binding)
+        if "SAMLResponse" not in data:  # djangosaml2 would answer a bare 400
+            return self._refused(request, "missing_message", status=400, provider=provider)
         try:
             return super().do_logout_service(request, data, binding)
         except Exception as exc:  # a bad logout message must not become a 500

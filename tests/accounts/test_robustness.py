@@ -307,3 +307,14 @@ def test_users_export_keeps_the_lists_org_and_role_filters(world, directory):
     listed = {u.username for u in client.get(reverse("accounts:user_list"), query).context["page"]}
     lines = b"".join(client.get(reverse("bulk:export"), query).streaming_content).decode().splitlines()
     assert listed == {"eng.admin"} and {line.split(",")[0] for line in lines[1:]} == listed
+
+
+def test_oversized_sign_in_post_gets_the_friendly_400_page(client, db, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    from django.test import Client
+
+    response = Client(raise_request_exception=False).post(
+        "/sign-in/", {f"f{i}": "x" for i in range(20)})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "could not be understood" in body and "Traceback" not in body
