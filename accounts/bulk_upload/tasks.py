@@ -92,7 +92,7 @@ def bulk_send_invitations(upload_id: str, base_url: str) -> int:
     return send_invitations(BulkUpload.objects.get(pk=upload_id), base_url=base_url)
 
 
-__all__ = ["bulk_apply_upload", "bulk_hash_passwords", "bulk_send_invitations"]
+__all__ = ["bulk_apply_upload", "bulk_hash_passwords", "bulk_send_invitations", "expire_previews"]
 
 
 @shared_task(name="accounts.bulk_upload.expire_previews")
