@@ -18,7 +18,7 @@ from accounts.identity.types import Actor
 from sso import keys, services
 from sso.config import acs_url, sp_entity_id
 from sso.forms import BreakGlassForm, ProviderForm
-from sso.metadata import expiring_certs
+from sso.metadata import expiring_certs, metadata_warnings
 from sso.models import IdentityProvider
 from sso.services import break_glass_set, metadata_refresh, provider_save
 
@@ -38,10 +38,21 @@ def _actor(request) -> Actor:
     return Actor.for_user(request.user, request=request)
 
 
+def _saved_message(request, done: str, provider: IdentityProvider | None) -> None:
+    """``done``, as a warning when the metadata just loaded for ``provider`` is accepted but unusable
+    (or soon will be): expired ``validUntil``, no supported sign-in binding."""
+    warnings = metadata_warnings(provider.metadata_summary, provider.metadata_xml) if provider else []
+    if warnings:
+        messages.warning(request, " ".join([done, *(w["summary"] for w in warnings)]))
+    else:
+        messages.success(request, done)
+
+
 @requires_manage_identity
 def provider_list(request):
     providers = IdentityProvider.objects.annotate(org_count=Count("organizations"))
-    rows = [{"p": p, "expiring": expiring_certs(p.metadata_summary)} for p in providers]
+    rows = [{"p": p, "expiring": expiring_certs(p.metadata_summary),
+             "metadata_warnings": metadata_warnings(p.metadata_summary, p.metadata_xml)} for p in providers]
     return render(request, "sso/provider_list.html", {"rows": rows, "sp_keys": keys.key_status()})
 
 
@@ -50,6 +61,7 @@ def provider_detail(request, pk: int):
     provider = get_object_or_404(IdentityProvider, pk=pk)
     return render(request, "sso/provider_detail.html", {
         "p": provider, "orgs": provider.organizations.all(), "expiring": expiring_certs(provider.metadata_summary),
+        "metadata_warnings": metadata_warnings(provider.metadata_summary, provider.metadata_xml),
         "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider),
         "break_glass": provider.break_glass_users.order_by("username"), "sp_keys": keys.key_status(),
     })
@@ -62,14 +74,15 @@ def provider_edit(request, pk: int | None = None):
     if request.method == "POST" and form.is_valid():
         instance = form.save(commit=False)
         url_changed = "metadata_url" in form.changed_data or (pk is None and instance.metadata_url)
+        metadata_xml = form.cleaned_data.get("metadata_file") or None
+        fetch = bool(url_changed and not metadata_xml)
         try:
-            instance = provider_save(actor=_actor(request), provider=instance,
-                                     metadata_xml=form.cleaned_data.get("metadata_file") or None,
-                                     fetch=bool(url_changed and not form.cleaned_data.get("metadata_file")))
+            instance = provider_save(actor=_actor(request), provider=instance, metadata_xml=metadata_xml,
+                                     fetch=fetch)
         except IdentityError as exc:
             form.add_error(None, f"{exc.message} ({exc.code})")
         else:
-            messages.success(request, f"Saved {instance.name}.")
+            _saved_message(request, f"Saved {instance.name}.", instance if (metadata_xml or fetch) else None)
             return redirect("sso:provider_detail", pk=instance.pk)
     return render(request, "sso/provider_form.html", {"form": form, "p": provider})
 
@@ -79,7 +92,7 @@ def provider_edit(request, pk: int | None = None):
 def provider_refresh(request, pk: int):
     provider = get_object_or_404(IdentityProvider, pk=pk)
     if metadata_refresh(provider=provider, actor=_actor(request)):
-        messages.success(request, "Metadata refreshed.")
+        _saved_message(request, "Metadata refreshed.", provider)
     else:
         messages.error(request, provider.metadata_error or "This provider has no metadata URL.")
     return redirect("sso:provider_detail", pk=pk)

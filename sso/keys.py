@@ -2,7 +2,9 @@
 written to files for xmlsec1; or taken from configured files (``IDM_SSO_SP_KEY_FILE``/``_CERT_FILE``).
 
 A ``NEXT`` key can be added for rollover: it is published in SP metadata next to the current one so
-IdPs learn it before ``promote_next_key()`` makes it the signing key.
+IdPs learn it before ``promote_next_key()`` makes it the signing key. The key it replaces is ``RETIRED``:
+its private key is deleted (idm only signs; it never decrypts assertions), its certificate and
+fingerprint are kept as a record.
 """
 
 from __future__ import annotations
@@ -116,13 +118,19 @@ def discard_next_key() -> ServiceProviderKey | None:
 
 @transaction.atomic
 def promote_next_key() -> ServiceProviderKey:
-    """Make the next key the signing key; the old one is retired (kept as a record, no longer published).
+    """Make the next key the signing key; the old one is retired (no longer published) and loses its
+    private key, in the database and on disk: only its certificate and fingerprint stay, as a record.
 
     Raises ``ServiceProviderKey.DoesNotExist`` when there is no next key.
     """
     nxt = ServiceProviderKey.objects.select_for_update().get(status=ServiceProviderKey.Status.NEXT)
     ServiceProviderKey.objects.filter(status=ServiceProviderKey.Status.CURRENT).update(
         status=ServiceProviderKey.Status.RETIRED)
+    # Every retired key, so keys retired before private keys were cleared lose theirs at the next rollover.
+    retired = ServiceProviderKey.objects.filter(status=ServiceProviderKey.Status.RETIRED)
+    for old in retired.exclude(private_key_pem=""):
+        _remove_files(old)  # on this host; a rolled-back promote rewrites the file from the DB on next use
+    retired.update(private_key_pem="")
     nxt.status = ServiceProviderKey.Status.CURRENT
     nxt.save(update_fields=["status"])
     return nxt
@@ -150,7 +158,12 @@ def _remove_files(key: ServiceProviderKey) -> None:
 
 
 def key_files(key: ServiceProviderKey) -> KeyFiles:
-    """Materialise a DB key pair as files for xmlsec1 (named by fingerprint, so rotation is a new file)."""
+    """Materialise a DB key pair as files for xmlsec1 (named by fingerprint, so rotation is a new file).
+
+    Only the current and next keys have a private key; a retired key is refused.
+    """
+    if key.status == ServiceProviderKey.Status.RETIRED or not key.private_key_pem:
+        raise ValueError(f"SP key {key.fingerprint[:16]} is retired: it has no private key to use.")
     key_path, cert_path = _paths(key)
     _write_private(key_path, key.private_key_pem)
     _write_private(cert_path, key.certificate_pem)

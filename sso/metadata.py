@@ -8,6 +8,7 @@ trust anchor for signature checks, which is why TLS verification is on by defaul
 from __future__ import annotations
 
 import base64
+import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, tostring  # noqa: S405 (serialising only; parsing is defusedxml)
@@ -16,12 +17,15 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from defusedxml import ElementTree as SafeET
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, time_util
 
 from sso.app_settings import app_settings
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 MAX_ENTITY_ID = 1000  # IdentityProvider.entity_id's max_length
+# The SingleSignOnService bindings idm sends AuthnRequests by (sso.views.SsoLoginView).
+SSO_BINDINGS = (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)
 
 
 class MetadataError(Exception):
@@ -54,9 +58,11 @@ class IdpMetadata:
     sso: list[dict] = field(default_factory=list)
     slo: list[dict] = field(default_factory=list)
     certs: list[CertInfo] = field(default_factory=list)
+    valid_until: dt.datetime | None = None  # the EntityDescriptor's validUntil, as pysaml2 reads it
 
     def summary(self) -> dict:
-        return {"sso": self.sso, "slo": self.slo, "certs": [c.as_dict() for c in self.certs]}
+        return {"sso": self.sso, "slo": self.slo, "certs": [c.as_dict() for c in self.certs],
+                "valid_until": self.valid_until.isoformat() if self.valid_until else None}
 
 
 def fetch(url: str, *, verify_tls: bool = True) -> str:
@@ -95,6 +101,18 @@ def _cert_info(b64: str) -> CertInfo | None:
                     not_after=cert.not_valid_after_utc, pem=pem)
 
 
+def _valid_until(value: str | None) -> dt.datetime | None:
+    """A ``validUntil`` read the way pysaml2 reads it when it loads the metadata for sign-in (UTC, optional
+    fraction). A value pysaml2 cannot read (a timezone offset, say) is ignored by pysaml2, so by us too."""
+    if not value:
+        return None
+    try:
+        stamp = time_util.str_to_time(value)
+    except (AttributeError, ValueError):
+        return None
+    return dt.datetime.fromtimestamp(calendar.timegm(stamp), dt.UTC)
+
+
 def _idp_entities(root: Element) -> list[Element]:
     if root.tag == f"{{{MD}}}EntityDescriptor":
         candidates = [root]
@@ -124,7 +142,8 @@ def parse(xml: str, *, entity_id: str = "") -> IdpMetadata:
     entity = entities[0]
     idp = entity.find(f"{{{MD}}}IDPSSODescriptor")
     out = IdpMetadata(entity_id=entity.get("entityID", ""),
-                      xml=xml if entity is root else tostring(entity, encoding="unicode"))
+                      xml=xml if entity is root else tostring(entity, encoding="unicode"),
+                      valid_until=_valid_until(entity.get("validUntil")))
     for svc in idp.findall(f"{{{MD}}}SingleSignOnService"):
         out.sso.append({"binding": svc.get("Binding", ""), "location": svc.get("Location", "")})
     for svc in idp.findall(f"{{{MD}}}SingleLogoutService"):
@@ -158,4 +177,56 @@ def expiring_certs(summary: dict, *, days: int | None = None, now: dt.datetime |
         not_after = dt.datetime.fromisoformat(cert["not_after"])
         if not_after - now <= dt.timedelta(days=days):
             out.append({**cert, "expired": not_after <= now, "days_left": (not_after - now).days})
+    return out
+
+
+def _stored_valid_until(summary: dict, xml: str) -> dt.datetime | None:
+    if "valid_until" in summary:
+        return dt.datetime.fromisoformat(summary["valid_until"]) if summary["valid_until"] else None
+    try:  # a summary stored before it recorded validUntil: read the stored EntityDescriptor
+        return _valid_until(SafeET.fromstring(xml.encode()).get("validUntil"))
+    except Exception:  # noqa: BLE001 (stored by parse(), so well-formed; never break a console page)
+        return None
+
+
+def _in_days(delta: dt.timedelta) -> str:
+    return "less than a day" if delta.days < 1 else "1 day" if delta.days == 1 else f"{delta.days} days"
+
+
+def metadata_warnings(summary: dict, xml: str = "", *, days: int | None = None,
+                      now: dt.datetime | None = None) -> list[dict]:
+    """Why sign-in with a provider's stored metadata is refused, or soon will be (console warnings).
+
+    pysaml2 ignores an EntityDescriptor past its ``validUntil``, and idm can only send an AuthnRequest
+    by HTTP-Redirect or HTTP-POST, so such metadata is stored (upload, refresh) but unusable. Each
+    warning is ``{"code", "badge", "summary", "advice"}`` with code ``metadata_expired``,
+    ``metadata_expiring`` (within ``days``, default ``IDM_SSO_CERT_EXPIRY_WARNING_DAYS``) or
+    ``metadata_no_binding``.
+    """
+    summary = summary or {}
+    if not summary and not xml:
+        return []  # no metadata loaded yet
+    days = app_settings.CERT_EXPIRY_WARNING_DAYS if days is None else days
+    now = now or dt.datetime.now(dt.UTC)
+    advice = "Ask the IdP administrator for current metadata, then refresh or re-upload it."
+    out = []
+    valid_until = _stored_valid_until(summary, xml)
+    if valid_until is not None:
+        when = valid_until.strftime("%Y-%m-%d %H:%M UTC")
+        left = valid_until - now
+        if left <= dt.timedelta(0):
+            out.append({"code": "metadata_expired", "badge": "Metadata expired", "advice": advice,
+                        "summary": f"This metadata expired on {when}; sign-in with this provider is refused "
+                                   "until it is refreshed."})
+        elif left <= dt.timedelta(days=days):
+            out.append({"code": "metadata_expiring", "badge": f"Metadata expires in {_in_days(left)}",
+                        "advice": advice,
+                        "summary": f"This metadata expires on {when} (in {_in_days(left)}); after that, sign-in "
+                                   "with this provider is refused until it is refreshed."})
+    if not any(s.get("binding") in SSO_BINDINGS for s in summary.get("sso", [])):
+        out.append({"code": "metadata_no_binding", "badge": "No supported sign-in binding",
+                    "advice": "Ask the IdP administrator to enable an HTTP-Redirect or HTTP-POST "
+                              "SingleSignOnService endpoint, then refresh or re-upload the metadata.",
+                    "summary": "This metadata has no supported sign-in binding (idm signs in by HTTP-Redirect "
+                               "or HTTP-POST); sign-in with this provider is refused until it is refreshed."})
     return out

@@ -115,7 +115,8 @@ class IdentityProvider(models.Model):
 
 
 class ServiceProviderKey(models.Model):
-    """An SP signing key pair. ``CURRENT`` signs; ``NEXT`` is published in metadata ahead of a rollover."""
+    """An SP signing key pair. ``CURRENT`` signs; ``NEXT`` is published in metadata ahead of a rollover;
+    ``RETIRED`` is the record of a replaced key (certificate and fingerprint, no private key)."""
 
     class Status(models.TextChoices):
         CURRENT = "current", "Current"
@@ -123,7 +124,7 @@ class ServiceProviderKey(models.Model):
         RETIRED = "retired", "Retired"
 
     status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
-    private_key_pem = models.TextField()
+    private_key_pem = models.TextField(blank=True, help_text="Empty once the key is retired.")
     certificate_pem = models.TextField()
     fingerprint = models.CharField(max_length=64, unique=True)
     not_after = models.DateTimeField()

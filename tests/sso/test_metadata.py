@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -110,3 +111,84 @@ def test_cert_expiry_warning(idp):
     summary = metadata.parse(idp.metadata()).summary()
     assert metadata.expiring_certs(summary, days=30) == []
     assert len(metadata.expiring_certs(summary, days=400)) == 1
+
+
+# --- validUntil and supported sign-in bindings (accepted, but sign-in refuses the provider) ------------
+
+
+def with_valid_until(xml: str, when: dt.datetime | str) -> str:
+    stamp = when if isinstance(when, str) else when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return re.sub(r"(<\w*:?EntityDescriptor)", rf'\1 validUntil="{stamp}"', xml, count=1)
+
+
+def without_supported_binding(xml: str) -> str:
+    return re.sub(r'(SingleSignOnService Binding=)"[^"]+"', r'\1"urn:oasis:names:tc:SAML:2.0:bindings:SOAP"', xml)
+
+
+def codes(summary: dict, xml: str = "", **kwargs) -> list[str]:
+    return [w["code"] for w in metadata.metadata_warnings(summary, xml, **kwargs)]
+
+
+def test_valid_until_recorded_and_warned_like_certificates(idp):
+    now = dt.datetime.now(dt.UTC)
+    assert metadata.parse(idp.metadata()).valid_until is None
+    assert codes(metadata.parse(idp.metadata()).summary()) == []
+
+    expired = metadata.parse(with_valid_until(idp.metadata(), "2001-01-01T00:00:00Z")).summary()
+    assert expired["valid_until"] == "2001-01-01T00:00:00+00:00"
+    [warning] = metadata.metadata_warnings(expired)
+    assert warning["code"] == "metadata_expired" and warning["badge"] == "Metadata expired"
+    assert warning["summary"] == ("This metadata expired on 2001-01-01 00:00 UTC; sign-in with this provider is "
+                                  "refused until it is refreshed.")
+
+    soon = metadata.parse(with_valid_until(idp.metadata(), now + dt.timedelta(days=10, hours=1))).summary()
+    [warning] = metadata.metadata_warnings(soon)
+    assert warning["code"] == "metadata_expiring" and warning["badge"] == "Metadata expires in 10 days"
+    assert codes(soon, days=5) == []  # the window is IDM_SSO_CERT_EXPIRY_WARNING_DAYS unless given
+
+    later = metadata.parse(with_valid_until(idp.metadata(), now + dt.timedelta(days=400))).summary()
+    assert codes(later) == [] and codes(later, days=500) == ["metadata_expiring"]
+
+
+def test_expiry_window_is_the_certificate_setting(settings, idp):
+    summary = metadata.parse(with_valid_until(idp.metadata(),
+                                              dt.datetime.now(dt.UTC) + dt.timedelta(days=45))).summary()
+    assert codes(summary) == []
+    settings.IDM_SSO_CERT_EXPIRY_WARNING_DAYS = 60
+    assert codes(summary) == ["metadata_expiring"]
+
+
+def test_valid_until_pysaml2_cannot_read_is_ignored_as_pysaml2_does(idp):
+    """pysaml2 only reads UTC stamps (``Z``, optional fraction); it ignores others, so sign-in works."""
+    assert metadata.parse(with_valid_until(idp.metadata(), "2001-01-01T00:00:00.5Z")).valid_until is not None
+    assert metadata.parse(with_valid_until(idp.metadata(), "2001-01-01T00:00:00+01:00")).valid_until is None
+
+
+def test_no_supported_sign_in_binding_warned(idp):
+    summary = metadata.parse(without_supported_binding(idp.metadata())).summary()
+    [warning] = metadata.metadata_warnings(summary)
+    assert warning["code"] == "metadata_no_binding" and "no supported sign-in binding" in warning["summary"]
+    # One usable binding is enough (idm falls back to HTTP-POST).
+    post_only = re.sub(r'<\w*:?SingleSignOnService Binding="[^"]+HTTP-Redirect"[^>]*/>', "", idp.metadata())
+    assert codes(metadata.parse(post_only).summary()) == []
+
+
+def test_no_warnings_without_metadata():
+    assert metadata.metadata_warnings({}, "") == []
+
+
+def test_summary_stored_before_valid_until_reads_the_stored_xml(idp):
+    xml = with_valid_until(idp.metadata(), "2001-01-01T00:00:00Z")
+    legacy = metadata.parse(xml).summary()
+    del legacy["valid_until"]
+    assert codes(legacy, xml) == ["metadata_expired"]
+
+
+def test_expired_metadata_is_stored_and_warned_on_refresh(metadata_server, provider, idp):
+    provider.metadata_url = metadata_server.url
+    provider.save()
+    metadata_server.document = with_valid_until(idp.metadata(), "2001-01-01T00:00:00Z")
+    assert metadata_refresh(provider=provider) is True
+    provider.refresh_from_db()
+    assert provider.metadata_error == "" and 'validUntil="2001-01-01T00:00:00Z"' in provider.metadata_xml
+    assert codes(provider.metadata_summary, provider.metadata_xml) == ["metadata_expired"]

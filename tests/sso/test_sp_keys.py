@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from urllib.parse import parse_qs, unquote_plus, urlparse
 
 import pytest
@@ -139,3 +140,47 @@ def test_configured_key_files_have_no_console_rollover(admin_client, provider):
 
 def test_unknown_key_action_is_404(admin_client, db_keys):
     assert admin_client.post("/sso/sp-key/rotate-everything/").status_code == 404
+
+
+def test_promoted_away_key_loses_its_private_key(admin_client, client, provider, db_keys):
+    """idm only signs (no encrypted assertions), so a retired key keeps its certificate, not its private key."""
+    old = keys.current_key()
+    old_files = keys.signing_key_files()
+    assert Path(old_files.key_file).exists()
+    admin_client.post("/sso/sp-key/add-next/")
+    new = keys.next_key()
+    assert admin_client.post("/sso/sp-key/promote/").status_code == 302
+
+    retired = ServiceProviderKey.objects.get(pk=old.pk)
+    assert retired.status == ServiceProviderKey.Status.RETIRED and retired.private_key_pem == ""
+    assert retired.certificate_pem == old.certificate_pem and retired.fingerprint == old.fingerprint
+    assert not Path(old_files.key_file).exists()  # nor on disk
+    assert ServiceProviderKey.objects.get(pk=new.pk).private_key_pem == new.private_key_pem
+    with pytest.raises(ValueError, match="retired"):
+        keys.key_files(retired)
+
+    # Metadata and signing carry on with the new key; the console does not trip over the retired one.
+    metadata = client.get(f"/sso/{provider.pk}/metadata/").content.decode()
+    assert metadata.count("X509Certificate>") == 2 and _b64(new.certificate_pem) in metadata
+    location = client.get(f"/sso/{provider.pk}/login/")["Location"]
+    assert _verifies(location, new.certificate_pem)
+    assert admin_client.get(f"/sso/providers/{provider.pk}/").status_code == 200
+    assert admin_client.get("/sso/providers/").status_code == 200
+
+    # The next rollover works too, and every retired key stays without a private key.
+    admin_client.post("/sso/sp-key/add-next/")
+    newest = keys.next_key()
+    assert admin_client.post("/sso/sp-key/promote/").status_code == 302
+    assert set(ServiceProviderKey.objects.filter(status="retired").values_list("pk", "private_key_pem")) == {
+        (old.pk, ""), (new.pk, "")}
+    assert _verifies(client.get(f"/sso/{provider.pk}/login/")["Location"], newest.certificate_pem)
+
+
+def test_keys_retired_before_this_change_are_cleared_at_the_next_promote(db, db_keys):
+    old = keys.current_key()
+    keys.add_next_key()
+    keys.promote_next_key()
+    ServiceProviderKey.objects.filter(pk=old.pk).update(private_key_pem="legacy")  # an older rollover's record
+    keys.add_next_key()
+    keys.promote_next_key()
+    assert ServiceProviderKey.objects.get(pk=old.pk).private_key_pem == ""
