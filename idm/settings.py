@@ -247,9 +247,15 @@ CELERY_BEAT_SCHEDULE["sso-metadata-refresh"] = {
 # SAML replay and request state gets its own cache: the default DatabaseCache culls a third of its
 # rows beyond MAX_ENTRIES (300), which would forget assertion ids and let a response be replayed.
 # Redis: run it with an eviction policy that never drops keys early (noeviction or volatile-ttl).
-CACHES["sso"] = (
+_security_cache = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "sso"}
     if REDIS_URL else
     {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "idm_sso_cache",
      "OPTIONS": {"MAX_ENTRIES": 10_000_000, "CULL_FREQUENCY": 0}}
 )
+CACHES["sso"] = _security_cache
+# Sign-in throttling counters (accounts/throttle.py) share the non-culling store, own prefix.
+CACHES["security"] = {**_security_cache, "KEY_PREFIX": "security"}
+IDM_SIGNIN_MAX_FAILURES = env_int("IDM_SIGNIN_MAX_FAILURES", 10)
+IDM_SIGNIN_MAX_FAILURES_PER_IP = env_int("IDM_SIGNIN_MAX_FAILURES_PER_IP", 50)
+IDM_SIGNIN_LOCKOUT_SECONDS = env_int("IDM_SIGNIN_LOCKOUT_SECONDS", 900)

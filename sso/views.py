@@ -500,8 +500,19 @@ class SignInView(View):
                 return HttpResponseRedirect(f"{reverse('sso:login', args=[provider.pk])}?{urlencode({'next': next_path})}")
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path})
+        from accounts.throttle import SignInThrottle
+
+        throttle = SignInThrottle(username=username, ip=getattr(request, "client_ip", None))
+        if throttle.blocked():
+            record_event(actor=Actor(label=username, type="anonymous", request_id=getattr(request, "request_id", ""),
+                                     ip=getattr(request, "client_ip", None)),
+                         action="auth.login_throttled", target_type="user", target_label=username)
+            return render(request, self.template_name, {
+                "step": "password", "username": username, "next": next_path,
+                "error": "Too many failed sign-in attempts. Wait a few minutes, then try again."}, status=429)
         user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is None:
+            throttle.failure()
             error = "Sign in with your organization's identity provider." if getattr(
                 request, "idm_password_refused", False) else "The username or password is not correct."
             return render(request, self.template_name, {"step": "password", "username": username,
@@ -516,6 +527,7 @@ class SignInView(View):
 
         second_step = start_second_factor(request, user, next_path=next_path)  # org requires 2FA, or own device
         if second_step is not None:
-            return second_step
+            return second_step  # the failure counter is cleared only once the code is right too
+        throttle.success()
         auth.login(request, user)
         return HttpResponseRedirect(next_path)

@@ -188,11 +188,20 @@ def clear(request: HttpRequest) -> None:
 
 def submit_code(request: HttpRequest, state: Pending, code: str | None, *, enrol: bool) -> str:
     """Check a code for the pending sign-in: "ok" (signed in), "retry" or "locked" (start over)."""
+    from accounts.throttle import SignInThrottle
+
     actor = _actor(request, state.user)
+    throttle = SignInThrottle(username=state.user.get_username(), ip=getattr(request, "client_ip", None))
+    if throttle.blocked():
+        _audit("auth.mfa_failed", actor=actor, user=state.user, new={"reason": "throttled"})
+        clear(request)
+        return "locked"
     if check_code(actor=actor, user=state.user, code=code, confirm=enrol, context="sign_in"):
         clear(request)
+        throttle.success()
         auth.login(request, state.user, backend=state.backend)
         return "ok"
+    throttle.failure()  # counts with wrong passwords: restarting the sign-in does not reset it
     failures = state.failures + 1
     if failures >= MAX_FAILURES:
         _audit("auth.mfa_failed", actor=actor, user=state.user, new={"reason": "too_many_attempts"})

@@ -324,3 +324,18 @@ def test_django_admin_login_goes_through_the_console_sign_in(client, user_factor
     assert resp.status_code == 302 and resp["Location"] == "/sign-in/?next=/django-admin/"
     resp = client.post("/django-admin/login/", {"username": "x", "password": "y"})
     assert resp.status_code == 302 and SESSION_KEY not in client.session
+
+
+def test_wrong_codes_count_across_restarts_towards_the_sign_in_lock(client, user_factory, settings):
+    settings.IDM_SIGNIN_MAX_FAILURES = 6
+    user = user_factory("guesser")
+    secret = enrolled(user)
+    bad = wrong_code(secret)
+    password_step(client, "guesser")
+    for _ in range(flow.MAX_FAILURES):
+        client.post("/sign-in/verify/", {"code": bad})
+    password_step(client, "guesser")  # restarting with the right password does not reset the count
+    client.post("/sign-in/verify/", {"code": bad})
+    client.post("/sign-in/", {"username": "guesser"})
+    response = client.post("/sign-in/", {"username": "guesser", "password": TEST_PASSWORD})
+    assert response.status_code == 429 and SESSION_KEY not in client.session
