@@ -47,6 +47,7 @@ from accounts.identity.types import Actor, UserState
 from accounts.mfa import flow as mfa_flow
 from accounts.models import Organization, Role
 from accounts.pagination import DeferredJoinPaginator
+from accounts.params import int_param
 
 PAGE_SIZE = 50
 
@@ -77,16 +78,6 @@ def requires(perm: str) -> Callable:
 
 def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
     return Paginator(queryset, size).get_page(request.GET.get("page"))
-
-
-def _int_param(value: str | None) -> int | None:
-    """A posted or query-string id: plain ASCII digits of a sane size, else ``None`` (never a 500).
-
-    ``str.isdigit`` alone accepts "²" or "١٢", which ``int()`` refuses or reads unexpectedly.
-    """
-    if value and value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
 
 
 def _report_error(request: HttpRequest, exc: IdentityError) -> None:
@@ -203,7 +194,7 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
     if action not in ("block", "unblock"):
         messages.error(request, "Choose Block or Unblock.")
         return redirect(back)
-    ids = [i for i in map(_int_param, request.POST.getlist("ids")) if i is not None][:1000]
+    ids = [i for i in map(int_param, request.POST.getlist("ids")) if i is not None][:1000]
     if not ids:
         messages.error(request, "Select at least one user.")
         return redirect(back)
@@ -267,7 +258,7 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def user_create(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     initial_org = None
-    org_id = _int_param(request.GET.get("org"))
+    org_id = int_param(request.GET.get("org"))
     if org_id is not None:
         initial_org = Organization.objects.filter(pk=org_id).first()
     form = UserCreateForm(request.POST or None, access=access, initial_org=initial_org)

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import Access
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
+from accounts.params import int_param
 from sso import keys, services
 from sso.config import acs_url, sp_entity_id
 from sso.forms import BreakGlassForm, ProviderForm
@@ -147,7 +148,7 @@ def sp_key_action(request, action: str):
         messages.error(request, f"{exc.message} ({exc.code})")
     else:
         messages.success(request, done)
-    provider_id = request.POST.get("provider", "")
-    if provider_id.isascii() and provider_id.isdigit() and IdentityProvider.objects.filter(pk=int(provider_id)).exists():
-        return redirect("sso:provider_detail", pk=int(provider_id))
+    provider_id = int_param(request.POST.get("provider"))
+    if provider_id is not None and IdentityProvider.objects.filter(pk=provider_id).exists():
+        return redirect("sso:provider_detail", pk=provider_id)
     return redirect("sso:provider_list")

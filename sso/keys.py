@@ -71,14 +71,19 @@ def _create(status: str) -> ServiceProviderKey:
 
 def current_key() -> ServiceProviderKey:
     """The signing key, generated (once, race-safe) on first use."""
-    key = ServiceProviderKey.objects.filter(status=ServiceProviderKey.Status.CURRENT).first()
+    return _get_or_create(ServiceProviderKey.Status.CURRENT)
+
+
+def _get_or_create(status: str) -> ServiceProviderKey:
+    """The key with ``status`` (one at most, a database constraint), generated if missing; race-safe."""
+    key = ServiceProviderKey.objects.filter(status=status).first()
     if key is not None:
         return key
     try:
         with transaction.atomic():
-            return _create(ServiceProviderKey.Status.CURRENT)
-    except IntegrityError:  # another worker generated it first
-        return ServiceProviderKey.objects.get(status=ServiceProviderKey.Status.CURRENT)
+            return _create(status)
+    except IntegrityError:  # another worker or admin generated it first
+        return ServiceProviderKey.objects.get(status=status)
 
 
 def next_key() -> ServiceProviderKey | None:
@@ -93,14 +98,7 @@ def uses_configured_files() -> bool:
 def add_next_key() -> ServiceProviderKey:
     """Generate the rollover key (published in metadata, not yet used to sign)."""
     current_key()  # the current key exists first, so the next one never becomes current by accident
-    existing = next_key()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return _create(ServiceProviderKey.Status.NEXT)
-    except IntegrityError:  # two admins clicked at once
-        return ServiceProviderKey.objects.get(status=ServiceProviderKey.Status.NEXT)
+    return _get_or_create(ServiceProviderKey.Status.NEXT)
 
 
 @transaction.atomic

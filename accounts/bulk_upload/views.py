@@ -30,6 +30,7 @@ from accounts.exceptions import IdentityError
 from accounts.forms import UserFilterForm
 from accounts.identity.types import Actor, UserState
 from accounts.models import Organization
+from accounts.params import int_param
 from accounts.services import user_set_password
 
 
@@ -67,8 +68,8 @@ def upload_start(request):
     """The upload dialog and the history of uploads."""
     access = _require(request)
     limit = conf.max_bytes()
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if request.method == "POST" and length.isascii() and length.isdigit() and int(length) > limit + 65536:
+    length = int_param(request.META.get("CONTENT_LENGTH"), max_digits=30) or 0
+    if request.method == "POST" and length > limit + 65536:
         # Refuse before Django spools the body to disk.
         messages.error(request, f"The file is larger than {limit / 1048576:.0f} MB, the limit. Split it into "
                                 "smaller files.")

@@ -69,3 +69,20 @@ def error_codes(response, field: str | None = None) -> set[str]:
 
 def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+@pytest.fixture
+def role_personas(directory, user_factory) -> dict:
+    """One signed-in user per kind of access (plus ``anonymous``), for the route sweeps."""
+    d = directory
+    return {
+        "anonymous": None,
+        "console_user": d.member,  # the org's default roles: Console User + Desktop User
+        "desktop_user": user_factory("desk.only", org=d.acme, roles=["desktop-user"]),
+        "audit_viewer": d.auditor,
+        "help_desk": user_factory("helpdesk", org=d.acme, roles=["help-desk"]),
+        "org_admin": d.eng_admin,  # Org Admin of the Engineering sub-org
+        "org_manager": user_factory("eng.manager", org=d.engineering, roles=["org-manager"]),
+        "identity_admin": user_factory("idm.admin", org=d.acme, roles=["identity-management-administrator"]),
+        "cloud_admin": d.admin,
+    }

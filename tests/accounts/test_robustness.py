@@ -102,18 +102,9 @@ class World:
 
 
 @pytest.fixture
-def world(directory, user_factory, media) -> World:  # noqa: F811
+def world(directory, role_personas, media) -> World:  # noqa: F811
     d = directory
-    personas = {
-        "anonymous": None,
-        "console_user": d.member,  # the org's default roles: Console User + Desktop User
-        "desktop_user": user_factory("desk.only", org=d.acme, roles=["desktop-user"]),
-        "audit_viewer": d.auditor,
-        "help_desk": user_factory("helpdesk", org=d.acme, roles=["help-desk"]),
-        "org_admin": d.eng_admin,  # Org Admin of the Engineering sub-org
-        "org_manager": user_factory("eng.manager", org=d.engineering, roles=["org-manager"]),
-        "cloud_admin": d.admin,
-    }
+    personas = role_personas
     upload, _ = upload_text("username,email\nrobust.one,one@example.com\n", user=d.admin, org=d.acme)
     return World(
         personas=personas,

@@ -161,19 +161,8 @@ def providers(provider_factory, idp, org_factory, system_actor) -> dict[str, Ide
 
 
 @pytest.fixture
-def personas(directory, user_factory) -> dict[str, User | None]:
-    d = directory
-    return {
-        "anonymous": None,
-        "console_user": d.member,  # the org's default roles: Console User + Desktop User
-        "desktop_user": user_factory("desk.only", org=d.acme, roles=["desktop-user"]),
-        "audit_viewer": d.auditor,
-        "help_desk": user_factory("helpdesk", org=d.acme, roles=["help-desk"]),
-        "org_admin": d.eng_admin,  # Org Admin of the Engineering sub-org
-        "org_manager": user_factory("eng.manager", org=d.engineering, roles=["org-manager"]),
-        "identity_admin": user_factory("idm.admin", org=d.acme, roles=["identity-management-administrator"]),
-        "cloud_admin": d.admin,
-    }
+def personas(role_personas) -> dict[str, User | None]:
+    return role_personas
 
 
 @pytest.fixture
