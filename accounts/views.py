@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
-from functools import wraps
+from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -29,6 +27,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
 from accounts.access import Access
+from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.forms import (
     AuditFilterForm,
@@ -58,22 +57,6 @@ def _actor(request: HttpRequest) -> Actor:
 
 def _access(request: HttpRequest) -> Access:
     return Access.of(request.user)
-
-
-def requires(perm: str) -> Callable:
-    """Signed in and holding ``perm`` somewhere; finer org checks happen in the view."""
-
-    def decorator(view):
-        @wraps(view)
-        @login_required
-        def wrapper(request, *args, **kwargs):
-            if not _access(request).has(perm):
-                raise PermissionDenied(f"missing permission {perm}")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):

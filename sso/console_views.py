@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.access import Access
+from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
 from accounts.params import int_param
@@ -23,16 +19,7 @@ from sso.metadata import expiring_certs, metadata_warnings
 from sso.models import IdentityProvider
 from sso.services import break_glass_set, metadata_refresh, provider_save
 
-
-def requires_manage_identity(view):
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not Access.of(request.user).has("manage_identity"):
-            raise PermissionDenied("missing permission manage_identity")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+requires_manage_identity = requires("manage_identity")
 
 
 def _actor(request) -> Actor:

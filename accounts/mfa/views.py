@@ -15,10 +15,11 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from accounts.access import Access
+from accounts.decorators import requires
 from accounts.identity.types import Actor
 from accounts.mfa import flow, totp
 from accounts.mfa.models import TotpDevice
-from accounts.views import _visible_user, requires
+from accounts.views import _visible_user
 
 SIGNIN = "accounts:login"
 INVALID = "That code is not valid, or it was already used. Enter the current code from your app."
