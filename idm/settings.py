@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.RequestContextMiddleware",
+    "accounts.middleware.NoStoreWhenSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -137,6 +138,8 @@ SESSION_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 CSRF_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 SECURE_SSL_REDIRECT = env_bool("IDM_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("IDM_BEHIND_PROXY") else None
+# Proxies in front of idm that append to X-Forwarded-For; 0 = the header is ignored (accounts/client_ip.py).
+IDM_TRUSTED_PROXIES = env_int("IDM_TRUSTED_PROXIES", 0)
 SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
@@ -192,6 +195,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "bulk-upload-expire-previews": {"task": "accounts.bulk_upload.expire_previews", "schedule": 3600},
+    # Database caches never drop expired rows by themselves (accounts/cache_expiry.py).
+    "accounts-expire-cache-rows": {"task": "accounts.expire_cache_rows", "schedule": 3600},
 }
 
 # --- Logging: never log secrets (passwords, tokens, SAML messages are not logged) ------------
