@@ -33,6 +33,7 @@ from accounts.bulk_upload.validate import (
     service_field_to_column,
     validate_upload,
 )
+from accounts.csv_export import LINE_END, csv_text
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, Source
 from accounts.models import Organization
@@ -90,7 +91,9 @@ def create_upload(
 def _source_csv(parsed: ParsedUpload) -> str:
     """The stored copy: a ``line`` column, then the file's columns without ``password``."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF line ends make the writer quote a cell holding a bare CR, which read_source would
+    # otherwise split into two records (a 500 on the report, "failed unexpectedly" on apply).
+    writer = csv.writer(out, lineterminator=LINE_END)
     columns = [c for c in parsed.columns if c != "password"]
     writer.writerow(["line", *columns, *(["password"] if "password" in parsed.columns else [])])
     for row in parsed.rows:
@@ -262,18 +265,16 @@ def _finish(upload: BulkUpload, outcomes: dict[int, RowOutcome], columns: list[s
 
 def report_csv(columns: list[str], rows: list[Row], outcomes: dict[int, RowOutcome]) -> str:
     """Each input row (without passwords) plus its result; lines that could not be parsed included."""
-    from accounts.bulk_upload.export import neutralise
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
     shown = [c for c in columns if c != "password"]
-    writer.writerow(["line", *shown, "result"])
     by_line = {r.line: r for r in rows}
-    for line in sorted(set(by_line) | set(outcomes)):
-        row = by_line.get(line)
-        cells = [neutralise(row.cells.get(c, "")) if row else "" for c in shown]
-        writer.writerow([line, *cells, neutralise(result_text(outcomes.get(line)))])
-    return out.getvalue()
+
+    def lines():
+        for line in sorted(set(by_line) | set(outcomes)):
+            row = by_line.get(line)
+            cells = [row.cells.get(c, "") if row else "" for c in shown]
+            yield [line, *cells, result_text(outcomes.get(line))]
+
+    return csv_text(["line", *shown, "result"], lines())
 
 
 def preview_report_csv(upload: BulkUpload) -> str:
@@ -289,8 +290,7 @@ def preview_report_csv(upload: BulkUpload) -> str:
     for diff in upload.preview.get("diffs", []):
         outcomes[diff["line"]].diff = [tuple(c) for c in diff["changes"]]
         outcomes[diff["line"]].status = "will update"
-    text = report_csv(columns, rows, outcomes)
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return report_csv(columns, rows, outcomes)
 
 
 def preview_counts(upload: BulkUpload) -> dict[str, int]:

@@ -26,6 +26,7 @@ from accounts.bulk_upload.invitations import invite_path, invited_users
 from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_apply_upload, bulk_send_invitations, dispatch_hashing
+from accounts.csv_export import csv_lines
 from accounts.exceptions import IdentityError
 from accounts.forms import UserFilterForm
 from accounts.identity.types import Actor, UserState
@@ -235,13 +236,10 @@ def users_export(request):
 def invitations_csv(request, pk):
     """Set-password links of the users the upload invited (username, email, link)."""
     upload = _get_upload(request, pk)
-
-    def lines():
-        yield "username,email,link\r\n"
-        for user in invited_users(upload).iterator(chunk_size=2000):
-            yield f"{user.username},{user.email},{request.build_absolute_uri(invite_path(user))}\r\n"
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    rows = ((user.username, user.email, request.build_absolute_uri(invite_path(user)))
+            for user in invited_users(upload).iterator(chunk_size=2000))
+    response = StreamingHttpResponse(csv_lines(("username", "email", "link"), rows),
+                                     content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="invitations.csv"'
     return response
 
