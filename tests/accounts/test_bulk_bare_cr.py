@@ -54,8 +54,8 @@ def test_bare_cr_in_quoted_cell_is_data(admin_client, root_org, media, eager_cel
     assert result[1][3] == "first\rsecond"
 
 
-def test_bare_cr_outside_quotes_is_a_line_break_with_line_numbers(admin_client, root_org, media,  # noqa: F811
-                                                                   eager_celery):
+@pytest.mark.usefixtures("eager_celery", "media")
+def test_bare_cr_outside_quotes_is_a_line_break_with_line_numbers(admin_client, root_org):
     post_upload(admin_client, "username,email,notes\r\nbob,bob@example.com,a\rb\r\ndora,dora@example.com,x\r\n",
                 org=root_org)
     upload = BulkUpload.objects.get()
