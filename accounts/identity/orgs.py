@@ -3,6 +3,7 @@ and the effective (inherited) settings and name lookup that SCIM and LDAP mappin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,18 +311,23 @@ class OrgIndex:
         ids = [int(p) for p in org.path.strip("/").split("/") if p]
         return "/".join(self.by_id[i].name for i in ids if i in self.by_id)
 
-    def lookup(self, ref: str) -> Organization:
-        """Find an org by path, name or external reference; raise ``NotFound`` / ``ValidationFailed``."""
+    def lookup(self, ref: str, *, visible: Callable[[Organization], bool] | None = None) -> Organization:
+        """Find an org by path, name or external reference; raise ``NotFound`` / ``ValidationFailed``.
+
+        With ``visible``, orgs it rejects are treated as absent (same message as a name that does not
+        exist, and never counted for ambiguity), so a lookup reveals nothing outside the caller's scope.
+        """
         ref = (ref or "").strip()
         if not ref:
             raise NotFound("org_not_found", "No organization given.", field="org")
         lowered = ref.lower()
+        candidates = [o for o in self.by_id.values() if visible is None or visible(o)]
         if "/" in ref:
-            matches = [o for o in self.by_id.values() if self.full_name(o).lower() == lowered.strip("/")]
+            matches = [o for o in candidates if self.full_name(o).lower() == lowered.strip("/")]
         else:
-            matches = [o for o in self.by_id.values() if o.name.lower() == lowered]
+            matches = [o for o in candidates if o.name.lower() == lowered]
             if not matches:
-                matches = [o for o in self.by_id.values() if o.external_ref and o.external_ref.lower() == lowered]
+                matches = [o for o in candidates if o.external_ref and o.external_ref.lower() == lowered]
         if not matches:
             raise NotFound("org_not_found", f"No organization named {ref!r}.", field="org")
         if len(matches) > 1:
