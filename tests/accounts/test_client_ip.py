@@ -61,6 +61,10 @@ def test_client_address(header, proxies, expected):
     assert client_address(remote_addr="10.0.0.1", forwarded_for=header, trusted_proxies=proxies) == expected
 
 
+def test_non_text_values_are_not_addresses():
+    assert parse_address(123) is None and parse_address(b"1.2.3.4") is None
+
+
 def test_bad_peer_address_gives_none():
     assert client_address(remote_addr="unix:/run/gunicorn.sock", forwarded_for=None, trusted_proxies=0) is None
     assert client_address(remote_addr="bad", forwarded_for="also bad", trusted_proxies=1) is None
@@ -69,6 +73,13 @@ def test_bad_peer_address_gives_none():
 def test_huge_header_reads_only_its_right_end():
     header = ",".join(["6.6.6.6"] * 5000) + ", 198.51.100.1"
     assert client_address(remote_addr="10.0.0.1", forwarded_for=header, trusted_proxies=1) == "198.51.100.1"
+    # The kept right end starts inside an entry: that fragment is dropped, the rest still counts.
+    assert client_address(remote_addr="10.0.0.1", forwarded_for="1" * 5000 + ",198.51.100.1,192.0.2.9",
+                          trusted_proxies=2) == "198.51.100.1"
+    # Exactly at the limit nothing is cut.
+    exact = "198.51.100.1," + "1" * (4096 - len("198.51.100.1,") - len(",192.0.2.9")) + ",192.0.2.9"
+    assert len(exact) == 4096
+    assert client_address(remote_addr="10.0.0.1", forwarded_for=exact, trusted_proxies=3) == "198.51.100.1"
     cut_inside_entry = "1" * 5000 + ",198.51.100.1"
     assert client_address(remote_addr="10.0.0.1", forwarded_for=cut_inside_entry,
                           trusted_proxies=2) == "10.0.0.1"

@@ -40,13 +40,14 @@ def test_neutralise(value, expected):
     assert neutralise(value) == expected
 
 
-@pytest.mark.parametrize("value", ["=1+2", "+x", "-x", "@x", "\tx", "\rx", "plain", "'", "'a", "''=x", ""])
+@pytest.mark.parametrize("value", ["=1+2", "+x", "-x", "@x", "\tx", "\rx", "=", "plain", "'", "'a", "''=x", ""])
 def test_restore_undoes_neutralise(value):
     assert restore(neutralise(value)) == value
 
 
 def test_restore_keeps_other_quotes():
     assert restore("'a") == "'a" and restore("'") == "'" and restore("x'=") == "x'="
+    assert restore("'=") == "=" and restore("'\t") == "\t"
 
 
 def test_writer_quotes_and_ends_lines_with_crlf():
