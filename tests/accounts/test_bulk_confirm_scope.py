@@ -12,11 +12,9 @@ from django.urls import reverse
 from accounts.bulk_upload.models import BulkUpload
 from accounts.models import AuditEvent
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
-from tests.accounts.bulk_support import post_upload, upload_text
+from tests.accounts.bulk_support import eager_celery, media, post_upload, upload_text  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media", "eager_celery")]
-
-from tests.accounts.bulk_support import eager_celery, media  # noqa: E402,F401
 
 
 def signed_in(user) -> Client:
