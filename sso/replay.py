@@ -33,9 +33,11 @@ def _key(kind: str, provider_id: int, value: str) -> str:
     return f"idm:sso:{kind}:{provider_id}:{digest}"
 
 
-def remember_request(*, provider_id: int, request_id: str, next_path: str) -> None:
-    """Record an AuthnRequest we sent, with the local path to return to."""
-    _cache().set(_key("req", provider_id, request_id), {"next": next_path}, timeout=app_settings.REQUEST_TTL)
+def remember_request(*, provider_id: int, request_id: str, next_path: str, browser_hash: str) -> None:
+    """Record an AuthnRequest we sent, with the local path to return to and the hash of the token of
+    the browser that started it (``sso.binding``). The entry expires after ``IDM_SSO_REQUEST_TTL``."""
+    _cache().set(_key("req", provider_id, request_id), {"next": next_path, "browser": browser_hash},
+                 timeout=app_settings.REQUEST_TTL)
 
 
 def consume_request(*, provider_id: int, request_id: str) -> dict | None:

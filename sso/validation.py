@@ -164,16 +164,23 @@ def inspect(xml: bytes, *, acs_url: str, allow_legacy_algorithms: bool = False) 
     bearer = [c for c in confirmations if c.get("Method") == "urn:oasis:names:tc:SAML:2.0:cm:bearer"]
     if not bearer:
         raise ResponseRejected("no_bearer_confirmation", "the assertion has no bearer subject confirmation")
+    in_response_to = root.get("InResponseTo", "")
     for conf in bearer:
         data = conf.find(f"{{{SAML}}}SubjectConfirmationData")
         recipient = data.get("Recipient") if data is not None else None
         if recipient != acs_url:
             raise ResponseRejected("wrong_recipient", f"Recipient {str(recipient)[:200]!r}")
+        # The unsigned Response's InResponseTo must name the request the signed assertion answers: a
+        # response to another browser's request with the Response's InResponseTo removed must not pass
+        # as IdP-initiated (and skip the browser binding, issue 7 §4).
+        if (data.get("InResponseTo") or "") != in_response_to:
+            raise ResponseRejected("in_response_to_mismatch", "the Response and its assertion answer "
+                                   "different requests (or only one of them names a request)")
 
     issuer = root.findtext(f"{{{SAML}}}Issuer") or assertion.findtext(f"{{{SAML}}}Issuer") or ""
     name_id = assertion.findtext(f"{{{SAML}}}Subject/{{{SAML}}}NameID") or ""
     return ResponseFacts(
-        response_id=root.get("ID", ""), in_response_to=root.get("InResponseTo", ""), issuer=issuer.strip(),
+        response_id=root.get("ID", ""), in_response_to=in_response_to, issuer=issuer.strip(),
         assertion_id=assertion.get("ID", ""), claimed_name_id=name_id.strip()[:150],
     )
 

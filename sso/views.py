@@ -44,6 +44,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor, Source
+from sso import binding as browser_binding
 from sso import replay
 from sso.config import acs_url, sp_config
 from sso.logout import handle_logout_request, remember_session
@@ -69,7 +70,11 @@ MESSAGES = {
     "unsolicited": "This sign-in did not start at idm. Start again from the sign-in page.",
     "unknown_in_response_to": "This sign-in did not start here, or it was already used. Start again from the "
                               "sign-in page.",
+    "in_response_to_mismatch": "This sign-in response does not match a sign-in started here. Start again from "
+                               "the sign-in page.",
     "replayed": "This sign-in response was already used. Start again from the sign-in page.",
+    "other_browser": "This sign-in was started in another browser (or your browser did not keep idm's sign-in "
+                     "cookie). Start again from the sign-in page in this browser.",
     "expired": "The sign-in response has expired. Start again from the sign-in page.",
     "not_yet_valid": "The sign-in response is not valid yet (check the clocks of idm and your identity provider).",
     "idp_error": "Your identity provider did not sign you in.",
@@ -177,10 +182,15 @@ class SsoLoginView(FriendlyErrorsMixin, SamlSessionMixin, View):
             logger.warning("SSO sign-in could not start: provider=%s ref=%s", provider.pk, reference_id(request),
                            exc_info=True)
             return error_page(request, code="provider_unusable", status=409, provider=provider)
-        replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path)
+        token = browser_binding.browser_token(request)
+        replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path,
+                                browser_hash=browser_binding.token_hash(token))
         if binding == saml2.BINDING_HTTP_REDIRECT:
-            return HttpResponseRedirect(dict(info["headers"])["Location"])
-        return HttpResponse(info["data"])
+            response = HttpResponseRedirect(dict(info["headers"])["Location"])
+        else:
+            response = HttpResponse(info["data"])
+        browser_binding.set_cookie(response, token)
+        return response
 
 
 def _not_on_or_after(assertion) -> dt.datetime | None:
@@ -266,6 +276,10 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
                 pending = replay.consume_request(provider_id=provider.pk, request_id=facts.in_response_to)
                 if pending is None:
                     raise ResponseRejected("unknown_in_response_to")
+                if not browser_binding.same_browser(request, pending.get("browser")):
+                    # Login CSRF: a response to a request another browser started (issue 7 §4).
+                    raise ResponseRejected("other_browser", "the request was started in another browser "
+                                           "(browser token missing or different)", status=403)
                 outstanding = {facts.in_response_to: pending["next"]}
             elif not provider.allow_idp_initiated:
                 raise ResponseRejected("unsolicited", "IdP-initiated sign-in is off for this provider")
