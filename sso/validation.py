@@ -23,7 +23,8 @@ SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 
-STRONG_ALGORITHMS = frozenset({
+# What idm accepts in an IdP's signatures; SP metadata advertises exactly these (sso.sp_metadata).
+ACCEPTED_SIGNATURE_METHODS = (
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
@@ -31,14 +32,17 @@ STRONG_ALGORITHMS = frozenset({
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
     "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+)
+ACCEPTED_DIGEST_METHODS = (
     "http://www.w3.org/2001/04/xmlenc#sha256",
     "http://www.w3.org/2001/04/xmldsig-more#sha384",
     "http://www.w3.org/2001/04/xmlenc#sha512",
-})
-LEGACY_ALGORITHMS = frozenset({
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-    "http://www.w3.org/2000/09/xmldsig#sha1",
-})
+)
+# SHA-1: only for a provider whose legacy switch is on. MD5: never.
+LEGACY_SIGNATURE_METHODS = ("http://www.w3.org/2000/09/xmldsig#rsa-sha1",)
+LEGACY_DIGEST_METHODS = ("http://www.w3.org/2000/09/xmldsig#sha1",)
+STRONG_ALGORITHMS = frozenset(ACCEPTED_SIGNATURE_METHODS + ACCEPTED_DIGEST_METHODS)
+LEGACY_ALGORITHMS = frozenset(LEGACY_SIGNATURE_METHODS + LEGACY_DIGEST_METHODS)
 # Canonicalisation and transforms a SAML signature may use (no XSLT/XPath transforms).
 ALLOWED_TRANSFORMS = frozenset({
     "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
