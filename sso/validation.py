@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
+import time
 from dataclasses import dataclass
 from xml.etree.ElementTree import Comment, ProcessingInstruction, TreeBuilder  # noqa: S405
 
 from defusedxml import ElementTree as SafeET
+from saml2 import time_util
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -55,11 +58,12 @@ ALLOWED_TRANSFORMS = frozenset({
 class ResponseRejected(Exception):
     """A response refused before or during validation; ``code`` names the reason (audit, error page)."""
 
-    def __init__(self, code: str, detail: str = "", *, status: int = 400):
+    def __init__(self, code: str, detail: str = "", *, status: int = 400, extra: dict | None = None):
         super().__init__(detail or code)
         self.code = code
         self.detail = detail or code
         self.status = status
+        self.extra = extra or {}  # structured facts for the audit event (e.g. the clock difference)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class ResponseFacts:
     issuer: str
     assertion_id: str
     claimed_name_id: str  # unverified, for the audit record of a failure only
+    issue_instant: str = ""
+    not_on_or_after: tuple[str, ...] = ()  # Conditions and bearer SubjectConfirmationData
+    not_before: tuple[str, ...] = ()
 
 
 def decode(saml_response: str, *, max_bytes: int = 1_000_000) -> bytes:
@@ -183,10 +190,61 @@ def inspect(xml: bytes, *, acs_url: str, allow_legacy_algorithms: bool = False) 
 
     issuer = root.findtext(f"{{{SAML}}}Issuer") or assertion.findtext(f"{{{SAML}}}Issuer") or ""
     name_id = assertion.findtext(f"{{{SAML}}}Subject/{{{SAML}}}NameID") or ""
+    timed = [el for el in (assertion.find(f"{{{SAML}}}Conditions"),
+                           *(c.find(f"{{{SAML}}}SubjectConfirmationData") for c in bearer)) if el is not None]
     return ResponseFacts(
         response_id=root.get("ID", ""), in_response_to=in_response_to, issuer=issuer.strip(),
         assertion_id=assertion.get("ID", ""), claimed_name_id=name_id.strip()[:150],
+        issue_instant=root.get("IssueInstant", ""),
+        not_on_or_after=tuple(el.get("NotOnOrAfter") for el in timed if el.get("NotOnOrAfter")),
+        not_before=tuple(el.get("NotBefore") for el in timed if el.get("NotBefore")),
     )
+
+
+# pysaml2 refuses a Response issued more than a day away from its clock (``issue_instant_ok``).
+ISSUE_INSTANT_WINDOW = 24 * 3600
+
+
+def _epoch(value: str) -> int | None:
+    try:
+        return calendar.timegm(time_util.str_to_time(value))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def lifetime_problem(facts: ResponseFacts, *, now: float, skew_seconds: int) -> ResponseRejected | None:
+    """Name a timing refusal so clock problems can be diagnosed (issue 7 §4): ``expired`` or
+    ``not_yet_valid``, with the clock difference in seconds, or ``None`` when the times are fine.
+
+    Run on a response pysaml2 refused (after its signature check), so the times are the IdP's.
+    """
+    def stamp(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+    expiries = [e for e in map(_epoch, facts.not_on_or_after) if e is not None]
+    issued = _epoch(facts.issue_instant) if facts.issue_instant else None
+    if expiries and now > min(expiries) + skew_seconds:
+        late = int(now - min(expiries))
+        return ResponseRejected("expired", f"the assertion expired at {stamp(min(expiries))}; idm's clock reads "
+                                f"{stamp(now)}, {late} s later (allowed clock skew {skew_seconds} s)",
+                                extra={"clock_difference_seconds": late, "not_on_or_after": stamp(min(expiries)),
+                                       "idm_time": stamp(now), "clock_skew_seconds": skew_seconds})
+    if issued is not None and now - issued > ISSUE_INSTANT_WINDOW + skew_seconds:
+        late = int(now - issued)
+        return ResponseRejected("expired", f"the response was issued at {stamp(issued)}; idm's clock reads "
+                                f"{stamp(now)}, {late} s later (at most {ISSUE_INSTANT_WINDOW} s accepted)",
+                                extra={"clock_difference_seconds": late, "issue_instant": stamp(issued),
+                                       "idm_time": stamp(now), "clock_skew_seconds": skew_seconds})
+    starts = [e for e in map(_epoch, facts.not_before) if e is not None and e - now > skew_seconds]
+    if issued is not None and issued - now > ISSUE_INSTANT_WINDOW + skew_seconds:
+        starts.append(issued)
+    if starts:
+        ahead = int(max(starts) - now)
+        return ResponseRejected("not_yet_valid", f"the response is valid from {stamp(max(starts))}; idm's clock "
+                                f"reads {stamp(now)}, {ahead} s earlier (allowed clock skew {skew_seconds} s)",
+                                extra={"clock_difference_seconds": -ahead, "not_before": stamp(max(starts)),
+                                       "idm_time": stamp(now), "clock_skew_seconds": skew_seconds})
+    return None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import time
 from urllib.parse import urlencode
 
 import saml2
@@ -50,7 +51,7 @@ from sso.config import acs_url, sp_config
 from sso.logout import handle_logout_request, remember_session
 from sso.models import IdentityProvider
 from sso.signin import SignInRefused, sso_provider_for
-from sso.validation import ResponseRejected, decode, inspect
+from sso.validation import ResponseRejected, decode, inspect, lifetime_problem
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def safe_next(value: str | None, default: str | None = None) -> str:
 
 
 def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, ok: bool, reason: str = "",
-                  detail: str = "", user=None) -> None:
+                  detail: str = "", user=None, extra: dict | None = None) -> None:
     """One audit event per SSO sign-in attempt: provider, username, reason."""
     actor = Actor(label=(username or "(unknown)")[:150], type="user" if user else "anonymous", user=user,
                   source=Source.SAML, provider=provider.provider_key if provider else "",
@@ -107,7 +108,7 @@ def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, 
     new = {"method": "sso", "provider": provider.name if provider else None,
            "provider_id": provider.pk if provider else None}
     if not ok:
-        new |= {"reason": reason, "reference": reference_id(request)}
+        new |= {"reason": reason, "reference": reference_id(request)} | (extra or {})
     record_event(actor=actor, action="auth.sso_login_succeeded" if ok else "auth.sso_login_failed",
                  target_type="user", target_id=user.pk if user else "", target_label=username[:150],
                  new=new, message=detail[:1000])
@@ -227,6 +228,16 @@ def _code_for(exc: Exception) -> str:
     return "invalid_response"
 
 
+def _timing_refusal(exc: Exception, facts, provider: IdentityProvider) -> Exception:
+    """``expired`` / ``not_yet_valid`` with the clock difference when the response's times explain
+    pysaml2's refusal (its own messages vary, or it just returns ``None``); else ``exc`` unchanged.
+    A signature failure stays one: the times of an unverified response prove nothing."""
+    if isinstance(exc, (SignatureError, MissingKey)):
+        return exc
+    timing = lifetime_problem(facts, now=time.time(), skew_seconds=provider.clock_skew_seconds)
+    return timing or exc
+
+
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
 class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceView):
     """Assertion consumer: our checks, then pysaml2's, then replay protection, then the backend.
@@ -243,7 +254,8 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
         else:
             code, detail = _code_for(exception) if exception else "invalid_response", repr(exception)[:500]
         username = kwargs.get("username", "") or getattr(exception, "username", "")
-        audit_sign_in(request, provider=provider, username=username, ok=False, reason=code, detail=detail)
+        audit_sign_in(request, provider=provider, username=username, ok=False, reason=code, detail=detail,
+                      extra=getattr(exception, "extra", None))
         logger.info("SSO sign-in refused: provider=%s code=%s ref=%s", getattr(provider, "pk", None), code,
                     reference_id(request))
         message = exception.message if isinstance(exception, SignInRefused) else ""
@@ -292,10 +304,13 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
         try:
             response = client.parse_authn_request_response(raw, saml2.BINDING_HTTP_POST, outstanding)
         except Exception as exc:  # pysaml2 raises many types; each is a refusal, never a 500
-            return self.handle_acs_failure(request, exc, provider=provider, username=facts.claimed_name_id)
-        if response is None:  # pysaml2's _verify returns None for a wrong Destination or status
-            return self.handle_acs_failure(request, ResponseRejected("wrong_destination_or_status"),
-                                           provider=provider, username=facts.claimed_name_id)
+            return self.handle_acs_failure(request, _timing_refusal(exc, facts, provider), provider=provider,
+                                           username=facts.claimed_name_id)
+        # pysaml2 answers None for a wrong Destination or status, and a response without an assertion
+        # for an IssueInstant outside its window: refusals, named by the response's times if they explain it.
+        if response is None or getattr(response, "assertion", None) is None:
+            refusal = _timing_refusal(ResponseRejected("wrong_destination_or_status"), facts, provider)
+            return self.handle_acs_failure(request, refusal, provider=provider, username=facts.claimed_name_id)
 
         assertion = response.assertion
         try:
