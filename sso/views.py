@@ -368,10 +368,18 @@ class MetadataView(FriendlyErrorsMixin, View):
         return response
 
 
+@method_decorator(never_cache, name="dispatch")
 class SsoLogoutView(FriendlyErrorsMixin, SamlSessionMixin, LogoutInitView):
-    """SP-initiated single logout (signed LogoutRequest); local sign-out when the IdP has no SLO."""
+    """SP-initiated single logout (signed LogoutRequest); local sign-out when the IdP has no SLO.
+
+    POST only signs out (CSRF-protected); a GET shows a confirmation page, so an ``<img>`` on another
+    site cannot sign the user out (logout CSRF, issue 7 §5).
+    """
 
     def get(self, request, *args, **kwargs):
+        return signout_confirmation(request, action=request.path)
+
+    def post(self, request, *args, **kwargs):
         signed_out = HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
         provider = _provider(kwargs.get("provider_id"))
         if (provider is None or not provider.supports_slo or not provider.enabled
@@ -380,7 +388,7 @@ class SsoLogoutView(FriendlyErrorsMixin, SamlSessionMixin, LogoutInitView):
             return signed_out
         request.idm_sso_provider = provider
         try:
-            response = super().get(request)
+            response = super().get(request)  # djangosaml2's LogoutInitView builds and sends the LogoutRequest
         except Exception as exc:  # pysaml2 cannot build the LogoutRequest: still end the local session
             logger.info("SP-initiated SLO failed: provider=%s %r", provider.pk, exc)
             response = None
@@ -478,19 +486,31 @@ class SsoSloView(FriendlyErrorsMixin, SamlSessionMixin, LogoutView):
                           title="Sign-out failed")
 
 
+def signout_confirmation(request, *, action: str) -> HttpResponse:
+    """The page a GET on a sign-out URL shows: one button that POSTs (with the CSRF token) to ``action``."""
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
+    return render(request, "sso/signout_confirm.html", {"action": action})
+
+
 @method_decorator(never_cache, name="dispatch")
 class SignOutView(View):
-    """Sign out: through the IdP (SLO) after an SSO sign-in when it supports it, else locally."""
+    """Sign out (POST only): through the IdP (SLO) after an SSO sign-in when it supports it, else locally.
+
+    A GET shows a confirmation page with a POST form (logout CSRF, issue 7 §5).
+    """
 
     def get(self, request):
+        return signout_confirmation(request, action=reverse("sso:signout"))
+
+    def post(self, request):
         provider_id = request.session.get(SESSION_PROVIDER_KEY)
         provider = _provider(provider_id) if provider_id else None
         if provider is not None and provider.supports_slo and provider.enabled:
-            return HttpResponseRedirect(reverse("sso:logout", args=[provider.pk]))
+            # The CSRF check of this POST covers the SLO too: no redirect to a URL a GET could trigger.
+            return SsoLogoutView.as_view()(request, provider_id=provider.pk)
         auth.logout(request)
         return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
-
-    post = get
 
 
 @method_decorator([csrf_protect, never_cache], name="dispatch")
