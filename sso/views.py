@@ -538,15 +538,18 @@ class SignInView(View):
         if not username:
             return render(request, self.template_name, {"step": "username", "next": next_path,
                                                         "error": "Enter your username."}, status=400)
+        # The org's method decides before any password is looked at: a user who must sign in through their
+        # IdP goes there from either step, whatever password was sent, so the password step cannot tell
+        # a right local password from a wrong one (password oracle, issue 7 §5).
+        # No username holds a NUL byte, and PostgreSQL refuses one in a query: treat it as unknown.
+        user = None if "\x00" in username else (
+            get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first())
+        provider = sso_provider_for(user) if user is not None else None
+        if provider is not None:
+            if not provider.enabled:
+                return error_page(request, code="provider_disabled", status=403, provider=provider)
+            return HttpResponseRedirect(f"{reverse('sso:login', args=[provider.pk])}?{urlencode({'next': next_path})}")
         if "password" not in request.POST:
-            # No username holds a NUL byte, and PostgreSQL refuses one in a query: treat it as unknown.
-            user = None if "\x00" in username else (
-                get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first())
-            provider = sso_provider_for(user) if user is not None else None
-            if provider is not None:
-                if not provider.enabled:
-                    return error_page(request, code="provider_disabled", status=403, provider=provider)
-                return HttpResponseRedirect(f"{reverse('sso:login', args=[provider.pk])}?{urlencode({'next': next_path})}")
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path})
         from accounts.throttle import SignInThrottle
@@ -562,8 +565,7 @@ class SignInView(View):
         user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is None:
             throttle.failure()
-            error = "Sign in with your organization's identity provider." if getattr(
-                request, "idm_password_refused", False) else "The username or password is not correct."
+            error = "The username or password is not correct."
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path, "error": error}, status=400)
         from accounts.access import Access

@@ -50,10 +50,10 @@ def test_wrong_password_refused(client, user_factory):
     assert resp.status_code == 400 and SESSION_KEY not in client.session
 
 
-def test_sso_user_cannot_sign_in_with_password(client, sso_user, rf):
+def test_sso_user_cannot_sign_in_with_password(client, sso_user, rf, provider):
     resp = client.post("/sso/signin/", {"username": "alice", "password": TEST_PASSWORD})
-    assert resp.status_code == 400 and SESSION_KEY not in client.session
-    assert b"identity provider" in resp.content
+    assert resp.status_code == 302 and SESSION_KEY not in client.session
+    assert resp["Location"].startswith(f"/sso/{provider.pk}/login/")  # to the IdP, as from the username step
     assert authenticate(rf.get("/"), username="alice", password=TEST_PASSWORD) is None
     assert client.login(username="alice", password=TEST_PASSWORD) is False
 
