@@ -57,6 +57,16 @@ class AppSettings:
         return int(self._get("METADATA_MAX_BYTES", 64 * 1024 * 1024))
 
     @property
+    def METADATA_ALLOW_PRIVATE(self) -> bool:
+        """Fetch metadata from loopback, link-local and private addresses too (test IdPs only; SSRF)."""
+        return bool(self._get("METADATA_ALLOW_PRIVATE", False))
+
+    @property
+    def METADATA_ALLOWED_NETWORKS(self) -> tuple[str, ...]:
+        """Non-public networks (CIDR) metadata may still be fetched from, e.g. an internal AD FS."""
+        return tuple(self._get("METADATA_ALLOWED_NETWORKS", ()))
+
+    @property
     def METADATA_REFRESH_HOURS(self) -> int:
         """How often Celery beat re-fetches metadata from URLs."""
         return int(self._get("METADATA_REFRESH_HOURS", 6))
