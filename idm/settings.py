@@ -249,6 +249,8 @@ CELERY_BEAT_SCHEDULE["sso-metadata-refresh"] = {
     "task": "sso.tasks.refresh_all_metadata",
     "schedule": IDM_SSO_METADATA_REFRESH_HOURS * 3600,
 }
+# Expired SSO state rows (outstanding AuthnRequests of anonymous sign-in starts...) are deleted on a schedule.
+CELERY_BEAT_SCHEDULE["sso-purge-expired-state"] = {"task": "sso.tasks.purge_expired_state", "schedule": 15 * 60}
 # SAML replay and request state gets its own cache: the default DatabaseCache culls a third of its
 # rows beyond MAX_ENTRIES (300), which would forget assertion ids and let a response be replayed.
 # Redis: run it with an eviction policy that never drops keys early (noeviction or volatile-ttl).

@@ -38,8 +38,9 @@ class AppSettings:
 
     @property
     def REQUEST_TTL(self) -> int:
-        """Seconds an outstanding AuthnRequest id is kept server-side (the user's time at the IdP)."""
-        return int(self._get("REQUEST_TTL", 15 * 60))
+        """Seconds an outstanding AuthnRequest id is kept server-side (the user's time at the IdP); bounded to
+        1 min .. 1 h, as each anonymous sign-in start stores one (and the browser binding cookie lives as long)."""
+        return max(60, min(int(self._get("REQUEST_TTL", 15 * 60)), 3600))
 
     @property
     def REPLAY_MAX_TTL(self) -> int:
