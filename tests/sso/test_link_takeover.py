@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.test import Client
 
 from accounts.models import AuditEvent, ExternalIdentity
-from tests.sso.test_users import OID_UID
 from tests.sso.test_acs import failure, signed_in
+from tests.sso.test_users import OID_UID
 
 
 def _by_uid(provider):
