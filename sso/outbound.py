@@ -52,7 +52,7 @@ def _networks(values: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.I
 
 def address_allowed(address: str, *, allow_private: bool = False, allowed_networks: Iterable[str] = ()) -> bool:
     """Whether idm may connect to ``address`` (an IP literal) for an admin-supplied URL."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    ip = ipaddress.ip_address(address)  # Python 3.9+ reads an IPv6 zone id ("fe80::1%eth0") too
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if allow_private:

@@ -104,3 +104,27 @@ def test_not_yet_valid_reports_how_far_ahead_the_idp_is(acs, sso_user, minutes):
 def test_bad_signature_on_an_expired_response_stays_bad_signature(acs, sso_user, attacker_idp):
     failure(acs.login(idp=attacker_idp, tamper=lambda x: shift_times(x, -dt.timedelta(minutes=10))),
             "bad_signature")
+
+
+def test_each_refusal_carries_exact_times_and_skew():
+    expired = lifetime_problem(_facts(not_on_or_after=(_at(-400),)), now=NOW, skew_seconds=60)
+    assert expired.extra == {"clock_difference_seconds": 400, "not_on_or_after": _at(-400), "idm_time": _at(0),
+                             "clock_skew_seconds": 60}
+    assert expired.detail == (f"the assertion expired at {_at(-400)}; idm's clock reads {_at(0)}, 400 s later "
+                              "(allowed clock skew 60 s)")
+    old = lifetime_problem(_facts(issue_instant=_at(-100_000)), now=NOW, skew_seconds=60)
+    assert old.extra == {"clock_difference_seconds": 100_000, "issue_instant": _at(-100_000), "idm_time": _at(0),
+                         "clock_skew_seconds": 60}
+    assert old.detail == (f"the response was issued at {_at(-100_000)}; idm's clock reads {_at(0)}, 100000 s later "
+                          "(at most 86400 s accepted)")
+    early = lifetime_problem(_facts(not_before=(_at(600),)), now=NOW, skew_seconds=60)
+    assert early.extra == {"clock_difference_seconds": -600, "not_before": _at(600), "idm_time": _at(0),
+                           "clock_skew_seconds": 60}
+    assert early.detail == (f"the response is valid from {_at(600)}; idm's clock reads {_at(0)}, 600 s earlier "
+                            "(allowed clock skew 60 s)")
+
+
+def test_issue_instant_in_the_future_bounds():
+    assert lifetime_problem(_facts(issue_instant=_at(86400 + 60)), now=NOW, skew_seconds=60) is None
+    assert lifetime_problem(_facts(issue_instant=_at(86400 + 61)), now=NOW, skew_seconds=60).code == "not_yet_valid"
+    assert lifetime_problem(_facts(issue_instant=_at(86400 + 30)), now=NOW, skew_seconds=60) is None

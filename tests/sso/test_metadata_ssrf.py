@@ -72,26 +72,33 @@ def test_switch_allows_private_but_never_unspecified_or_multicast():
     assert not outbound.address_allowed("224.0.0.1", allow_private=True)
 
 
-def test_allowed_networks_exempt_only_their_addresses():
-    nets = ("10.20.0.0/16", "not-a-network", "fd00::/8")
+def test_allowed_networks_exempt_only_their_addresses(caplog):
+    nets = ("10.20.0.1/16", "not-a-network", "fd00::/8")  # host bits set: still the /16
     assert outbound.address_allowed("10.20.3.4", allowed_networks=nets)
     assert not outbound.address_allowed("10.21.3.4", allowed_networks=nets)
     assert outbound.address_allowed("fd00::5", allowed_networks=nets)
     assert not outbound.address_allowed("127.0.0.1", allowed_networks=nets)
+    assert outbound.address_allowed("::ffff:10.20.3.4", allowed_networks=nets)  # IPv4-mapped: judged as IPv4
+    assert "IDM_SSO_METADATA_ALLOWED_NETWORKS: 'not-a-network' is not a network, ignored" in caplog.text
 
 
 def test_every_resolved_address_is_checked():
     # "localhost" resolves to loopback only; allowing 127.0.0.1 alone must not let ::1 (if listed) through.
     with pytest.raises(outbound.AddressRefused) as err:
         outbound.resolve_checked("localhost", 80)
-    assert err.value.code == "metadata_address_refused" and "127.0.0.1" in err.value.message
+    assert err.value.code == "metadata_address_refused"
+    assert err.value.message.startswith("The metadata URL's host 'localhost' resolves to 127.0.0.1")
+    assert err.value.message.endswith("(an operator can allow an internal IdP's network with "
+                                      "IDM_SSO_METADATA_ALLOWED_NETWORKS).")
     assert outbound.resolve_checked("127.0.0.1", 80, allowed_networks=("127.0.0.1/32",)) == "127.0.0.1"
+    assert outbound.resolve_checked("127.0.0.1", 80, allow_private=True) == "127.0.0.1"
 
 
 def test_unresolvable_host_is_a_coded_error():
     with pytest.raises(outbound.AddressRefused) as err:
         outbound.resolve_checked("no-such-host.invalid", 443)
     assert err.value.code == "metadata_fetch"
+    assert err.value.message == "Could not resolve the host name 'no-such-host.invalid': check the URL."
 
 
 # --- through the fetch ----------------------------------------------------------------------------
