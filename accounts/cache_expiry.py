@@ -20,22 +20,26 @@ from django.utils import timezone
 
 def expire_cache_rows(*, now: datetime | None = None) -> dict[str, int]:
     """Delete rows that expired before ``now`` from each database cache table; table -> rows deleted."""
-    now = (now or timezone.now()).replace(microsecond=0)
-    if not settings.USE_TZ:
-        now = timezone.make_naive(now) if timezone.is_aware(now) else now
     deleted: dict[str, int] = {}
     for alias in settings.CACHES:
         cache = caches[alias]
-        if not isinstance(cache, DatabaseCache):
-            continue
-        table = cache._table  # the LOCATION; aliases may share one table ("sso" and "security")
-        if table in deleted:
-            continue
-        db = router.db_for_write(cache.cache_model_class)
-        connection = connections[db]
-        with transaction.atomic(using=db), connection.cursor() as cursor:
-            # The table name comes from settings (CACHES LOCATION), quoted like Django's own culling does.
-            sql = f"DELETE FROM {connection.ops.quote_name(table)} WHERE {connection.ops.quote_name('expires')} < %s"  # noqa: S608
-            cursor.execute(sql, [connection.ops.adapt_datetimefield_value(now)])
-            deleted[table] = max(cursor.rowcount, 0)
+        # Aliases may share one table ("sso" and "security"): each table once.
+        if isinstance(cache, DatabaseCache) and cache._table not in deleted:
+            deleted[cache._table] = expire_cache(cache, now=now)
     return deleted
+
+
+def expire_cache(cache, *, now: datetime | None = None) -> int:
+    """Delete the expired rows of one cache when it is a ``DatabaseCache``; rows deleted (0 otherwise)."""
+    if not isinstance(cache, DatabaseCache):
+        return 0
+    now = (now or timezone.now()).replace(microsecond=0)
+    if not settings.USE_TZ and timezone.is_aware(now):
+        now = timezone.make_naive(now)
+    db = router.db_for_write(cache.cache_model_class)
+    connection = connections[db]
+    with transaction.atomic(using=db), connection.cursor() as cursor:
+        # The table name comes from settings (CACHES LOCATION), quoted like Django's own culling does.
+        sql = f"DELETE FROM {connection.ops.quote_name(cache._table)} WHERE {connection.ops.quote_name('expires')} < %s"  # noqa: S608
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(now)])
+        return max(cursor.rowcount, 0)
