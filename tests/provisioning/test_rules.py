@@ -598,3 +598,86 @@ def test_validate_org_policy():
         with pytest.raises(MappingError) as info:
             validate_org_policy(policy)
         assert (info.value.code, info.value.field) == (code, field)
+
+
+# ---------------------------------------------------------------- exact texts and edge cases
+
+
+def _error(call) -> tuple:
+    with pytest.raises(MappingError) as info:
+        call()
+    return info.value.code, info.value.field, info.value.message
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    (lambda: SourceRecord.from_json([]), ("record_invalid", None, "Stored source data is not an object.")),
+    (lambda: SourceRecord.from_json({"groups": 1}), ("record_invalid", None, "Stored source data has the wrong shape.")),
+    (lambda: check_pattern("a" * 201), ("regex_too_long", "value", "Keep the pattern under 201 characters.")),
+    (lambda: check_pattern("(a+)+"), ("regex_unsafe", "value", "A quantifier inside another unbounded quantifier "
+                                      "can take exponential time. Simplify the pattern.")),
+    (lambda: check_pattern("(a|ab)*"), ("regex_unsafe", "value", "An alternation inside an unbounded quantifier "
+                                        "can take exponential time. Simplify the pattern.")),
+    (lambda: check_pattern(r"(a)\1"), ("regex_unsafe", "value", "Back-references are not allowed. Simplify the pattern.")),
+    (lambda: check_pattern("a{200}"), ("regex_unsafe", "value", "Repeat counts above 100 are not allowed. "
+                                       "Simplify the pattern.")),
+    (lambda: Condition("zz", value="x").matches(record()), ("condition_unknown", "condition", "Unknown condition 'zz'.")),
+    (lambda: run(policy=OrgPolicy(mode=OrgMode.FIXED)), ("fixed_org_required", "fixed_org",
+                                                         "Choose the organization new users go to.")),
+    (lambda: run(policy=OrgPolicy(mode=OrgMode.ATTRIBUTE)), ("org_attribute_required", "org_attribute",
+                                                             "Name the attribute that holds the organization.")),
+    (lambda: run(policy=OrgPolicy(mode="zz")), ("org_mode_unknown", "org_mode", "Unknown organization mode 'zz'.")),
+    (lambda: validate_condition(Condition("zz", value="x")), ("condition_unknown", "condition", "Unknown condition 'zz'.")),
+    (lambda: validate_condition(group(" ")), ("condition_value_required", "value", "Enter the value to compare with.")),
+    (lambda: validate_condition(group("x" * 1001)), ("condition_value_too_long", "value",
+                                                     "Keep the value under 1001 characters.")),
+    (lambda: validate_condition(equals("", "x")), ("condition_attribute_required", "attribute",
+                                                   "Enter the attribute to look at.")),
+    (lambda: validate_condition(equals("9", "x")), ("condition_attribute_invalid", "attribute",
+                                                    "An attribute name starts with a letter and has only letters, "
+                                                    "digits and . _ : ; - (at most 120 characters).")),
+    (lambda: validate_condition(under("x")), ("dn_invalid", "value", "Enter a DN such as ou=Staff,dc=example,dc=com.")),
+    (lambda: validate_rule(Rule("zz", group("g")), roles=ROLES, saver_is_cloud_admin=True),
+     ("rule_kind_unknown", "kind", "Unknown rule kind 'zz'.")),
+    (lambda: validate_rule(Rule(RuleKind.ORG, group("g")), roles=ROLES, saver_is_cloud_admin=True),
+     ("org_required", "target_org", "Choose the organization this rule puts users in.")),
+    (lambda: validate_rule(Rule(RuleKind.ACTIVE, group("g"), org_id=1), roles=ROLES, saver_is_cloud_admin=True),
+     ("org_not_allowed", "target_org", "Only organization rules name an organization.")),
+    (lambda: validate_rule(Rule(RuleKind.ROLE, group("g")), roles=ROLES, saver_is_cloud_admin=True),
+     ("roles_required", "roles", "Choose at least one role.")),
+    (lambda: validate_rule(role_rule(group("g"), "ghost"), roles=ROLES, saver_is_cloud_admin=True),
+     ("role_unknown", "roles", "There is no role 'ghost'.")),
+    (lambda: validate_rule(role_rule(group("g"), "customer-cloud-admin"), roles=ROLES, saver_is_cloud_admin=True),
+     ("role_cloud_admin_not_mappable", "roles", "Customer Cloud Admin can only be granted by hand, never by a rule.")),
+    (lambda: validate_rule(role_rule(group("g"), "org-admin"), roles=ROLES, saver_is_cloud_admin=False),
+     ("role_admin_needs_cloud_admin", "roles", "Only a Customer Cloud Admin may save a rule granting 'org-admin'.")),
+    (lambda: validate_rule(Rule(RuleKind.ACTIVE, group("g"), roles=frozenset({"help-desk"})), roles=ROLES,
+                           saver_is_cloud_admin=True), ("roles_not_allowed", "roles", "Only role rules grant roles.")),
+    (lambda: validate_org_policy(OrgPolicy(mode="zz")), ("org_mode_unknown", "org_mode", "Unknown organization mode 'zz'.")),
+    (lambda: validate_org_policy(OrgPolicy(mode=OrgMode.FIXED)), ("fixed_org_required", "fixed_org",
+                                                                  "Choose the organization new users go to.")),
+    (lambda: validate_org_policy(OrgPolicy(mode=OrgMode.ATTRIBUTE)), ("org_attribute_required", "org_attribute",
+                                                                      "Name the attribute that holds the organization.")),
+    (lambda: validate_org_policy(OrgPolicy(mode=OrgMode.ATTRIBUTE, attribute="a b")),
+     ("condition_attribute_invalid", "org_attribute", "That is not a valid attribute name.")),
+])
+def test_error_codes_fields_and_messages(call, expected):
+    assert _error(call) == expected
+
+
+def test_dn_edge_cases():
+    assert not is_valid_dn(",dc=x")  # a leading separator is an empty RDN
+    assert is_valid_dn("cn=a=b,dc=x")  # only the first "=" separates type and value
+    assert normalize_dn("CN = A = B") == "cn=a = b"
+    assert normalize_group("Sales, EMEA") == "sales, emea"  # not a DN: commas stay as written
+    assert record(attributes={"x": b"\xff"}).values("x") == ("\ufffd",)
+
+
+def test_nested_unsafe_pattern_inside_an_alternation_is_found():
+    with pytest.raises(MappingError) as info:
+        check_pattern(r"(?:x|(a+)+)")
+    assert info.value.code == "regex_unsafe"
+
+
+def test_a_non_matching_role_rule_does_not_stop_later_ones():
+    rules = [role_rule(group("nobody"), "help-desk", position=1), role_rule(group("g"), "desktop-user", position=2)]
+    assert run(rules, record(groups=["g"])).roles == {"desktop-user"}
