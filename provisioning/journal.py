@@ -166,7 +166,7 @@ def _matched_user_ids(changes: Sequence[IdentityChange]) -> set[int]:
 
 
 def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: ProvisioningRun,
-                    dry_run: bool = False, batch_size: int = 1000) -> dict[str, int]:
+                    dry_run: bool = False, batch_size: int = 1000, track_progress: bool = True) -> dict[str, int]:
     """Apply ``changes`` through the identity service as part of ``run`` and journal them.
 
     Works batch by batch (state read before each batch, then the service's bulk path), so memory
@@ -185,8 +185,9 @@ def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: Pro
         record_change_results(recorder, changes=batch, results=results, before=before, dry_run=dry_run)
         for result in results:
             counts[result.status] += 1
-        run.progress_done += len(batch)
-        ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=run.progress_done)
+        if track_progress:
+            run.progress_done += len(batch)
+            ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=run.progress_done)
         batch.clear()
 
     for change in changes:

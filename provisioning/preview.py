@@ -39,6 +39,10 @@ class UserDiff:
     inactive: bool = False
     reactivate: bool = False
     error: str = ""
+    # Roles the source grants that it has no grant row for yet (held by hand or not held at all).
+    grants_add: frozenset[str] = frozenset()
+    org_after_id: int | None = None
+    create_org: tuple[str, int] | None = None  # (name, parent id) of an org the run would create
 
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k, on in (
@@ -114,9 +118,11 @@ def _diff(user_id, raw, username, profile, held, granted, blocked_by_source, rul
     resolved = resolve_org(outcome.org, index, is_new=False)
     org_after = ""
     target_org = org_id
+    create_org = None
     if resolved is not None:
         if resolved.create_name:
             org_after = f"new: {resolved.create_name}"
+            create_org = (resolved.create_name, resolved.create_under_id)
         elif resolved.org_id is not None and resolved.org_id != org_id:
             target_org = resolved.org_id
             org_after = index.full_name(index.get(resolved.org_id))
@@ -131,6 +137,9 @@ def _diff(user_id, raw, username, profile, held, granted, blocked_by_source, rul
         lose=frozenset((granted & held) - wanted),
         inactive=not outcome.active and state in (UserState.ACTIVE, UserState.INVITED),
         reactivate=outcome.active and state != UserState.ACTIVE and blocked_by_source,
+        grants_add=frozenset(wanted - granted),
+        org_after_id=target_org if target_org != org_id else None,
+        create_org=create_org,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,15 +21,18 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.forms import add_identity_error
+from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
 from accounts.models import UserProfile
 from accounts.views import csv_safe
 from provisioning.forms import JournalFilterForm, RuleForm, SourceForm
+from provisioning.journal import start_run
 from provisioning.models import MappingRule, ProvisioningRun, Source
 from provisioning.preview import preview_rules
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
 from provisioning.services import actor_is_cloud_admin, rule_delete, rule_save, source_save
+from provisioning.tasks import reapply_source_rules
 
 requires_manage_identity = requires("manage_identity")
 JOURNAL_PAGE = 100
@@ -128,6 +132,19 @@ def rule_remove(request: HttpRequest, pk: int, rule_pk: int) -> HttpResponse:
     else:
         messages.success(request, "Rule deleted.")
     return redirect("provisioning:source_rules", pk=pk)
+
+
+@require_POST
+@requires_manage_identity
+def source_reapply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start re-applying the source's rules to all its users (a Celery task); show the run's progress."""
+    source = get_object_or_404(Source, pk=pk)
+    run = start_run(kind=ProvisioningRun.Kind.RULES_REAPPLY, actor=_actor(request), source=source,
+                    dry_run=request.POST.get("dry_run") == "1")
+    record_event(actor=_actor(request), action="provisioning_rules_reapply_started", target_type="source",
+                 target_id=source.pk, target_label=source.name, new={"run": run.run_id, "dry_run": run.dry_run})
+    transaction.on_commit(lambda: reapply_source_rules.delay(source.pk, run.run_id))
+    return redirect("provisioning:run_detail", run_id=run.run_id)
 
 
 @requires_manage_identity
