@@ -17,10 +17,10 @@ from django.contrib.auth.models import User
 from accounts.exceptions import IdentityError
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UserState
-from accounts.models import Role, UserProfile
+from accounts.models import Role
 from provisioning.models import RoleGrant, Source, UserBlock
 from provisioning.resolve import resolve_org, role_catalogue, source_links, stored_record
-from provisioning.rules import OrgPolicy, Rule, evaluate
+from provisioning.rules import OrgPolicy, Rule, RuleSet, evaluate
 
 CHUNK = 2000
 KINDS = ("org", "gain", "lose", "inactive", "reactivate", "error")
@@ -77,70 +77,96 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
 
 
 def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy) -> Iterator[UserDiff | None]:
-    """One ``UserDiff`` per linked user with a stored record (``None`` for a user without one)."""
-    rules = tuple(rules)
-    roles = role_catalogue()
-    index = OrgIndex()
+    """One ``UserDiff`` per linked user with a stored record (``None`` for a user without one).
+
+    Outcomes are memoised by ``RuleSet.relevant`` (users the rules cannot tell apart share one
+    evaluation), and state is read per chunk of links by user-id range, a few queries per chunk.
+    """
+    ruleset = RuleSet.of(rules)
+    evaluator = _Evaluator(ruleset, org_policy, role_catalogue(), OrgIndex())
     role_by_group = {r.group_id: r.slug for r in Role.objects.only("slug", "group_id")}
-    links = source_links(source).order_by("user_id").values_list("user_id", "raw").iterator(chunk_size=CHUNK)
+    links = (source_links(source).order_by("user_id")
+             .values_list("user_id", "raw", "user__username", "user__profile__org_id", "user__profile__state")
+             .iterator(chunk_size=CHUNK))
     for chunk in _chunks(links, CHUNK):
-        user_ids = [user_id for user_id, _ in chunk]
-        names = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "username"))
-        profiles = {p["user_id"]: p for p in UserProfile.objects.filter(user_id__in=user_ids)
-                    .values("user_id", "org_id", "state")}
+        low, high = chunk[0][0], chunk[-1][0]
+        in_range = {"user_id__gte": low, "user_id__lte": high}
         held: dict[int, set[str]] = defaultdict(set)
         for user_id, group_id in User.groups.through.objects.filter(
-                user_id__in=user_ids, group_id__in=list(role_by_group)).values_list("user_id", "group_id"):
+                **in_range, group_id__in=list(role_by_group)).values_list("user_id", "group_id"):
             held[user_id].add(role_by_group[group_id])
         granted: dict[int, set[str]] = defaultdict(set)
-        for user_id, slug in RoleGrant.objects.filter(user_id__in=user_ids, source=source).values_list(
-                "user_id", "role__slug"):
+        for user_id, slug in RoleGrant.objects.filter(**in_range, source=source).values_list("user_id", "role__slug"):
             granted[user_id].add(slug)
-        blocked_by_source = set(UserBlock.objects.filter(user_id__in=user_ids, source=source)
-                                .values_list("user_id", flat=True))
-        for user_id, raw in chunk:
-            yield _diff(user_id, raw, names.get(user_id, ""), profiles.get(user_id), held[user_id],
-                        granted[user_id], user_id in blocked_by_source, rules, org_policy, roles, index)
+        blocked_by_source = set(UserBlock.objects.filter(**in_range, source=source).values_list("user_id", flat=True))
+        for user_id, raw, username, org_id, state in chunk:
+            yield evaluator.diff(user_id, raw, username or "", org_id, state, held.get(user_id, set()),
+                                 granted.get(user_id, set()), user_id in blocked_by_source)
 
 
-def _diff(user_id, raw, username, profile, held, granted, blocked_by_source, rules, org_policy, roles, index):
-    try:
-        record = stored_record(raw)
-    except IdentityError as exc:
-        return UserDiff(user_id, username, error=exc.code)
-    if record is None or profile is None:
-        return None
-    try:
-        outcome = evaluate(rules=rules, record=record, org_policy=org_policy, roles=roles)
-    except IdentityError as exc:
-        return UserDiff(user_id, username, error=exc.code)
-    org_id = profile["org_id"]
-    resolved = resolve_org(outcome.org, index, is_new=False)
-    org_after = ""
-    target_org = org_id
-    create_org = None
-    if resolved is not None:
-        if resolved.create_name:
-            org_after = f"new: {resolved.create_name}"
-            create_org = (resolved.create_name, resolved.create_under_id)
-        elif resolved.org_id is not None and resolved.org_id != org_id:
-            target_org = resolved.org_id
-            org_after = index.full_name(index.get(resolved.org_id))
-    wanted = outcome.final_roles(index.default_role_slugs(target_org) if index.get(target_org) else ())
-    state = profile["state"]
-    return UserDiff(
-        user_id, username,
-        org_before=index.full_name(index.get(org_id)) if org_after and index.get(org_id) else "",
-        org_after=org_after,
-        gain=frozenset(wanted - held),
-        # A source takes away only what it granted; manual grants stay.
-        lose=frozenset((granted & held) - wanted),
-        inactive=not outcome.active and state in (UserState.ACTIVE, UserState.INVITED),
-        reactivate=outcome.active and state != UserState.ACTIVE and blocked_by_source,
-        grants_add=frozenset(wanted - granted),
-        org_after_id=target_org if target_org != org_id else None,
-        create_org=create_org,
-    )
+class _Evaluator:
+    """Evaluates stored records against one rule set, memoising what many users share."""
+
+    def __init__(self, ruleset: RuleSet, org_policy: OrgPolicy, roles: dict, index: OrgIndex):
+        self.ruleset, self.org_policy, self.roles, self.index = ruleset, org_policy, roles, index
+        self.outcomes: dict = {}
+        self.resolved: dict = {}
+        self.names: dict[int, str] = {}
+
+    def _name(self, org_id: int) -> str:
+        if org_id not in self.names:
+            org = self.index.get(org_id)
+            self.names[org_id] = self.index.full_name(org) if org else ""
+        return self.names[org_id]
+
+    def diff(self, user_id, raw, username, org_id, state, held, granted, blocked_by_source) -> UserDiff | None:
+        try:
+            record = stored_record(raw)
+        except IdentityError as exc:
+            return UserDiff(user_id, username, error=exc.code)
+        if record is None or org_id is None:
+            return None
+        key = self.ruleset.relevant(record, self.org_policy)
+        outcome = self.outcomes.get(key)
+        if outcome is None:
+            try:
+                outcome = evaluate(rules=self.ruleset, record=record, org_policy=self.org_policy, roles=self.roles)
+            except IdentityError as exc:
+                return UserDiff(user_id, username, error=exc.code)
+            self.outcomes[key] = outcome
+        if outcome.org not in self.resolved:
+            self.resolved[outcome.org] = resolve_org(outcome.org, self.index, is_new=False)
+        resolved = self.resolved[outcome.org]
+        org_after = ""
+        target_org = org_id
+        create_org = None
+        if resolved is not None:
+            if resolved.create_name:
+                org_after = f"new: {resolved.create_name}"
+                create_org = (resolved.create_name, resolved.create_under_id)
+            elif resolved.org_id is not None and resolved.org_id != org_id:
+                target_org = resolved.org_id
+                org_after = self._name(resolved.org_id)
+        wanted = outcome.final_roles(self.index.default_role_slugs(target_org) if self.index.get(target_org) else ())
+        gain = wanted - held
+        lose = (granted & held) - wanted  # a source takes away only what it granted; manual grants stay
+        grants_add = wanted - granted
+        inactive = not outcome.active and state in (UserState.ACTIVE, UserState.INVITED)
+        reactivate = outcome.active and state != UserState.ACTIVE and blocked_by_source
+        if not (org_after or gain or lose or grants_add or inactive or reactivate):
+            return _UNCHANGED
+        return UserDiff(
+            user_id, username,
+            org_before=self._name(org_id) if org_after else "",
+            org_after=org_after, gain=frozenset(gain), lose=frozenset(lose), inactive=inactive,
+            reactivate=reactivate, grants_add=frozenset(grants_add),
+            org_after_id=target_org if target_org != org_id else None, create_org=create_org,
+        )
+
+
+# A shared "nothing to do" value: most users of a re-application change nothing, and one object
+# for all of them keeps a 100k-user run from allocating 100k diffs.
+_UNCHANGED = UserDiff(0, "")
 
 
 def preview_rules(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy, sample_size: int = 20) -> Preview:
@@ -150,6 +176,8 @@ def preview_rules(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolic
         preview.users += 1
         if diff is None:
             preview.without_record += 1
+            continue
+        if diff is _UNCHANGED:
             continue
         for kind in diff.kinds():
             preview.counts[kind] += 1

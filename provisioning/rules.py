@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
 from types import MappingProxyType
@@ -200,7 +200,14 @@ class SourceRecord:
         active = data.get("active")
         if not isinstance(attributes, dict) or not isinstance(groups, list) or active not in (None, True, False):
             raise MappingError("record_invalid", "Stored source data has the wrong shape.")
-        return cls.build(attributes=attributes, groups=groups, dn=str(data.get("dn") or ""), active=active)
+        dn = str(data.get("dn") or "")
+        # Fast path for what ``to_json`` wrote (already normalised): re-evaluating 100k stored
+        # records must not re-normalise every DN and name. Anything else goes through ``build``.
+        if all(isinstance(k, str) and k == k.casefold() and isinstance(v, list) and all(isinstance(x, str) for x in v)
+               for k, v in attributes.items()) and all(isinstance(g, str) for g in groups) and dn == dn.casefold():
+            return cls(attributes=MappingProxyType({k: tuple(v) for k, v in attributes.items()}),
+                       groups=frozenset(groups), dn=dn, active=active)
+        return cls.build(attributes=attributes, groups=groups, dn=dn, active=active)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,20 +282,41 @@ class Condition:
     attribute: str = ""
     value: str = ""
 
+    @cached_property
+    def _wanted(self) -> str:
+        """The value as compared (normalised once per condition, not once per user)."""
+        if self.kind == ConditionKind.MEMBER_OF_GROUP:
+            return normalize_group(self.value)
+        if self.kind == ConditionKind.DN_UNDER:
+            return normalize_dn(self.value)
+        return self.value.strip().casefold()
+
     def matches(self, record: SourceRecord) -> bool:
         """Does the record satisfy this condition? (Validate first: see ``validate_condition``.)"""
         if self.kind == ConditionKind.MEMBER_OF_GROUP:
-            return normalize_group(self.value) in record.groups
+            return self._wanted in record.groups
         if self.kind == ConditionKind.ATTRIBUTE_EQUALS:
-            wanted = self.value.strip().casefold()
+            wanted = self._wanted
             return any(v.strip().casefold() == wanted for v in record.values(self.attribute))
         if self.kind == ConditionKind.ATTRIBUTE_MATCHES:
             pattern = _compiled(self.value)
             return any(len(v) <= MAX_MATCHED_VALUE_LENGTH and pattern.search(v) for v in record.values(self.attribute))
         if self.kind == ConditionKind.DN_UNDER:
-            base = normalize_dn(self.value)
+            base = self._wanted
             return bool(record.dn) and (record.dn == base or record.dn.endswith("," + base))
         raise MappingError("condition_unknown", f"Unknown condition {self.kind!r}.", field="condition")
+
+    @cached_property
+    def _attribute_key(self) -> str:
+        return self.attribute.strip().casefold()
+
+    def relevant(self, record: SourceRecord) -> Any:
+        """The part of ``record`` this condition looks at (see ``RuleSet.relevant``)."""
+        if self.kind == ConditionKind.MEMBER_OF_GROUP:
+            return self._wanted in record.groups
+        if self.kind == ConditionKind.DN_UNDER:
+            return self.matches(record)
+        return record.attributes.get(self._attribute_key, ())
 
 
 @dataclass(frozen=True)
@@ -373,9 +401,37 @@ class Outcome:
         return tuple(r.code for r in self.reasons)
 
 
-def _ordered(rules: Iterable[Rule], kind: RuleKind) -> list[Rule]:
+def _ordered(rules: Iterable[Rule], kind: RuleKind) -> tuple[Rule, ...]:
     # Stable: rules with the same position keep the order they were given in.
-    return sorted((r for r in rules if r.kind == kind), key=lambda r: r.position)
+    return tuple(sorted((r for r in rules if r.kind == kind), key=lambda r: r.position))
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A source's rules sorted once per kind, for evaluating many users (``RuleSet.of(rules)``)."""
+
+    active: tuple[Rule, ...] = ()
+    org: tuple[Rule, ...] = ()
+    role: tuple[Rule, ...] = ()
+
+    @classmethod
+    def of(cls, rules: Iterable[Rule]) -> RuleSet:
+        if isinstance(rules, RuleSet):
+            return rules
+        rules = tuple(rules)
+        return cls(active=_ordered(rules, RuleKind.ACTIVE), org=_ordered(rules, RuleKind.ORG),
+                   role=_ordered(rules, RuleKind.ROLE))
+
+    @cached_property
+    def _conditions(self) -> tuple[Condition, ...]:
+        return tuple(rule.condition for rule in (*self.active, *self.org, *self.role))
+
+    def relevant(self, record: SourceRecord, policy: OrgPolicy) -> tuple:
+        """Everything about ``record`` that ``evaluate`` can depend on, as a hashable value: two
+        records with equal ``relevant`` get equal outcomes, so a caller may evaluate once per value
+        (100k users of a directory fall into few such classes)."""
+        org_part = record.first(policy.attribute) if policy.mode == OrgMode.ATTRIBUTE else None
+        return (record.active, org_part, *(c.relevant(record) for c in self._conditions))
 
 
 def _reason(code: str, rule: Rule | None = None, detail: str = "") -> Reason:
@@ -384,20 +440,18 @@ def _reason(code: str, rule: Rule | None = None, detail: str = "") -> Reason:
     return Reason(code, rule_id=rule.rule_id, position=rule.position, detail=detail)
 
 
-def _evaluate_active(rules: Iterable[Rule], record: SourceRecord, reasons: list[Reason]) -> bool:
+def _evaluate_active(rules: RuleSet, record: SourceRecord, reasons: list[Reason]) -> bool:
     if record.active is False:
         reasons.append(_reason("source_inactive"))
         return False
-    for rule in _ordered(rules, RuleKind.ACTIVE):
+    for rule in rules.active:
         if rule.condition.matches(record):
             reasons.append(_reason("inactive_rule", rule))
             return False
     return True
 
 
-def _evaluate_org(
-    rules: Iterable[Rule], record: SourceRecord, policy: OrgPolicy, reasons: list[Reason]
-) -> OrgTarget | None:
+def _evaluate_org(rules: RuleSet, record: SourceRecord, policy: OrgPolicy, reasons: list[Reason]) -> OrgTarget | None:
     mode = policy.mode
     if mode == OrgMode.UNMANAGED:
         reasons.append(_reason("org_unmanaged"))
@@ -418,7 +472,7 @@ def _evaluate_org(
                              fallback_org_id=policy.fallback_org_id)
         reasons.append(_reason("org_attribute_missing" if not name else "org_name_too_long", detail=policy.attribute))
     elif mode == OrgMode.RULES:
-        for rule in _ordered(rules, RuleKind.ORG):
+        for rule in rules.org:
             if rule.condition.matches(record):
                 reasons.append(_reason("org_rule", rule))
                 return OrgTarget(org_id=rule.org_id)
@@ -432,11 +486,11 @@ def _evaluate_org(
 
 
 def _evaluate_roles(
-    rules: Iterable[Rule], record: SourceRecord, roles: Mapping[str, RoleInfo], reasons: list[Reason]
+    rules: RuleSet, record: SourceRecord, roles: Mapping[str, RoleInfo], reasons: list[Reason]
 ) -> tuple[frozenset[str], bool]:
     granted: set[str] = set()
     matched = False
-    for rule in _ordered(rules, RuleKind.ROLE):
+    for rule in rules.role:
         if not rule.condition.matches(record):
             continue
         matched = True
@@ -458,14 +512,15 @@ def _evaluate_roles(
 
 def evaluate(
     *,
-    rules: Iterable[Rule],
+    rules: Iterable[Rule] | RuleSet,
     record: SourceRecord,
     org_policy: OrgPolicy,
     roles: Mapping[str, RoleInfo],
 ) -> Outcome:
     """Evaluate a source's rules for one user. Raises ``MappingError`` only for a misconfigured
-    ``org_policy`` (``validate_org_policy`` catches those before saving)."""
-    rules = tuple(rules)
+    ``org_policy`` (``validate_org_policy`` catches those before saving). Pass a ``RuleSet`` when
+    evaluating many users with the same rules."""
+    rules = RuleSet.of(rules)
     reasons: list[Reason] = []
     active = _evaluate_active(rules, record, reasons)
     org = _evaluate_org(rules, record, org_policy, reasons)
