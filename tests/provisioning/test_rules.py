@@ -18,6 +18,7 @@ from provisioning.rules import (
     Outcome,
     Reason,
     RoleInfo,
+    RuleSet,
     Rule,
     RuleKind,
     SourceRecord,
@@ -681,3 +682,57 @@ def test_nested_unsafe_pattern_inside_an_alternation_is_found():
 def test_a_non_matching_role_rule_does_not_stop_later_ones():
     rules = [role_rule(group("nobody"), "help-desk", position=1), role_rule(group("g"), "desktop-user", position=2)]
     assert run(rules, record(groups=["g"])).roles == {"desktop-user"}
+
+
+# ---------------------------------------------------------------- RuleSet and the memo key
+
+
+def test_ruleset_sorts_once_per_kind_and_is_reused():
+    rules = [role_rule(group("b"), "help-desk", position=2), org_rule(group("a"), 1, position=1),
+             role_rule(group("a"), "desktop-user", position=1), active_rule(group("x"))]
+    ruleset = RuleSet.of(rules)
+    assert [r.position for r in ruleset.role] == [1, 2]
+    assert [r.org_id for r in ruleset.org] == [1]
+    assert len(ruleset.active) == 1
+    assert RuleSet.of(ruleset) is ruleset
+    outcome = evaluate(rules=ruleset, record=record(groups=["a"]), org_policy=OrgPolicy(mode=OrgMode.RULES),
+                       roles=ROLES)
+    assert outcome.org == OrgTarget(org_id=1)
+    assert outcome.roles == {"desktop-user"}
+
+
+def test_relevant_ignores_what_the_rules_do_not_read():
+    ruleset = RuleSet.of([role_rule(group("Eng"), "help-desk"), role_rule(equals("title", "boss"), "help-desk"),
+                          active_rule(under("ou=gone,dc=x")), org_rule(matches("mail", "@a$"), 3)])
+    policy = OrgPolicy(mode=OrgMode.RULES)
+    one = record(attributes={"userName": "ann", "title": "Boss", "mail": "x@a"}, groups=["eng", "other"],
+                 dn="cn=ann,dc=x")
+    two = record(attributes={"userName": "bob", "TITLE": "Boss", "mail": "x@a"}, groups=["ENG"], dn="cn=bob,dc=x")
+    assert ruleset.relevant(one, policy) == ruleset.relevant(two, policy)
+    for different in (
+        record(attributes={"title": "Boss", "mail": "x@a"}, groups=["other"], dn="cn=ann,dc=x"),
+        record(attributes={"title": "boss", "mail": "x@a"}, groups=["eng"], dn="cn=ann,dc=x"),
+        record(attributes={"title": "Boss", "mail": "y@a"}, groups=["eng"], dn="cn=ann,dc=x"),
+        record(attributes={"title": "Boss", "mail": "x@a"}, groups=["eng"], dn="cn=ann,ou=gone,dc=x"),
+        record(attributes={"title": "Boss", "mail": "x@a"}, groups=["eng"], dn="cn=ann,dc=x", active=False),
+    ):
+        assert ruleset.relevant(different, policy) != ruleset.relevant(one, policy)
+
+
+def test_relevant_includes_the_org_attribute_in_attribute_mode():
+    ruleset = RuleSet.of([])
+    policy = OrgPolicy(mode=OrgMode.ATTRIBUTE, attribute="dept")
+    assert ruleset.relevant(record(attributes={"dept": "A"}), policy) != ruleset.relevant(
+        record(attributes={"dept": "B"}), policy)
+    assert ruleset.relevant(record(attributes={"dept": "A"}), OrgPolicy()) == ruleset.relevant(
+        record(attributes={"dept": "B"}), OrgPolicy())
+
+
+def test_from_json_fast_path_equals_build_and_falls_back_for_raw_input():
+    rec = record(attributes={"Dept": ["Eng"]}, groups=["CN=A, DC=x", "Staff"], dn="CN=B,DC=x", active=True)
+    assert SourceRecord.from_json(rec.to_json()) == rec
+    raw = {"attributes": {"Dept": "Eng"}, "groups": ["CN=A, DC=x", "Staff"], "dn": "CN=B,DC=x", "active": True}
+    assert SourceRecord.from_json(raw) == rec
+    assert SourceRecord.from_json({"attributes": {"dept": ["Eng", 5]}}).values("dept") == ("Eng", "5")
+    assert SourceRecord.from_json({"groups": ["Staff", 7]}).groups == {"staff", "7"}
+    assert SourceRecord.from_json({"dn": "cn=x"}).dn == "cn=x"
