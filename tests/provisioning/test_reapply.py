@@ -180,3 +180,14 @@ def test_console_reapply_runs_the_task(admin_client, setup, django_capture_on_co
     page = admin_client.get(response["Location"]).content.decode()
     assert '<progress max="2" value="2">' in page
     assert AuditEvent.objects.filter(action="provisioning_rules_reapply_started").count() == 1
+
+
+def test_user_page_shows_each_roles_origin(admin_client, setup):
+    source, users = setup
+    add_rule(source, roles=["help-desk"])
+    reapply_rules(source=source)
+    ann = users["ann"]
+    RoleGrant.objects.filter(user=ann, role__slug="console-user", source=source).delete()
+    page = admin_client.get(f"/users/{ann.pk}/").content.decode()
+    assert '<span class="muted small" data-role-origin="help-desk">Okta</span>' in page
+    assert '<span class="muted small" data-role-origin="console-user">manual</span>' in page
