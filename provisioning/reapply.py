@@ -56,9 +56,12 @@ def _record_grants(source: Source, diffs: list[UserDiff], refused: set[int]) -> 
     rows = [RoleGrant(user_id=d.user_id, role_id=role_ids[slug], source=source, granted_by_label=source.name)
             for d in diffs if d.user_id not in refused for slug in d.grants_add if slug in role_ids]
     RoleGrant.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-    for d in diffs:
-        if d.lose and d.user_id not in refused:
-            RoleGrant.objects.filter(user_id=d.user_id, source=source, role__slug__in=d.lose).delete()
+    # Two statements for the whole batch, not one per user.
+    losing = {d.user_id: d.lose for d in diffs if d.lose and d.user_id not in refused}
+    if losing:
+        doomed = [pk for pk, user_id, slug in RoleGrant.objects.filter(user_id__in=list(losing), source=source)
+                  .values_list("pk", "user_id", "role__slug") if slug in losing[user_id]]
+        RoleGrant.objects.filter(pk__in=doomed).delete()
 
 
 def reapply_rules(*, source: Source, run: ProvisioningRun | None = None, dry_run: bool = False,
