@@ -203,10 +203,15 @@ class SourceRecord:
         dn = str(data.get("dn") or "")
         # Fast path for what ``to_json`` wrote (already normalised): re-evaluating 100k stored
         # records must not re-normalise every DN and name. Anything else goes through ``build``.
-        if all(isinstance(k, str) and k == k.casefold() and isinstance(v, list) and all(isinstance(x, str) for x in v)
-               for k, v in attributes.items()) and all(isinstance(g, str) for g in groups) and dn == dn.casefold():
-            return cls(attributes=MappingProxyType({k: tuple(v) for k, v in attributes.items()}),
-                       groups=frozenset(groups), dn=dn, active=active)
+        try:
+            fast = dn == dn.casefold() and all(k == k.casefold() for k in attributes)
+            if fast:
+                values = {k: tuple(v) for k, v in attributes.items() if type(v) is list}
+                fast = len(values) == len(attributes) and all(type(x) is str for v in values.values() for x in v)
+        except (AttributeError, TypeError):
+            fast = False
+        if fast and all(type(g) is str for g in groups):
+            return cls(attributes=MappingProxyType(values), groups=frozenset(groups), dn=dn, active=active)
         return cls.build(attributes=attributes, groups=groups, dn=dn, active=active)
 
 
