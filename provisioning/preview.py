@@ -9,8 +9,9 @@ state in chunks (a few queries per chunk, none per user) so 100k users fit in fl
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from django.contrib.auth.models import User
 
@@ -20,7 +21,7 @@ from accounts.identity.types import UserState
 from accounts.models import Role
 from provisioning.models import RoleGrant, Source, UserBlock
 from provisioning.resolve import resolve_org, role_catalogue, source_links, stored_record
-from provisioning.rules import OrgPolicy, Rule, RuleSet, evaluate
+from provisioning.rules import OrgPolicy, Rule, RuleSet, SourceRecord, evaluate
 
 CHUNK = 2000
 KINDS = ("org", "gain", "lose", "inactive", "reactivate", "error")
@@ -76,16 +77,22 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy) -> Iterator[UserDiff | None]:
+def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
+               user_ids: Collection[int] | None = None,
+               records: Mapping[int, SourceRecord] | None = None) -> Iterator[UserDiff | None]:
     """One ``UserDiff`` per linked user with a stored record (``None`` for a user without one).
 
+    ``user_ids`` limits it to some users; ``records`` evaluates those users with the given records
+    instead of the stored ones (a dry run of incoming data, which stores nothing).
     Outcomes are memoised by ``RuleSet.relevant`` (users the rules cannot tell apart share one
     evaluation), and state is read per chunk of links by user-id range, a few queries per chunk.
     """
     ruleset = RuleSet.of(rules)
     evaluator = _Evaluator(ruleset, org_policy, role_catalogue(), OrgIndex())
+    evaluator.records = records or {}
     role_by_group = {r.group_id: r.slug for r in Role.objects.only("slug", "group_id")}
-    links = (source_links(source).order_by("user_id")
+    selected = source_links(source) if user_ids is None else source_links(source).filter(user_id__in=list(user_ids))
+    links = (selected.order_by("user_id")
              .values_list("user_id", "raw", "user__username", "user__profile__org_id", "user__profile__state")
              .iterator(chunk_size=CHUNK))
     for chunk in _chunks(links, CHUNK):
@@ -119,9 +126,11 @@ class _Evaluator:
             self.names[org_id] = self.index.full_name(org) if org else ""
         return self.names[org_id]
 
+    records: Mapping[int, SourceRecord] = MappingProxyType({})  # replaced per instance
+
     def diff(self, user_id, raw, username, org_id, state, held, granted, blocked_by_source) -> UserDiff | None:
         try:
-            record = stored_record(raw)
+            record = self.records.get(user_id) or stored_record(raw)
         except IdentityError as exc:
             return UserDiff(user_id, username, error=exc.code)
         if record is None or org_id is None:

@@ -71,7 +71,20 @@ def reapply_rules(*, source: Source, run: ProvisioningRun | None = None, dry_run
     run = run or start_run(kind=ProvisioningRun.Kind.RULES_REAPPLY, actor=actor, source=source, dry_run=dry_run)
     run.progress_total = source_links(source).count()
     run.save(update_fields=["progress_total"])
-    actor = run_actor(actor, run)
+    try:
+        counts = apply_rules(source=source, run=run, dry_run=dry_run, batch_size=batch_size, on_progress=on_progress)
+    except Exception as exc:  # the run must end as "failed" with the reason, never stay "running"
+        finish_run(run, counts={}, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return finish_run(run, counts=counts)
+
+
+def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, batch_size: int = BATCH,
+                on_progress: Callable[[int], None] | None = None, user_ids=None, records=None) -> dict[str, int]:
+    """The rules' org / roles / active decisions for the source's linked users (``user_ids``: some of
+    them; ``records``: evaluate these instead of the stored ones), written as part of ``run``.
+    Returns counts; the caller finishes the run."""
+    actor = run_actor(source_actor(source), run)
     recorder = JournalRecorder(run)
     counts = {"users": 0, "updated": 0, "refused": 0, "blocked": 0, "reactivated": 0, "unchanged": 0, "errors": 0}
     created_orgs: dict = {}
@@ -117,30 +130,28 @@ def reapply_rules(*, source: Source, run: ProvisioningRun | None = None, dry_run
         recorder.flush()
         pending.clear()
 
-    try:
-        done = 0
-        for diff in user_diffs(source=source, rules=source.rule_set(), org_policy=source.org_policy()):
-            done += 1
-            counts["users"] += 1
-            if diff is not None and diff.error:
-                counts["errors"] += 1
-                recorder.add(subject="record", user_id=diff.user_id, user_label=diff.username, code=diff.error,
-                             result=JournalEntry.Result.REFUSED, message="The stored source data cannot be evaluated.")
-            elif diff is None or not (diff.kinds() or diff.grants_add):
-                counts["unchanged"] += 1
-            else:
-                pending.append(diff)
-            if len(pending) >= batch_size:
-                flush()
-            if done % batch_size == 0:
-                ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
-                if on_progress:
-                    on_progress(done)
-        if pending:
+    done = 0
+    for diff in user_diffs(source=source, rules=source.rule_set(), org_policy=source.org_policy(),
+                           user_ids=user_ids, records=records):
+        done += 1
+        counts["users"] += 1
+        if diff is not None and diff.error:
+            counts["errors"] += 1
+            recorder.add(subject="record", user_id=diff.user_id, user_label=diff.username, code=diff.error,
+                         result=JournalEntry.Result.REFUSED, message="The stored source data cannot be evaluated.")
+        elif diff is None or not (diff.kinds() or diff.grants_add):
+            counts["unchanged"] += 1
+        else:
+            pending.append(diff)
+        if len(pending) >= batch_size:
             flush()
-        ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
-    except Exception as exc:  # the run must end as "failed" with the reason, never stay "running"
-        finish_run(run, counts=counts, error=f"{type(exc).__name__}: {exc}")
-        raise
+        if done % batch_size == 0:
+            ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
+            if on_progress:
+                on_progress(done)
+    if pending:
+        flush()
+    ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
     run.progress_done = done
-    return finish_run(run, counts=counts)
+    recorder.flush()
+    return counts
