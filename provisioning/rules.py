@@ -120,6 +120,12 @@ def normalize_group(name: str) -> str:
     return normalize_dn(name) if "=" in name else name.casefold()
 
 
+def _canonical(text: str) -> bool:
+    """Cheap test that a name or DN is already in ``normalize_dn`` / ``normalize_group`` form."""
+    return (text == text.casefold() and text == text.strip() and ", " not in text and " ," not in text
+            and "= " not in text and " =" not in text)
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -204,13 +210,13 @@ class SourceRecord:
         # Fast path for what ``to_json`` wrote (already normalised): re-evaluating 100k stored
         # records must not re-normalise every DN and name. Anything else goes through ``build``.
         try:
-            fast = dn == dn.casefold() and all(k == k.casefold() for k in attributes)
+            fast = _canonical(dn) and all(k == k.casefold() for k in attributes)
             if fast:
                 values = {k: tuple(v) for k, v in attributes.items() if type(v) is list}
                 fast = len(values) == len(attributes) and all(type(x) is str for v in values.values() for x in v)
         except (AttributeError, TypeError):
             fast = False
-        if fast and all(type(g) is str for g in groups):
+        if fast and all(type(g) is str and _canonical(g) for g in groups):
             return cls(attributes=MappingProxyType(values), groups=frozenset(groups), dn=dn, active=active)
         return cls.build(attributes=attributes, groups=groups, dn=dn, active=active)
 

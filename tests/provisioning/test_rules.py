@@ -736,3 +736,18 @@ def test_from_json_fast_path_equals_build_and_falls_back_for_raw_input():
     assert SourceRecord.from_json({"attributes": {"dept": ["Eng", 5]}}).values("dept") == ("Eng", "5")
     assert SourceRecord.from_json({"groups": ["Staff", 7]}).groups == {"staff", "7"}
     assert SourceRecord.from_json({"dn": "cn=x"}).dn == "cn=x"
+
+
+def test_from_json_normalises_what_to_json_did_not_write():
+    assert SourceRecord.from_json({"attributes": {"dept": ["x"]}, "dn": "CN=B, DC=x"}).dn == "cn=b,dc=x"
+    assert SourceRecord.from_json({"dn": "cn=b, dc=x"}).dn == "cn=b,dc=x"
+    assert SourceRecord.from_json({"dn": " cn=b,dc=x"}).dn == "cn=b,dc=x"
+    assert SourceRecord.from_json({"dn": "cn =b,dc=x"}).dn == "cn=b,dc=x"
+    assert SourceRecord.from_json({"dn": "cn= b,dc=x"}).dn == "cn=b,dc=x"
+    assert SourceRecord.from_json({"dn": "cn=b ,dc=x"}).dn == "cn=b,dc=x"
+    assert SourceRecord.from_json({"attributes": {"dept": "Eng"}}).values("dept") == ("Eng",)
+    assert SourceRecord.from_json({"groups": ["CN=A, DC=x", "Staff"]}).groups == {"cn=a,dc=x", "staff"}
+    assert SourceRecord.from_json({"groups": ["cn=a, dc=x"]}).groups == {"cn=a,dc=x"}
+    assert SourceRecord.from_json({"attributes": {1: ["x"]}}).values("1") == ("x",)
+    fast = SourceRecord.from_json({"attributes": {"dept": ["Eng"]}, "groups": ["staff"], "dn": "cn=b,dc=x"})
+    assert fast == SourceRecord.build(attributes={"dept": "Eng"}, groups=["Staff"], dn="CN=B,DC=x")
