@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode
-from accounts.models import ExternalIdentity
+from accounts.models import ExternalIdentity, UserProfile
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, start_run
 from provisioning.lifecycle import source_actor, source_says_inactive
 from provisioning.models import JournalEntry, ProvisioningRun, Source
@@ -62,15 +62,19 @@ def _touch_links(source: Source, users: list[SourceUser]) -> None:
     """Store the record just received and when the source last saw each user on its link.
 
     TODO(core merge): the identity service refreshes ``raw`` / ``last_seen_at`` only when the
-    external id changes; this bookkeeping (no identity field, nothing audited) belongs in its writer.
+    external id changes and does not set ``owner_source``; this bookkeeping (no identity field,
+    nothing audited) belongs in its writer.
     """
     by_ext = {u.external_id: u for u in users}
-    links = list(source_links(source).filter(external_id__in=list(by_ext)).only("pk", "external_id", "raw"))
+    links = list(source_links(source).filter(external_id__in=list(by_ext)).only("pk", "user_id", "external_id", "raw"))
     now = timezone.now()
     for link in links:
         link.raw = link_raw(by_ext[link.external_id].record)
         link.last_seen_at = now
     ExternalIdentity.objects.bulk_update(links, ["raw", "last_seen_at"], batch_size=2000)
+    # Mirror the service's ownership strings into the real reference (no ownership is decided here).
+    UserProfile.objects.filter(user_id__in=[link.user_id for link in links], owner_source__isnull=True,
+                               source=source.kind, source_provider=source.slug).update(owner_source=source)
 
 
 def apply_source_users(*, source: Source, users: Iterable[SourceUser], kind: str = ProvisioningRun.Kind.SYNC,

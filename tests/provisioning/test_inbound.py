@@ -37,12 +37,14 @@ def test_creates_users_where_the_rules_say(source):
     assert run.status == "succeeded"
     assert run.counts["created"] == 2
     ann = User.objects.get(username="ann")
+    ann.profile.refresh_from_db()
     assert ann.profile.org.name == "Sales"
     assert roles_of("ann") == {"help-desk"}
     assert roles_of("bob") == {"console-user", "desktop-user"}  # no rule matched: Sales' defaults
     assert RoleGrant.objects.get(user=ann).source == source
     link = ExternalIdentity.objects.get(user=ann)
     assert (link.provider, link.external_id) == (source.slug, "1")
+    assert ann.profile.owner_source == source  # the real reference, shown and linked on the user page
     assert stored_record(link.raw).groups == {"helpdesk"}
     assert JournalEntry.objects.filter(run=run, subject="created").count() == 2
     assert AuditEvent.objects.filter(job_id=run.run_id, action="user.created").count() == 2
@@ -103,3 +105,12 @@ def test_refusal_is_journaled_with_its_code(source, user_factory):
     entry = JournalEntry.objects.get(run=run, result="refused")
     assert entry.code == "username_taken"
     assert run.counts["refused"] == 1
+
+
+def test_console_shows_the_owner(admin_client, source):
+    apply_source_users(source=source, users=[person("1", "ann"), person("2", "bob")])
+    detail = admin_client.get(f"/provisioning/sources/{source.pk}/").content.decode()
+    assert "<dt>Users owned</dt><dd>2</dd>" in detail
+    ann = User.objects.get(username="ann")
+    page = admin_client.get(f"/users/{ann.pk}/").content.decode()
+    assert f'<a href="/provisioning/sources/{source.pk}/">Okta</a>' in page
