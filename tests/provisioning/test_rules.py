@@ -751,3 +751,7 @@ def test_from_json_normalises_what_to_json_did_not_write():
     assert SourceRecord.from_json({"attributes": {1: ["x"]}}).values("1") == ("x",)
     fast = SourceRecord.from_json({"attributes": {"dept": ["Eng"]}, "groups": ["staff"], "dn": "cn=b,dc=x"})
     assert fast == SourceRecord.build(attributes={"dept": "Eng"}, groups=["Staff"], dn="CN=B,DC=x")
+
+
+def test_from_json_normalises_upper_case_names():
+    assert SourceRecord.from_json({"dn": "CN=B", "groups": ["Staff"]}) == SourceRecord.build(dn="cn=b", groups=["staff"])
