@@ -11,6 +11,7 @@ keeps export -> edit -> upload round trips lossless. Pure: no Django imports.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,6 +23,13 @@ def neutralise(value: Any) -> str:
     """The text of one cell (``None`` -> ""), with a leading ``'`` when it would start a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def json_cell(value: Any) -> str:
+    """A JSON value (audit and journal old/new values) as cell text: text as it is, else compact JSON."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def restore(value: str) -> str:

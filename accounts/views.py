@@ -7,7 +7,6 @@ becomes a form error or a message with its code, never a 500.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 from django.contrib import messages
@@ -26,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
 from accounts.access import Access
-from accounts.csv_export import csv_lines
+from accounts.csv_export import csv_lines, json_cell
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.forms import (
@@ -542,16 +541,9 @@ CSV_COLUMNS = ["time", "actor", "actor_type", "action", "target_type", "target_i
                "old_value", "new_value", "source", "request_id", "job_id", "ip_address", "message"]
 
 
-def _audit_value(value) -> str:
-    """Old/new values are JSON: text as it is, anything else as compact JSON."""
-    if value is None or isinstance(value, str):
-        return value or ""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
 def _audit_rows(events) -> Iterator[str]:
     rows = ((e.created_at.isoformat(), e.actor_label, e.actor_type, e.action, e.target_type, e.target_id,
-             e.target_label, e.field, _audit_value(e.old_value), _audit_value(e.new_value), e.source,
+             e.target_label, e.field, json_cell(e.old_value), json_cell(e.new_value), e.source,
              e.request_id, e.job_id, e.ip_address, e.message) for e in events.iterator(chunk_size=2000))
     return csv_lines(CSV_COLUMNS, rows)
 
