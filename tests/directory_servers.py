@@ -22,8 +22,12 @@ import datetime
 import ipaddress
 import itertools
 import os
+import re
+import shutil
 import socket
+import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +208,109 @@ class TestSlapd(SlapdObject):
         dn = f"ou={name},{self.suffix}"
         self.ldapadd(f"dn: {dn}\nobjectClass: organizationalUnit\nou: {name}\n")
         return dn
+
+
+class SambaDomain:
+    """A real Active Directory domain controller (Samba 4) serving LDAP on 127.0.0.1:389 and 636.
+
+    Provisioning a domain takes half a minute, so one provisioned domain is kept as a template per
+    machine and Samba version (``template_root``) and each ``SambaDomain`` runs on a copy of it. Samba
+    has no setting for its LDAP port, so the DC listens on the standard ports of 127.0.0.1 and a file
+    lock lets one test process at a time use them (the SQLite and PostgreSQL runs go side by side).
+    Samba runs in the foreground (``samba -i``) with only its LDAP service and is stopped by pid.
+    Entries are added with ``samba-tool`` on the copy's database, as an AD admin would.
+    """
+
+    realm = "IDM.TEST"
+    domain = "IDMTEST"
+    base_dn = "DC=idm,DC=test"
+    admin_password = "Adm1n-Pass-123!"  # noqa: S105 - a throwaway test domain
+    bind_dn = "Administrator@idm.test"
+    ldap_uri = "ldap://127.0.0.1:389/"
+    ldaps_uri = "ldaps://127.0.0.1:636/"
+
+    def __init__(self, workdir: str | Path, *, template_root: str | Path | None = None):
+        self.workdir = Path(workdir)
+        self.template_root = Path(template_root or Path(tempfile.gettempdir()) / f"idm-samba-{os.getuid()}")
+        self._proc: subprocess.Popen | None = None
+        self._lock_file = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("samba") is not None and shutil.which("samba-tool") is not None
+
+    def _template(self) -> Path:
+        version = subprocess.run(["samba", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        template = self.template_root / version.replace(" ", "_")
+        if (template / "etc" / "smb.conf").exists():
+            return template
+        staging = self.template_root / f"staging-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        subprocess.run(
+            ["samba-tool", "domain", "provision", f"--realm={self.realm}", f"--domain={self.domain}",
+             "--server-role=dc", "--dns-backend=NONE", f"--adminpass={self.admin_password}",
+             f"--targetdir={staging}", "--host-ip=127.0.0.1", "--host-name=dc1",
+             "--option=interfaces=127.0.0.1", "--option=bind interfaces only=yes"],
+            capture_output=True, check=True, timeout=300,
+        )
+        conf = staging / "etc" / "smb.conf"
+        conf.write_text(conf.read_text().replace(str(staging), str(template)))
+        try:
+            staging.rename(template)
+        except OSError:  # another process finished first
+            shutil.rmtree(staging, ignore_errors=True)
+        return template
+
+    def start(self) -> None:
+        import fcntl
+
+        template = self._template()
+        self.template_root.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.template_root / "ports.lock", "w")  # noqa: SIM115 - held until stop()
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.copytree(template, self.workdir, symlinks=True)
+        conf = self.workdir / "etc" / "smb.conf"
+        text = conf.read_text().replace(str(template), str(self.workdir))
+        text = re.sub(r"\n\tserver services = [^\n]*", "", text)
+        text = text.replace("[global]\n", "[global]\n\tserver services = ldap\n"
+                            "\tldap server require strong auth = no\n\tlog level = 0\n", 1)
+        conf.write_text(text)
+        self.smb_conf = str(conf)
+        self._proc = subprocess.Popen(
+            ["samba", "-i", "-M", "single", "-s", self.smb_conf],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("samba exited during start-up")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", 389)) == 0:
+                    return
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("samba did not open its LDAP port within 60 s")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def tool(self, *args: str) -> str:
+        """Run ``samba-tool ARGS`` against this domain's database; return its output."""
+        result = subprocess.run(["samba-tool", *args, "-s", self.smb_conf], capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"samba-tool {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout

@@ -186,23 +186,30 @@ def filetime_to_datetime(value: int) -> datetime | None:
     return _FILETIME_EPOCH + timedelta(microseconds=value // 10)
 
 
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def inactive_reason(attrs: Mapping[str, list[bytes]], *, now: datetime) -> str:
     """Why the directory says this account may not be used, or "" when it may.
 
     ``attrs`` must have lower-cased names. Unparseable values are ignored rather than guessed at:
     a garbled flag must not lock anyone out.
     """
-    uac = _first(attrs, "userAccountControl")
-    if uac.lstrip("-").isdigit() and int(uac) & UAC_ACCOUNTDISABLE:
+    uac = _int(_first(attrs, "userAccountControl"))
+    if uac is not None and uac & UAC_ACCOUNTDISABLE:
         return "disabled"
-    expires = _first(attrs, "accountExpires")
-    if expires.lstrip("-").isdigit():
-        when = filetime_to_datetime(int(expires))
+    expires = _int(_first(attrs, "accountExpires"))
+    if expires is not None:
+        when = filetime_to_datetime(expires)
         if when is not None and when <= now:
             return "expired"
-    shadow = _first(attrs, "shadowExpire")
-    if shadow.lstrip("-").isdigit() and int(shadow) >= 0:
-        if now.date() >= (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(shadow))).date():
+    shadow = _int(_first(attrs, "shadowExpire"))
+    if shadow is not None and shadow >= 0:
+        if now.date() >= (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=shadow)).date():
             return "expired"
     if _first(attrs, "nsAccountLock").lower() == "true":
         return "locked"
