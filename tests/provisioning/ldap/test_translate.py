@@ -263,3 +263,38 @@ def test_presets_name_their_anchor_and_exclude_computer_accounts():
     assert "userAccountControl" in ACTIVE_DIRECTORY.user_attributes
     assert "uSNChanged" in ACTIVE_DIRECTORY.user_attributes
     assert ACTIVE_DIRECTORY.group_attributes == ("cn", "objectGUID", "member", "uSNChanged")
+
+
+@pytest.mark.parametrize("dn", [
+    "uid=user000001,ou=dept01,ou=people,dc=example,dc=org",
+    "CN=Alice Smith,CN=Users,DC=idm,DC=test",
+    "cn = spaced , ou = x",
+    "CN=Smith\\, John,OU=Sales,DC=corp",
+    "cn=a+sn=b,dc=x",
+    "cn=Team #1,dc=x",
+    "cn=#04024869,dc=x",
+    "cn=J\\C3\\BCrgen,dc=x",
+    "cn=Jürgen,dc=x",
+    "cn=a\\=b,dc=x",
+    "cn=\"quoted, value\",dc=x",
+    "cn=trailing\\ ,dc=x",
+    "2.5.4.3=oid,dc=x",
+])
+def test_normalize_dn_fast_path_agrees_with_the_parser(dn):
+    import ldap.dn as ldap_dn
+
+    parsed = ldap_dn.dn2str([[(a.lower(), v.lower(), k) for a, v, k in rdn] for rdn in ldap_dn.str2dn(dn)])
+    assert normalize_dn(dn) == parsed
+
+
+@pytest.mark.parametrize("dn", ["", "cn=", "=x", "cn=a,", "no equals"])
+def test_normalize_dn_refuses_what_the_parser_refuses(dn):
+    import ldap.dn as ldap_dn
+
+    try:
+        ldap_dn.str2dn(dn)
+    except ldap_dn.ldap.DECODING_ERROR:
+        with pytest.raises(MappingError):
+            normalize_dn(dn)
+    else:
+        normalize_dn(dn)  # accepted by both
