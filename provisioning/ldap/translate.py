@@ -19,15 +19,13 @@ search instead of a query per user or per group.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import ldap.dn
-
 from accounts.exceptions import MappingError
+from provisioning.dn import normalize_dn
 
 # userAccountControl flags (MS-ADTS 2.2.16).
 UAC_ACCOUNTDISABLE = 0x2
@@ -132,29 +130,6 @@ class DirectoryGroupEntry:
     anchor: str
     name: str
     members: frozenset[str]
-
-
-# One RDN "attr=value" with nothing that needs escaping: the common case, folded without the parser.
-_PLAIN_RDN = re.compile(r"\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*([^\s=+,\"\\<>;#][^=+,\"\\<>;#]*?)\s*")
-
-
-def normalize_dn(dn: str) -> str:
-    """A DN in one canonical spelling (case, spaces and escapes folded) so DNs compare equal.
-
-    ``CN=Smith\\, John,OU=Sales`` and ``cn=smith\\2c john, ou=sales`` are the same entry. DNs made of
-    plain ``attr=value`` parts (most of them) are folded directly; the rest go through python-ldap's
-    parser, which gives the same result (tested) at a third of the speed.
-    """
-    parts = dn.split(",")
-    plain = [_PLAIN_RDN.fullmatch(part) for part in parts]
-    if all(plain):
-        return ",".join(f"{m[1]}={m[2]}" for m in plain).lower()  # type: ignore[index]
-    try:
-        parts = ldap.dn.str2dn(dn)
-    except ldap.DECODING_ERROR:
-        raise MappingError("invalid_dn", f"{dn!r} is not a valid distinguished name.", field="dn") from None
-    folded = [[(attr.lower(), value.lower(), kind) for attr, value, kind in rdn] for rdn in parts]
-    return ldap.dn.dn2str(folded)
 
 
 def _decode(values: Iterable[bytes]) -> tuple[str, ...]:

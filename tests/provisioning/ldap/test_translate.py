@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accounts.exceptions import MappingError
+from provisioning.dn import normalize_dn
 from provisioning.ldap.translate import (
     ACTIVE_DIRECTORY,
     FREEIPA,
@@ -18,7 +19,6 @@ from provisioning.ldap.translate import (
     expand_memberships,
     filetime_to_datetime,
     inactive_reason,
-    normalize_dn,
     translate_group,
     translate_user,
 )
@@ -298,3 +298,10 @@ def test_normalize_dn_refuses_what_the_parser_refuses(dn):
             normalize_dn(dn)
     else:
         normalize_dn(dn)  # accepted by both
+
+
+def test_is_valid_dn():
+    from provisioning.dn import is_valid_dn
+
+    assert is_valid_dn("cn=a,dc=x") and is_valid_dn("CN=Smith\\, John,DC=x")
+    assert not is_valid_dn("") and not is_valid_dn("  ") and not is_valid_dn("no equals") and not is_valid_dn("=x")
