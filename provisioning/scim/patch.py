@@ -207,24 +207,36 @@ class _Patcher:
         self.doc = copy.deepcopy(document)
         self.schema = schema
 
-    # Where an attribute lives: the document itself, or the extension's sub-object.
-    def container(self, path: AttrPath, *, create: bool) -> tuple[dict | None, str]:
+    def _locate(self, path: AttrPath) -> tuple[str | None, str]:
+        """The extension URN holding ``path`` (None for core attributes) and its lower-case name."""
         name = path.attr.lower()
         urn = (path.schema or "").lower()
         if urn and urn != self.schema.core_urn.lower():
-            known = {u.lower(): (u, names) for u, names in self.schema.extensions.items()}
-            if urn not in known or name not in known[urn][1]:
-                raise ScimPatchError("invalidPath", f"Unknown attribute {path}.")
-            canonical_urn = known[urn][0]
-            key, ext = _get(self.doc, canonical_urn)
-            if ext is None:
-                if not create:
-                    return None, name
-                ext = self.doc[canonical_urn] = {}
-            return ext, name
+            for canonical_urn, names in self.schema.extensions.items():
+                if canonical_urn.lower() == urn and name in names:
+                    return canonical_urn, name
+            raise ScimPatchError("invalidPath", f"Unknown attribute {path}.")
         if name not in self.schema.attributes:
             raise ScimPatchError("invalidPath", f"Unknown attribute {path}.")
-        return self.doc, name
+        return None, name
+
+    def existing(self, path: AttrPath) -> tuple[dict | None, str]:
+        """Where ``path`` lives, without creating an extension object (for remove)."""
+        urn, name = self._locate(path)
+        if urn is None:
+            return self.doc, name
+        _key, ext = _get(self.doc, urn)
+        return (ext if isinstance(ext, dict) else None), name
+
+    def writable(self, path: AttrPath) -> tuple[dict, str]:
+        """Where ``path`` lives, creating its extension object when missing (for add and replace)."""
+        urn, name = self._locate(path)
+        if urn is None:
+            return self.doc, name
+        key, ext = _get(self.doc, urn)
+        if not isinstance(ext, dict):
+            ext = self.doc[key or urn] = {}
+        return ext, name
 
     def coerce(self, dotted: str, value: Any) -> Any:
         if dotted in self.schema.booleans:
@@ -239,22 +251,15 @@ class _Patcher:
         if operation.path.filter is not None:
             self.apply_filtered(operation)
             return
-        container, name = self.container(path, create=operation.op != "remove")
         canonical = self.schema.canonical(path.attr)
-        if path.sub:
-            self.apply_sub(operation, container, canonical, path.sub)
-            return
-        key, current = _get(container or {}, canonical)
         if operation.op == "remove":
-            if container is None or key is None:
-                return
-            if name in self.schema.multi_valued and isinstance(operation.value, list) and operation.value:
-                # Entra's legacy "remove members with a value list": only those values go.
-                gone = {str(_get(v, "value")[1]) for v in operation.value if isinstance(v, dict)}
-                container[key] = [e for e in current or [] if str(_get(e, "value")[1]) not in gone]
-                return
-            del container[key]
+            self.remove(operation, canonical)
             return
+        container, name = self.writable(path)
+        if path.sub:
+            self.set_sub(operation, container, canonical, path.sub)
+            return
+        key, current = _get(container, canonical)
         value = operation.value
         if name in self.schema.multi_valued:
             values = value if isinstance(value, list) else [value]
@@ -287,16 +292,27 @@ class _Patcher:
             del container[key]
         container[canonical] = self.coerce(name, value)
 
-    def apply_sub(self, operation: Operation, container: dict | None, canonical: str, sub: str) -> None:
+    def remove(self, operation: Operation, canonical: str) -> None:
+        path = operation.path.path
+        container, name = self.existing(path)
         key, current = _get(container or {}, canonical)
-        if operation.op == "remove":
+        if container is None or key is None:
+            return  # removing what is not there changes nothing
+        if path.sub:
             if isinstance(current, dict):
-                sub_key, _ = _get(current, sub)
+                sub_key, _ = _get(current, path.sub)
                 if sub_key is not None:
                     del current[sub_key]
             return
-        if container is None:  # only a remove finds no container
-            raise ScimPatchError("noTarget", f"{canonical} is not set.")
+        if name in self.schema.multi_valued and isinstance(operation.value, list) and operation.value:
+            # Entra's legacy "remove members with a value list": only those values go.
+            gone = {str(_get(v, "value")[1]) for v in operation.value if isinstance(v, dict)}
+            container[key] = [e for e in current or [] if str(_get(e, "value")[1]) not in gone]
+            return
+        del container[key]
+
+    def set_sub(self, operation: Operation, container: dict, canonical: str, sub: str) -> None:
+        key, current = _get(container, canonical)
         if not isinstance(current, dict):
             current = {}
             container[key or canonical] = current
@@ -308,13 +324,15 @@ class _Patcher:
         name = path.path.attr.lower()
         if name not in self.schema.multi_valued:
             raise ScimPatchError("invalidPath", f"{path.path.attr} has no values to filter.")
-        container, name = self.container(path.path, create=operation.op != "remove")
         canonical = self.schema.canonical(path.path.attr)
-        key, current = _get(container or {}, canonical)
-        elements = list(current) if isinstance(current, list) else []
         value_filter = path.filter
-        hits = [i for i, element in enumerate(elements) if value_filter and _matches(element, value_filter)]
         if operation.op == "remove":
+            container, name = self.existing(path.path)
+            key, current = _get(container or {}, canonical)
+            if container is None or key is None:
+                return
+            elements = list(current) if isinstance(current, list) else []
+            hits = [i for i, element in enumerate(elements) if value_filter and _matches(element, value_filter)]
             if path.sub:
                 for i in hits:
                     sub_key, _ = _get(elements[i], path.sub)
@@ -322,9 +340,12 @@ class _Patcher:
                         del elements[i][sub_key]
             else:
                 elements = [e for i, e in enumerate(elements) if i not in hits]
-            if container is not None and key is not None:
-                container[key] = elements
+            container[key] = elements
             return
+        container, name = self.writable(path.path)
+        key, current = _get(container, canonical)
+        elements = list(current) if isinstance(current, list) else []
+        hits = [i for i, element in enumerate(elements) if value_filter and _matches(element, value_filter)]
         if not hits:
             template = _template_from(path.filter)
             if template is None or (operation.op == "replace" and not path.sub):
@@ -345,8 +366,6 @@ class _Patcher:
                         else dict(operation.value)
                 else:
                     raise ScimPatchError("invalidValue", f"The value for {path.path.attr}[…] must be an object.")
-        if container is None:
-            raise ScimPatchError("noTarget", f"{canonical} is not set.")
         container[key or canonical] = elements
 
 

@@ -342,3 +342,129 @@ def test_a_failing_operation_applies_nothing_of_the_patch():
             {"op": "replace", "path": "active", "value": "nope"},
         )), USER)
     assert original == alice()
+
+
+# --- cases found by mutation testing -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("element", "value_filter", "expected"), [
+    ({"value": "Abc"}, 'value eq "abc"', True),
+    ({"value": "Abc"}, 'value ne "abc"', False),
+    ({"value": "Abc"}, 'value ne "abd"', True),
+    ({"value": "Abc"}, 'value co "B"', True),
+    ({"value": "Abc"}, 'value co "x"', False),
+    ({"value": "Abc"}, 'value sw "a"', True),
+    ({"value": "Abc"}, 'value sw "b"', False),
+    ({"value": "Abc"}, 'value ew "C"', True),
+    ({"value": "Abc"}, 'value ew "b"', False),
+    ({"value": "b"}, 'value gt "a"', True),
+    ({"value": "b"}, 'value gt "b"', False),
+    ({"value": "b"}, 'value ge "b"', True),
+    ({"value": "b"}, 'value ge "c"', False),
+    ({"value": "b"}, 'value lt "c"', True),
+    ({"value": "b"}, 'value lt "b"', False),
+    ({"value": "b"}, 'value le "b"', True),
+    ({"value": "b"}, 'value le "a"', False),
+    ({"n": 5}, "n gt 4", True),
+    ({"n": 5}, "n gt 5", False),
+    ({"n": 5}, "n ge 5", True),
+    ({"n": 5}, "n ge 6", False),
+    ({"n": 5}, "n lt 6", True),
+    ({"n": 5}, "n lt 5", False),
+    ({"n": 5}, "n le 5", True),
+    ({"n": 5}, "n le 4", False),
+    ({"n": 5}, 'n co "5"', False),
+    ({"n": 5}, 'n gt "4"', False),
+    ({"n": 5}, "n eq 5", True),
+    ({"primary": "True"}, "primary eq true", True),
+    ({"primary": "false"}, "primary eq true", False),
+    ({"primary": "false"}, "primary eq false", True),
+    ({"primary": True}, "primary eq true", True),
+    ({"display": ""}, "display pr", False),
+    ({"display": []}, "display pr", False),
+    ({"display": {}}, "display pr", False),
+    ({"display": None}, "display pr", False),
+    ({"display": "x"}, "display pr", True),
+    ({}, "display pr", False),
+    ({"Value": "x"}, 'VALUE eq "x"', True),
+    ({"value": "x"}, 'value eq "x" and display pr', False),
+    ({"value": "x"}, 'value eq "y" or value eq "x"', True),
+    ({"value": "x"}, 'not (value eq "x")', False),
+    ({"name": {"given": "Al"}}, 'name.given eq "al"', True),
+    ({"name": "Al"}, 'name.given eq "al"', False),
+    ("plain", 'value eq "plain"', False),
+])
+def test_value_filter_matching(element, value_filter, expected):
+    from provisioning.scim.filters import parse_filter
+    from provisioning.scim.patch import _matches
+
+    assert _matches(element, parse_filter(value_filter)) is expected
+
+
+def test_error_codes_name_the_scim_type():
+    with pytest.raises(ScimPatchError) as caught:
+        parse_operations(patch({"op": "remove"}))
+    assert caught.value.code == "scim_notarget"
+    assert caught.value.as_dict() == {"code": "scim_notarget", "message": "Operation 1: remove needs a path.",
+                                      "field": None}
+
+
+def test_exactly_the_maximum_number_of_operations_is_accepted():
+    assert len(parse_operations(patch(*[{"op": "replace", "path": "title", "value": "x"}] * MAX_OPERATIONS))) == \
+        MAX_OPERATIONS
+    with pytest.raises(ScimPatchError) as caught:
+        parse_operations(patch(*[{"op": "add", "path": "title", "value": "x"}] * (MAX_OPERATIONS + 1)))
+    assert caught.value.message == f"A PATCH may hold at most {MAX_OPERATIONS} operations."
+
+
+def test_pathless_add_appends_and_pathless_replace_replaces_multi_valued_attributes():
+    new = [{"value": "b@x.example", "type": "home"}]
+    added = run(alice(), patch({"op": "add", "value": {"emails": new}}))
+    assert [e["value"] for e in added["emails"]] == ["alice@example.com", "b@x.example"]
+    replaced = run(alice(), patch({"op": "replace", "value": {"emails": new}}))
+    assert replaced["emails"] == new
+
+
+def test_filtered_add_with_an_object_creates_the_element_the_filter_describes():
+    result = run(alice(), patch({"op": "add", "path": 'emails[type eq "home"]', "value": {"value": "h@x.example"}}))
+    assert result["emails"][1] == {"type": "home", "value": "h@x.example"}
+
+
+def test_filtered_add_merges_and_filtered_replace_replaces_the_element():
+    added = run(alice(), patch({"op": "add", "path": 'emails[type eq "work"]', "value": {"display": "Work"}}))
+    assert added["emails"][0] == {"value": "alice@example.com", "type": "work", "primary": True, "display": "Work"}
+    replaced = run(alice(), patch({"op": "replace", "path": 'emails[type eq "work"]',
+                                   "value": {"value": "n@x.example", "type": "work"}}))
+    assert replaced["emails"] == [{"value": "n@x.example", "type": "work"}]
+
+
+def test_a_filter_that_is_not_all_equalities_describes_no_element():
+    body = patch({"op": "add", "path": 'emails[type eq "home" and value co "h"].display', "value": "Home"})
+    with pytest.raises(ScimPatchError) as caught:
+        run(alice(), body)
+    assert caught.value.scim_type == "noTarget"
+    body = patch({"op": "add", "path": 'emails[type eq "home" and primary eq false].display', "value": "Home"})
+    assert run(alice(), body)["emails"][1] == {"type": "home", "primary": False, "display": "Home"}
+
+
+def test_removing_by_filter_from_an_absent_attribute_changes_nothing():
+    user = alice()
+    del user["emails"]
+    assert run(user, patch({"op": "remove", "path": 'emails[type eq "work"]'})) == user
+    assert run(user, patch({"op": "remove", "path": f"{ENTERPRISE}:department"})) == user
+
+
+def test_boolean_sub_attributes_of_complex_attributes_are_coerced():
+    schema = ResourceSchema(core_urn=CORE_USER, attributes=frozenset({"settings"}),
+                            complex=frozenset({"settings"}), booleans=frozenset({"settings.enabled"}))
+    result = apply_patch({}, parse_operations(patch({"op": "add", "path": "settings.enabled", "value": "TRUE"})),
+                         schema)
+    assert result == {"settings": {"enabled": True}}
+    result = apply_patch({}, parse_operations(patch({"op": "add", "path": "settings",
+                                                      "value": {"enabled": "false"}})), schema)
+    assert result == {"settings": {"enabled": False}}
+
+
+def test_pathless_operations_keep_their_op():
+    [operation] = parse_operations(patch({"op": "Add", "value": {"title": "x"}}))
+    assert (operation.op, operation.path.path.attr, operation.value) == ("add", "title", "x")
