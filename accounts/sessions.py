@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from importlib import import_module
 
 from django.conf import settings
-from django.contrib.auth import user_logged_in, user_logged_out
+from django.contrib.auth import BACKEND_SESSION_KEY, user_logged_in, user_logged_out
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.dispatch import receiver
@@ -88,7 +88,8 @@ def record_session(request, user) -> UserSession | None:
         # ``login()`` flushed the session of another user: the new one has no key until saved.
         session.save()
     key = session.session_key
-    backend = getattr(user, "backend", "") or ""
+    # login() stores the backend in the session; ``user.backend`` is set only by authenticate().
+    backend = str(session.get(BACKEND_SESSION_KEY) or getattr(user, "backend", "") or "")
     now = timezone.now()
     row, _ = UserSession.objects.update_or_create(session_key=key, defaults={
         "user": user, "created_at": now, "last_seen_at": now,

@@ -763,7 +763,8 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
         return plan
     if not is_self:  # no one takes over a more privileged account (issue 7 §1)
         privilege.check_planned_update(
-            actor=batch.powers, changed=plan.changed, target_label=user.username, superuser=current.user.is_superuser,
+            actor=batch.powers, changed=plan.changed, target_label=current.user.username,
+            superuser=current.user.is_superuser,
             target_roles=privilege.role_tuples(batch.roles.by_slug[s] for s in current.role_slugs),
             org_path=_org_path(batch, current.profile.org_id), new_org_path=_org_path(batch, profile.org_id),
             added_roles={batch.roles.by_group[g].slug for g in plan.add_groups if g in batch.roles.by_group})

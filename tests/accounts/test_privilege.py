@@ -267,3 +267,86 @@ def test_powers_of_access_matches_roles(user_factory, org_factory):
     assert p.grants["manage_users"] == frozenset({eng.path})
     assert p.grants["reset_passwords"] is None
     assert p.cloud_admin is False and p.superuser is False
+
+
+# --- provider actors through the identity service --------------------------------------------
+
+
+@pytest.fixture
+def scim_actor():
+    from accounts.identity.types import Actor, Source
+
+    return Actor.provider_actor(source=Source.SCIM, provider="okta", label="SCIM: okta")
+
+
+def _apply(actor, **fields):
+    from accounts.identity.service import apply_identity_change
+    from accounts.identity.types import IdentityChange
+
+    return apply_identity_change(actor=actor, change=IdentityChange(**fields))
+
+
+@pytest.mark.django_db
+def test_provider_never_creates_a_cloud_admin(scim_actor, root_org):
+    with pytest.raises(PolicyDenied) as exc:
+        _apply(scim_actor, username="p1", org_id=root_org.pk, roles=frozenset({"customer-cloud-admin"}))
+    assert exc.value.code == "role_not_assignable"
+    from django.contrib.auth.models import User
+
+    assert not User.objects.filter(username="p1").exists()
+
+
+@pytest.mark.django_db
+def test_provider_never_grants_cloud_admin_to_its_own_user(scim_actor, root_org):
+    user = _apply(scim_actor, username="p2", org_id=root_org.pk).user
+    with pytest.raises(PolicyDenied) as exc:
+        _apply(scim_actor, user_id=user.pk, roles_add=frozenset({"customer-cloud-admin"}), mode="update")
+    assert exc.value.code == "role_not_assignable"
+    # Other roles stay the provider's to give (its mapping rules are the next issue's concern).
+    assert _apply(scim_actor, user_id=user.pk, roles_add=frozenset({"help-desk"}), mode="update").status == "updated"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fields", [{"email": "taken.over@example.com"}, {"state": "blocked"},
+                                    {"username": "renamed"}, {"roles": frozenset({"help-desk"})}])
+def test_provider_never_changes_its_user_once_a_cloud_admin(scim_actor, root_org, system_actor, admin_user, fields):
+    user = _apply(scim_actor, username="p3", org_id=root_org.pk, email="p3@example.com").user
+    _apply(system_actor, user_id=user.pk, roles_add=frozenset({"customer-cloud-admin"}), mode="update")
+    with pytest.raises(PolicyDenied) as exc:
+        _apply(scim_actor, user_id=user.pk, mode="update", **fields)
+    assert exc.value.code == "target_more_privileged"
+    assert exc.value.message.startswith("Only a Customer Cloud Admin can change p3")
+    # Names are not sign-in data: the provider still keeps them in sync.
+    assert _apply(scim_actor, user_id=user.pk, first_name="Pat", mode="update").status == "updated"
+
+
+@pytest.mark.django_db
+def test_system_actor_changes_anyone(system_actor, admin_user, user_factory):
+    user_factory("second.admin", roles=["customer-cloud-admin"])
+    assert _apply(system_actor, user_id=admin_user.pk, email="x@example.com", mode="update").status == "updated"
+
+
+@pytest.mark.django_db
+def test_reupload_of_unchanged_sensitive_fields_is_not_refused(user_factory, admin_user):
+    """Judged on what really changes: an Org Manager re-sending a Cloud Admin's current email is a no-op."""
+    from accounts.identity.types import Actor
+
+    manager = user_factory("mgr", roles=["org-manager"])
+    result = _apply(Actor.for_user(manager), user_id=admin_user.pk, email=admin_user.email, first_name="Test",
+                    mode="update")
+    assert result.status == "unchanged"
+    with pytest.raises(PolicyDenied):
+        _apply(Actor.for_user(manager), user_id=admin_user.pk, email="other@example.com", mode="update")
+
+
+@pytest.mark.django_db
+def test_blocked_cloud_admin_cannot_be_unblocked_or_reset_by_an_org_manager(user_factory, admin_user, system_actor):
+    from accounts.identity.types import Actor
+
+    other = user_factory("other.admin", roles=["customer-cloud-admin"])
+    _apply(system_actor, user_id=other.pk, state="blocked", mode="update")
+    manager = user_factory("mgr2", roles=["org-manager"])
+    for fields in ({"state": "active"}, {"password": "Brand-New-Pass-77"}):
+        with pytest.raises(PolicyDenied) as exc:
+            _apply(Actor.for_user(manager), user_id=other.pk, mode="update", **fields)
+        assert exc.value.code == "target_more_privileged"
