@@ -129,7 +129,7 @@ def powers_from_roles(roles: Iterable[tuple[str, Iterable[str], str]], *, org_pa
             if scope == "global" or slug == CLOUD_ADMIN_SLUG:
                 grants[perm] = None
             elif grants.get(perm, frozenset()) is not None and org_path:
-                grants[perm] = grants.get(perm, frozenset()) | {org_path}
+                grants[perm] = frozenset({org_path})  # a user's org-scoped roles all act in their one org
     if superuser:
         from accounts.roles import ALL_PERMS
 

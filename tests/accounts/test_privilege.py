@@ -254,6 +254,48 @@ def test_planned_update_superuser_flag_counts():
     assert planned(powers("customer-cloud-admin"), ["password"], superuser=True) == "target_more_privileged"
 
 
+def test_default_label_and_provider_messages():
+    assert refusal(powers("org-manager"), powers("customer-cloud-admin")).message == \
+        "Only a Customer Cloud Admin can change this user."
+    assert refusal(Powers(kind=PROVIDER), None, grants_roles={"customer-cloud-admin"}).message == (
+        "Provisioning and single sign-on never grant Customer Cloud Admin: a Customer Cloud Admin "
+        "assigns it in the console.")
+    assert refusal(Powers(kind=PROVIDER), powers("customer-cloud-admin")).message == (
+        "Only a Customer Cloud Admin can change this user: provisioning and single sign-on never change a "
+        "Customer Cloud Admin.")
+
+
+def test_permission_without_a_label_is_named_by_its_codename():
+    target = Powers(grants={"custom_perm": None})
+    assert refusal(Powers(grants={}), target).message == (
+        "Only a Customer Cloud Admin, or an admin who also holds custom_perm wherever this user holds it, "
+        "can change this user.")
+
+
+def test_with_paths_keeps_who_the_powers_belong_to():
+    for p in (powers("customer-cloud-admin", superuser=True), Powers(kind=PROVIDER)):
+        moved = with_paths(p, SALES)
+        assert (moved.cloud_admin, moved.superuser, moved.kind) == (p.cloud_admin, p.superuser, p.kind)
+
+
+def test_planned_update_without_a_move_checks_the_current_org_only():
+    actor = powers("org-admin", org=ENG)
+    assert planned(actor, ["email"], roles=("org-manager",), org=ENG, new_org=None) is None
+    assert planned(actor, ["email"], roles=("org-manager",), org=ENG, new_org=ENG) is None
+    assert planned(actor, ["email"], roles=("org-manager",), org=SALES, new_org=None) == "target_more_privileged"
+
+
+def test_planned_update_message_names_the_target():
+    with pytest.raises(PolicyDenied) as exc:
+        check_planned_update(actor=powers("org-manager"), changed=["email"], target_roles=[role("org-admin")],
+                             superuser=False, org_path=ACME)
+    assert exc.value.message.endswith("wherever this user holds them, can change this user.")
+    with pytest.raises(PolicyDenied) as exc:
+        check_planned_update(actor=powers("org-manager"), changed=["email"], target_roles=[role("org-admin")],
+                             superuser=False, org_path=ACME, target_label="olga")
+    assert exc.value.message.endswith("can change olga.")
+
+
 # --- powers_of_access (database) -------------------------------------------------------------
 
 

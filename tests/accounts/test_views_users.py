@@ -338,15 +338,18 @@ def test_self_demotion_is_refused(client, directory):
     assert directory.admin.groups.filter(role__slug=CUSTOMER_CLOUD_ADMIN).exists()
 
 
-def test_org_admin_keeps_roles_they_cannot_assign(client, directory, user_factory):
+def test_org_admin_cannot_change_roles_of_a_more_privileged_user(client, directory, user_factory):
+    """The privilege rule (issue 7 §1): an Identity Management Administrator holds manage_identity
+    everywhere, which an Org Admin does not, so the Org Admin may not change their roles at all."""
     boss = user_factory("boss", org=directory.platform, roles=["identity-management-administrator"])
     client.force_login(directory.eng_admin)
     response = client.get(reverse("accounts:user_roles", args=[boss.pk]))
-    rows = {r["role"].slug: r for r in response.context["form"].rows}
-    assert not rows["identity-management-administrator"]["assignable"]
-    assert rows["identity-management-administrator"]["checked"]
+    assert response["Location"] == reverse("accounts:user_detail", args=[boss.pk])
     client.post(reverse("accounts:user_roles", args=[boss.pk]), {"roles": [_role_pk("user-modify")]})
-    assert {g.role.slug for g in boss.groups.all()} == {"identity-management-administrator", "user-modify"}
+    assert {g.role.slug for g in boss.groups.all()} == {"identity-management-administrator"}
+    page = client.get(reverse("accounts:user_detail", args=[boss.pk]))
+    assert "(target_more_privileged)" in " ".join(messages_of(page))
+    assert reverse("accounts:user_roles", args=[boss.pk]) not in page.content.decode()
 
 
 def test_org_admin_cannot_grant_cloud_admin(client, directory):
