@@ -24,8 +24,8 @@ current key as ``except_session_key`` to keep it).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
+from datetime import timedelta
 from importlib import import_module
 
 from django.conf import settings
@@ -38,7 +38,6 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 SEEN_EVERY = 300  # seconds between last_seen_at writes for one session
-_SEEN_KEY = "_idm_seen"
 
 
 class UserSession(models.Model):
@@ -97,7 +96,9 @@ def record_session(request, user) -> UserSession | None:
         "user_agent": str(request.META.get("HTTP_USER_AGENT", ""))[:255],
         "method": UserSession.Method.SSO if "saml" in backend.lower() else UserSession.Method.PASSWORD,
     })
-    session[_SEEN_KEY] = int(time.time())
+    # Rows of this user's sessions that have expired since (not seen for longer than a session lives).
+    stale = now - timedelta(seconds=settings.SESSION_COOKIE_AGE + SEEN_EVERY)
+    UserSession.objects.filter(user=user, last_seen_at__lt=stale).delete()
     return row
 
 
@@ -213,13 +214,15 @@ class UserSessionMiddleware:
         key_before = getattr(session, "session_key", None)
         user = getattr(request, "user", None)
         if key_before and user is not None and user.is_authenticated:
-            if not UserSession.objects.filter(session_key=key_before).exists():
+            seen = UserSession.objects.filter(session_key=key_before).values_list("last_seen_at", flat=True).first()
+            if seen is None:
                 # Ended server-side (or never tracked): this session signs in no one any more.
                 session.flush()
                 request.user = AnonymousUser()
                 key_before = None
-            else:
-                self._touch(session, key_before)
+            elif (timezone.now() - seen).total_seconds() >= SEEN_EVERY:
+                # Kept out of the session data on purpose: saving the session would slide its expiry.
+                UserSession.objects.filter(session_key=key_before).update(last_seen_at=timezone.now())
         response = self.get_response(request)
         key_after = getattr(session, "session_key", None)
         if key_before and key_after and key_after != key_before:
@@ -230,14 +233,3 @@ class UserSessionMiddleware:
             else:
                 UserSession.objects.filter(session_key=key_before).update(session_key=key_after)
         return response
-
-    @staticmethod
-    def _touch(session, key: str) -> None:
-        now = int(time.time())
-        try:
-            seen = int(session.get(_SEEN_KEY) or 0)
-        except (TypeError, ValueError):
-            seen = 0
-        if now - seen >= SEEN_EVERY:
-            UserSession.objects.filter(session_key=key).update(last_seen_at=timezone.now())
-            session[_SEEN_KEY] = now

@@ -178,18 +178,34 @@ def test_end_session_ends_only_the_named_session_of_that_user(alice, user_factor
     assert not is_signed_in(a1) and is_signed_in(a2) and is_signed_in(b)
 
 
-def test_last_seen_is_refreshed_at_most_every_few_minutes(alice, monkeypatch):
-    import accounts.sessions as sessions_module
+def test_last_seen_is_refreshed_at_most_every_few_minutes_without_sliding_the_session(alice):
+    from datetime import timedelta
+
+    from accounts.sessions import SEEN_EVERY
 
     client = signed_in(alice)
+    key = client.cookies["sessionid"].value
+    expiry = Session.objects.get(session_key=key).expire_date
     row = UserSession.objects.get(user=alice)
-    first_seen = row.last_seen_at
     client.get(reverse("accounts:account"))
-    assert UserSession.objects.get(pk=row.pk).last_seen_at == first_seen
-    now = sessions_module.time.time()
-    monkeypatch.setattr(sessions_module.time, "time", lambda: now + sessions_module.SEEN_EVERY + 1)
+    assert UserSession.objects.get(pk=row.pk).last_seen_at == row.last_seen_at
+    long_ago = row.last_seen_at - timedelta(seconds=SEEN_EVERY + 1)
+    UserSession.objects.filter(pk=row.pk).update(last_seen_at=long_ago)
     client.get(reverse("accounts:account"))
-    assert UserSession.objects.get(pk=row.pk).last_seen_at > first_seen
+    assert UserSession.objects.get(pk=row.pk).last_seen_at > row.last_seen_at
+    assert Session.objects.get(session_key=key).expire_date == expiry  # the session's lifetime is unchanged
+
+
+def test_sign_in_prunes_rows_of_sessions_that_expired(alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = signed_in(alice)
+    UserSession.objects.filter(session_key=old.cookies["sessionid"].value).update(
+        last_seen_at=timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE + 3600))
+    signed_in(alice)
+    assert UserSession.objects.filter(user=alice).count() == 1
 
 
 @pytest.mark.parametrize("engine", ["django.contrib.sessions.backends.cache",

@@ -281,11 +281,20 @@ def test_cannot_deactivate_self(client, directory):
 
 
 def test_last_admin_cannot_be_deactivated(client, directory, user_factory):
-    cross = user_factory("cross", org=directory.acme, roles=["cross-org-admin"])
-    client.force_login(cross)
+    # A Django superuser without the Cloud Admin role may change the admin, but not remove the last one.
+    root = user_factory("root", org=directory.acme, roles=["console-user"], django_admin=True)
+    client.force_login(root)
     response = client.post(reverse("accounts:user_state", args=[directory.admin.pk, "deactivate"]), follow=True)
     assert response.status_code == 200
     assert any("last_admin" in m for m in messages_of(response))
+    assert state_of(directory.admin) == UserState.ACTIVE
+
+
+def test_cross_org_admin_cannot_deactivate_a_cloud_admin(client, directory, user_factory):
+    cross = user_factory("cross", org=directory.acme, roles=["cross-org-admin"])
+    client.force_login(cross)
+    response = client.post(reverse("accounts:user_state", args=[directory.admin.pk, "deactivate"]), follow=True)
+    assert "Only a Customer Cloud Admin can change admin. (target_more_privileged)" in messages_of(response)
     assert state_of(directory.admin) == UserState.ACTIVE
 
 
