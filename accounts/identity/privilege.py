@@ -145,14 +145,20 @@ def with_paths(powers: Powers, extra_path: str) -> Powers:
 
 def check_planned_update(*, actor: Powers, changed: Iterable[str], target_roles: Iterable[tuple[str, Iterable[str], str]],
                          superuser: bool, org_path: str | None, new_org_path: str | None = None,
-                         added_roles: Iterable[str] = (), target_label: str = "this user") -> None:
+                         added_roles: Iterable[str] = (), target_label: str = "this user",
+                         via_sign_in: bool = False) -> None:
     """The rule for one planned update of another user (the identity service's planning step).
 
     Judged on what really changes (``changed``), so re-uploading an unchanged export passes. A move
-    counts the target's org-scoped permissions at the new org too.
+    counts the target's org-scoped permissions at the new org too. ``via_sign_in``: the change comes
+    from the user's own SAML sign-in, which links only users whose org signs in through that IdP
+    (``sso.signin``): the link gives the IdP nothing it does not hold already, so it is not counted.
     """
     added = set(added_roles)
-    if not (set(changed) & SENSITIVE_CHANGES) and not added:
+    sensitive = set(changed) & SENSITIVE_CHANGES
+    if via_sign_in:
+        sensitive.discard("link")
+    if not sensitive and not added:
         return
     target = powers_from_roles(target_roles, org_path=org_path, superuser=superuser)
     if new_org_path and new_org_path != org_path:

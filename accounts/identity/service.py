@@ -767,7 +767,8 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
             superuser=current.user.is_superuser,
             target_roles=privilege.role_tuples(batch.roles.by_slug[s] for s in current.role_slugs),
             org_path=_org_path(batch, current.profile.org_id), new_org_path=_org_path(batch, profile.org_id),
-            added_roles={batch.roles.by_group[g].slug for g in plan.add_groups if g in batch.roles.by_group})
+            added_roles={batch.roles.by_group[g].slug for g in plan.add_groups if g in batch.roles.by_group},
+            via_sign_in=actor.source == Source.SAML)
     if actor.source not in PROVIDER_SOURCES and actor.source != Source.SAML:
         # Console and uploads: judged on what really changes, so re-uploading an export that
         # includes provider-owned users leaves them "unchanged" instead of refusing them.

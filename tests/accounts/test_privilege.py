@@ -250,6 +250,16 @@ def test_planned_update_refuses_provider_granting_cloud_admin_without_other_chan
         "role_not_assignable"
 
 
+def test_saml_sign_in_may_link_a_cloud_admin_of_its_org_but_change_nothing_else():
+    saml = Powers(kind=PROVIDER)
+    assert planned(saml, ["link"]) == "target_more_privileged"
+    with pytest.raises(PolicyDenied):
+        check_planned_update(actor=saml, changed=["link", "email"], target_roles=[role("customer-cloud-admin")],
+                             superuser=False, org_path=ACME, via_sign_in=True)
+    check_planned_update(actor=saml, changed=["link"], target_roles=[role("customer-cloud-admin")],
+                         superuser=False, org_path=ACME, via_sign_in=True)
+
+
 def test_planned_update_superuser_flag_counts():
     assert planned(powers("customer-cloud-admin"), ["password"], superuser=True) == "target_more_privileged"
 

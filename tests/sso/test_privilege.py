@@ -79,3 +79,17 @@ def test_saml_sign_in_is_recorded_as_an_sso_session(acs, sso_user):
     row = UserSession.objects.get(user=sso_user)
     assert row.method == "sso"
     assert row.session_key == acs.client.cookies["sessionid"].value
+
+
+def test_cloud_admin_of_an_sso_org_is_linked_at_first_sso_sign_in(acs, sso_user, system_actor):
+    """The SAML link is not a takeover: the user's org already signs in only through this IdP."""
+    from accounts.identity.service import apply_identity_change
+    from accounts.identity.types import IdentityChange, Mode
+    from accounts.models import ExternalIdentity
+
+    apply_identity_change(actor=system_actor, change=IdentityChange(
+        user_id=sso_user.pk, roles_add=frozenset({"customer-cloud-admin"}), mode=Mode.UPDATE))
+    response = acs.login()
+    assert response.status_code == 302
+    assert ExternalIdentity.objects.filter(user=sso_user, source="saml").exists()
+    assert UserSession.objects.filter(user=sso_user, method="sso").exists()
