@@ -120,12 +120,18 @@ class UserEditForm(forms.Form):
     last_name = forms.CharField(label="Last name", max_length=150, required=False)
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
 
-    def __init__(self, *args, can_rename: bool = True, **kwargs):
+    def __init__(self, *args, can_rename: bool = True, can_change_sign_in: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if not can_rename:
             # Profile-only editors (User Modify) may not change usernames; the service refuses it too.
             self.fields["username"].disabled = True
             self.fields["username"].help_text = "Only user managers can change usernames."
+        if not can_change_sign_in:
+            # The privilege rule: username and email lead to sign-in (reset links); the service refuses too.
+            for name in ("username", "email"):
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "This user holds permissions you do not: only a more privileged " \
+                                              "admin can change it."
 
     def changed_values(self) -> dict:
         """Only the fields that changed: untouched fields must not reach the service (provider-owned users)."""

@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.identity.audit import record_event
+from accounts.identity.privilege import check_may_change_user
 from accounts.identity.types import Actor
 from accounts.mfa import totp
 from accounts.mfa.models import TotpDevice
@@ -124,7 +125,13 @@ def check_code(*, actor: Actor, user, code: str | None, confirm: bool, context: 
 
 
 def remove_device(*, actor: Actor, user, action: str) -> bool:
-    """Delete the user's device (``auth.mfa_disabled`` by the user, ``user.mfa_reset`` by an admin)."""
+    """Delete the user's device (``auth.mfa_disabled`` by the user, ``user.mfa_reset`` by an admin).
+
+    An admin reset obeys the privilege rule: ``PolicyDenied("target_more_privileged")`` when the user
+    holds more than the admin (issue 7 §1).
+    """
+    if actor.user is None or actor.user.pk != user.pk:
+        check_may_change_user(actor, user)
     with transaction.atomic():
         device = TotpDevice.objects.select_for_update().filter(user=user).first()
         if device is None:

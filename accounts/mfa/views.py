@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import Access
 from accounts.decorators import requires
+from accounts.exceptions import PolicyDenied
 from accounts.identity.types import Actor
 from accounts.mfa import flow, totp
 from accounts.mfa.models import TotpDevice
@@ -133,7 +134,13 @@ def user_reset(request: HttpRequest, pk: int) -> HttpResponse:
     user = _visible_user(request, pk)
     if not Access.of(request.user).can("manage_mfa", user.profile.org):
         raise PermissionDenied("missing permission manage_mfa")
-    if flow.remove_device(actor=Actor.for_user(request.user, request=request), user=user, action="user.mfa_reset"):
+    try:
+        removed = flow.remove_device(actor=Actor.for_user(request.user, request=request), user=user,
+                                     action="user.mfa_reset")
+    except PolicyDenied as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+        return redirect("accounts:user_detail", pk=user.pk)
+    if removed:
         messages.success(request, f"Two-factor authentication of {user.username} was reset.")
     else:
         messages.info(request, f"{user.username} has no two-factor device.")
