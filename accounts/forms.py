@@ -81,7 +81,8 @@ class UserFilterForm(forms.Form):
                                   empty_label="Any role", to_field_name="slug")
     source = forms.ChoiceField(label="Source", required=False,
                                choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
-    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *UserState.choices])
+    state = forms.ChoiceField(label="State", required=False, choices=[
+        ("", "Any state"), *UserState.choices, ("locked", "Locked (failed sign-ins)")])
 
     def __init__(self, *args, access: Access, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,6 +1,6 @@
 """Console routes."""
 
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views
 from accounts.mfa import views as mfa_views
@@ -42,4 +42,6 @@ urlpatterns = [
     # Audit log
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
+    # Credentials: resets, invitations, required actions, recovery codes, unlock
+    path("", include("accounts.credentials.urls")),
 ]

@@ -256,9 +256,9 @@ def user_create(request: HttpRequest) -> HttpResponse:
         except IdentityError as exc:
             add_identity_error(form, exc)
         else:
-            state = result.user.profile.state
-            note = " They are invited and set a password on first sign-in." if state == UserState.INVITED else ""
-            messages.success(request, f"Created {result.user.username}.{note}")
+            messages.success(request, f"Created {result.user.username}.")
+            if result.user.profile.state == UserState.INVITED:  # no password: send or copy the invitation
+                return redirect("accounts:user_invitation", pk=result.user.pk)
             return redirect("accounts:user_detail", pk=result.user.pk)
     return render(request, "accounts/user_form.html", {"form": form, "title": "Create user"})
 
