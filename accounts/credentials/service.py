@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.credentials.models import Invitation, RecoveryCode, RequiredAction, SignInLock
 from accounts.credentials.tokens import encode_uid, invitation_tokens, reset_tokens
-from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
+from accounts.exceptions import PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode, UserState
