@@ -1,8 +1,9 @@
 """Console routes."""
 
-from django.urls import include, path
+from django.urls import path
 
 from accounts import views
+from accounts.credentials import urls as credential_urls
 from accounts.mfa import views as mfa_views
 from sso.views import SignInView
 
@@ -43,5 +44,5 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     # Credentials: resets, invitations, required actions, recovery codes, unlock
-    path("", include("accounts.credentials.urls")),
+    *credential_urls.urlpatterns,
 ]

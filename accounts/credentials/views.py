@@ -272,11 +272,10 @@ def invitation_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResp
 # Signed in: the required password change, recovery codes
 
 
+@requires("console_access")
 @never_cache
 def required_password(request: HttpRequest) -> HttpResponse:
     """The password change a required action (temporary or generated password) asks for at sign-in."""
-    if not request.user.is_authenticated:
-        return redirect("accounts:login")
     form = NewPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
