@@ -68,8 +68,8 @@ def check_may_reset(*, actor: Actor, user: User) -> None:
         raise result.error
 
 
-def end_sessions(*, user: User, actor: Actor, reason: str) -> int:
-    """End the user's sessions (``accounts.sessions.end_user_sessions``); how many ended.
+def end_sessions(*, user: User, actor: Actor, reason: str, keep_session_key: str | None = None) -> int:
+    """End the user's sessions (``accounts.sessions.end_user_sessions``, audited there); how many ended.
 
     Without session tracking, Django still drops every session whose password hash changed.
     """
@@ -77,7 +77,7 @@ def end_sessions(*, user: User, actor: Actor, reason: str) -> int:
         from accounts.sessions import end_user_sessions
     except ImportError:
         return 0
-    return end_user_sessions(user=user, actor=actor, reason=reason) or 0
+    return end_user_sessions(user_ids=[user.pk], except_session_key=keep_session_key, actor=actor, reason=reason)
 
 
 def _absolute(base_url: str, path: str) -> str:
@@ -124,7 +124,7 @@ def send_reset_link(*, actor: Actor, user: User, base_url: str) -> None:
         raise ValidationFailed("not_active", f"{user.username} is {user.profile.get_state_display().lower()}.")
     _reset_mail(user, _absolute(base_url, reset_path(user)))
     _audit("user.password_reset_sent", actor=actor, user=user, new={"email": user.email})
-    end_sessions(user=user, actor=actor, reason="password_reset")
+    end_sessions(user=user, actor=actor, reason="password reset link sent")
 
 
 @dataclass
@@ -203,7 +203,9 @@ def set_password_from_link(*, user: User, password: str, request, kind: str) -> 
             Invitation.objects.filter(user=user).delete()
         _audit("auth.password_reset_completed" if kind == "reset" else "auth.invitation_accepted",
                actor=actor, user=user)
-    end_sessions(user=user, actor=actor, reason="password_changed")
+    session = getattr(request, "session", None)
+    end_sessions(user=user, actor=actor, reason=f"password set from {'an invitation' if kind == 'invitation' else 'a reset link'}",
+                 keep_session_key=getattr(session, "session_key", None))
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,7 +234,7 @@ def set_temporary_password(*, actor: Actor, user: User) -> str:
         if created:
             _audit("user.required_action_set", actor=actor, user=user, new={"kind": Kind.CHANGE_PASSWORD})
         _audit("user.temporary_password_set", actor=actor, user=user)
-    end_sessions(user=user, actor=actor, reason="password_reset")
+    end_sessions(user=user, actor=actor, reason="temporary password set")
     return password
 
 
@@ -323,6 +325,8 @@ def change_own_password(*, user: User, password: str, request) -> None:
     with transaction.atomic():
         services.user_set_password(actor=actor, user=user, password=password)
         complete_action(actor=actor, user=user, kind=Kind.CHANGE_PASSWORD)
+    end_sessions(user=user, actor=actor, reason="password changed at sign-in",
+                 keep_session_key=request.session.session_key)
 
 
 # --------------------------------------------------------------------------------------------
