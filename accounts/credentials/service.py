@@ -51,21 +51,26 @@ def sso_provider_name(user: User) -> str | None:
     return provider.name if provider is not None else None
 
 
-def check_may_reset(*, actor: Actor, user: User) -> None:
-    """Raise ``IdentityError`` unless ``actor`` may reset ``user``'s credentials.
+def check_may_change(*, actor: Actor, user: User) -> None:
+    """Raise ``IdentityError`` unless ``actor`` may change ``user``'s credentials or sessions.
 
     Asks the identity service (dry run of a password change) so scope, the privilege rule and
     provider ownership are decided where every other change is decided.
     """
+    result = apply_identity_changes(actor=actor, dry_run=True, changes=[
+        IdentityChange(user_id=user.pk, password_hash=user.password, mode=Mode.UPDATE)]).results[0]
+    if result.error is not None:
+        raise result.error
+
+
+def check_may_reset(*, actor: Actor, user: User) -> None:
+    """``check_may_change``, and not one's own account, and not a user whose password does not apply."""
     if actor.user is not None and actor.user.pk == user.pk:
         raise PolicyDenied("self_reset", "Use My account to change your own password or two-factor settings.")
     provider = sso_provider_name(user)
     if provider:
         raise ValidationFailed("sso_user", f"{user.username} signs in with {provider}: passwords do not apply.")
-    result = apply_identity_changes(actor=actor, dry_run=True, changes=[
-        IdentityChange(user_id=user.pk, password_hash=user.password, mode=Mode.UPDATE)]).results[0]
-    if result.error is not None:
-        raise result.error
+    check_may_change(actor=actor, user=user)
 
 
 def end_sessions(*, user: User, actor: Actor, reason: str, keep_session_key: str | None = None) -> int:
@@ -419,3 +424,36 @@ def unlock(*, actor: Actor, user: User) -> bool:
 
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions (accounts/sessions.py tracks them)
+
+
+def user_sessions(user: User) -> list:
+    """The user's signed-in sessions, most recently seen first (empty without session tracking)."""
+    try:
+        from accounts.sessions import sessions_of
+    except ImportError:
+        return []
+    return list(sessions_of(user))
+
+
+def sign_out_session(*, actor: Actor, user: User, session_id: int) -> bool:
+    """End one of ``user``'s sessions ("sign out" on the user page); audited by ``accounts.sessions``."""
+    from accounts.sessions import UserSession, end_session
+
+    if actor.user is None or actor.user.pk != user.pk:
+        check_may_change(actor=actor, user=user)
+    row = UserSession.objects.filter(pk=session_id, user=user).first()
+    if row is None:
+        return False
+    return end_session(session_key=row.session_key, actor=actor, user=user, reason="signed out by an admin"
+                       if actor.user is None or actor.user.pk != user.pk else "signed out by the user")
+
+
+def sign_out_everywhere(*, actor: Actor, user: User, keep_session_key: str | None) -> int:
+    """End every session of ``user`` (the actor's own current session stays when it is theirs)."""
+    if actor.user is None or actor.user.pk != user.pk:
+        check_may_change(actor=actor, user=user)
+    return end_sessions(user=user, actor=actor, reason="signed out everywhere", keep_session_key=keep_session_key)
