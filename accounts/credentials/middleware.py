@@ -26,8 +26,17 @@ def on_login(sender, request, user, **kwargs) -> None:
 
     if request is None or "saml" in (getattr(user, "backend", "") or "").lower():
         return
-    if RequiredAction.objects.filter(user=user, kind=RequiredAction.Kind.CHANGE_PASSWORD).exists():
+    pending = set(RequiredAction.objects.filter(user=user).values_list("kind", flat=True))
+    if RequiredAction.Kind.CHANGE_PASSWORD in pending:
         request.session[REQUIRED_KEY] = True
+    if RequiredAction.Kind.ENROL_MFA in pending:
+        # Signed in with a password: the flow made them enrol, or they already had a device (a code was asked).
+        from accounts.credentials.service import complete_action
+        from accounts.identity.types import Actor
+        from accounts.mfa.flow import confirmed_device
+
+        if confirmed_device(user) is not None:
+            complete_action(actor=Actor.for_user(user, request=request), user=user, kind=RequiredAction.Kind.ENROL_MFA)
 
 
 class RequiredActionsMiddleware:

@@ -432,3 +432,13 @@ def test_expired_lock_is_not_listed(directory, limits):
     SignInLock.objects.create(username="eng.user", locked_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     assert service.active_lock(directory.eng_user) is None
     assert not service.locked_users(User.objects.all()).exists()
+
+
+def test_required_enrolment_is_met_by_an_existing_device(enrolled_user, directory):
+    service.set_required_actions(actor=Actor.for_user(directory.admin), user=enrolled_user, kinds={"enrol_mfa"})
+    client = Client()
+    assert sign_in(client, enrolled_user.username, TEST_PASSWORD)["Location"] == "/sign-in/verify/"
+    secret = flow.confirmed_device(enrolled_user).secret
+    assert client.post("/sign-in/verify/", {"code": totp.totp(secret, at=time.time() + 30)}).status_code == 302
+    assert not RequiredAction.objects.filter(user=enrolled_user).exists()
+    assert actions(enrolled_user)[-1] == "auth.required_action_completed"
