@@ -457,3 +457,23 @@ def sign_out_everywhere(*, actor: Actor, user: User, keep_session_key: str | Non
     if actor.user is None or actor.user.pk != user.pk:
         check_may_change(actor=actor, user=user)
     return end_sessions(user=user, actor=actor, reason="signed out everywhere", keep_session_key=keep_session_key)
+
+
+def end_sessions_if_console_access_lost(*, actor: Actor, user_ids: list[int]) -> int:
+    """Users among ``user_ids`` (who just lost roles) without console access any more lose their sessions.
+
+    Called by the identity service once the transaction commits; one query finds who still holds
+    ``console_access`` through any role (or is a superuser).
+    """
+    from django.db.models import Q
+
+    ids = set(user_ids)
+    if not ids:
+        return 0
+    keep = set(User.objects.filter(pk__in=ids).filter(
+        Q(is_superuser=True) | Q(groups__permissions__codename="console_access")).values_list("pk", flat=True))
+    try:
+        from accounts.sessions import end_user_sessions
+    except ImportError:
+        return 0
+    return end_user_sessions(user_ids=ids - keep, actor=actor, reason="console access removed")

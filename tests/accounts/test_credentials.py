@@ -81,7 +81,7 @@ def test_help_desk_emails_a_reset_link_that_works_once(client, directory, help_d
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [target.email]
     assert "works once, for 1 hour" in mail.outbox[0].body
     path = link_in(mail.outbox[0])
-    assert actions(target)[-1] == "user.password_reset_sent"
+    assert "user.password_reset_sent" in actions(target)
 
     anon = Client()
     assert anon.get(path).status_code == 200
