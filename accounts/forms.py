@@ -100,7 +100,7 @@ class UserCreateForm(forms.Form):
     password = forms.CharField(
         label="Password", required=False, strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional. Without a password the user is invited and sets one on first sign-in.",
+        help_text="Optional. Without a password the user is invited: the next page emails or copies their invitation link.",
     )
     roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False,
                             help_text="Leave empty to give the organization's default roles.")
