@@ -81,7 +81,8 @@ class UserFilterForm(forms.Form):
                                   empty_label="Any role", to_field_name="slug")
     source = forms.ChoiceField(label="Source", required=False,
                                choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
-    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *UserState.choices])
+    state = forms.ChoiceField(label="State", required=False, choices=[
+        ("", "Any state"), *UserState.choices, ("locked", "Locked (failed sign-ins)")])
 
     def __init__(self, *args, access: Access, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,7 +100,7 @@ class UserCreateForm(forms.Form):
     password = forms.CharField(
         label="Password", required=False, strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional. Without a password the user is invited and sets one on first sign-in.",
+        help_text="Optional. Without a password the user is invited: the next page emails or copies their invitation link.",
     )
     roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False,
                             help_text="Leave empty to give the organization's default roles.")

@@ -273,9 +273,11 @@ def user_create(request: HttpRequest) -> HttpResponse:
         except IdentityError as exc:
             add_identity_error(form, exc)
         else:
-            state = result.user.profile.state
-            note = " They are invited and set a password on first sign-in." if state == UserState.INVITED else ""
-            messages.success(request, f"Created {result.user.username}.{note}")
+            if result.user.profile.state == UserState.INVITED:  # no password: send or copy the invitation
+                messages.success(request, f"Created {result.user.username}. They are invited: send them "
+                                 "their invitation by email, or copy the link.")
+                return redirect("accounts:user_invitation", pk=result.user.pk)
+            messages.success(request, f"Created {result.user.username}.")
             return redirect("accounts:user_detail", pk=result.user.pk)
     return render(request, "accounts/user_form.html", {"form": form, "title": "Create user"})
 

@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "accounts.sessions.UserSessionMiddleware",  # ended sessions stay ended (issue 7 §5)
     "accounts.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.credentials.middleware.RequiredActionsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -273,3 +274,7 @@ CACHES["security"] = {**_security_cache, "KEY_PREFIX": "security"}
 IDM_SIGNIN_MAX_FAILURES = env_int("IDM_SIGNIN_MAX_FAILURES", 10)
 IDM_SIGNIN_MAX_FAILURES_PER_IP = env_int("IDM_SIGNIN_MAX_FAILURES_PER_IP", 50)
 IDM_SIGNIN_LOCKOUT_SECONDS = env_int("IDM_SIGNIN_LOCKOUT_SECONDS", 900)
+# Credential links (accounts/credentials/tokens.py): reset links 1 hour, invitations 7 days.
+IDM_PASSWORD_RESET_TIMEOUT = env_int("IDM_PASSWORD_RESET_TIMEOUT", 3600)
+IDM_INVITATION_TIMEOUT = env_int("IDM_INVITATION_TIMEOUT", 7 * 24 * 3600)
+IDM_PASSWORD_RESET_MAX_REQUESTS = env_int("IDM_PASSWORD_RESET_MAX_REQUESTS", 5)

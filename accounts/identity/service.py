@@ -602,7 +602,7 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
         field_only = touched <= {"email", "first_name", "last_name", "notes"}
         perm_ok = batch.access.can("manage_users", org) or (
             field_only and batch.access.can("modify_user_profile", org)
-        )
+        ) or (touched <= {"password"} and batch.access.can("reset_passwords", org))  # Help Desk resets
         if touched - {"roles"} and not perm_ok and not (is_self and touched <= {"password"}):
             raise PolicyDenied("out_of_scope", f"You may not change users in {org.name}.")
 

@@ -51,8 +51,15 @@ def org_requires(user) -> bool:
     return profile is not None and effective_settings(profile.org).two_factor_required
 
 
+def enrolment_required(user) -> bool:
+    """An admin asked this user to set up two-factor authentication at their next sign-in."""
+    from accounts.credentials.models import RequiredAction
+
+    return RequiredAction.objects.filter(user=user, kind=RequiredAction.Kind.ENROL_MFA).exists()
+
+
 def second_factor_needed(user) -> bool:
-    return org_requires(user) or confirmed_device(user) is not None
+    return org_requires(user) or confirmed_device(user) is not None or enrolment_required(user)
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +127,9 @@ def check_code(*, actor: Actor, user, code: str | None, confirm: bool, context: 
         device.save(update_fields=fields)
         if confirm:
             _audit("auth.mfa_enrolled", actor=actor, user=user, new={"context": context})
+            from accounts.credentials.service import complete_action
+
+            complete_action(actor=actor, user=user, kind="enrol_mfa")
         _audit("auth.mfa_succeeded", actor=actor, user=user, new={"context": context})
     return True
 
@@ -138,6 +148,9 @@ def remove_device(*, actor: Actor, user, action: str) -> bool:
             return False
         was_confirmed = device.is_confirmed
         device.delete()
+        from accounts.credentials.service import delete_recovery_codes
+
+        delete_recovery_codes(user)  # they belong to the device's protection
         _audit(action, actor=actor, user=user, new={"had_confirmed_device": was_confirmed})
     return True
 
@@ -203,7 +216,13 @@ def submit_code(request: HttpRequest, state: Pending, code: str | None, *, enrol
         _audit("auth.mfa_failed", actor=actor, user=state.user, new={"reason": "throttled"})
         clear(request)
         return "locked"
-    if check_code(actor=actor, user=state.user, code=code, confirm=enrol, context="sign_in"):
+    from accounts.credentials.service import normalise_recovery_code, use_recovery_code
+
+    if not enrol and normalise_recovery_code(code) is not None:  # a recovery code in place of a TOTP code
+        accepted = use_recovery_code(actor=actor, user=state.user, code=code)
+    else:
+        accepted = check_code(actor=actor, user=state.user, code=code, confirm=enrol, context="sign_in")
+    if accepted:
         clear(request)
         throttle.success()
         auth.login(request, state.user, backend=state.backend)
