@@ -421,3 +421,59 @@ def unlock(*, actor: Actor, user: User) -> bool:
     _audit("user.unlocked", actor=actor, user=user, new={"locked_until": lock.locked_until.isoformat(
         timespec="seconds")})
     return True
+
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions (accounts/sessions.py tracks them)
+
+
+def user_sessions(user: User) -> list:
+    """The user's signed-in sessions, most recently seen first (empty without session tracking)."""
+    try:
+        from accounts.sessions import sessions_of
+    except ImportError:
+        return []
+    return list(sessions_of(user))
+
+
+def sign_out_session(*, actor: Actor, user: User, session_id: int) -> bool:
+    """End one of ``user``'s sessions ("sign out" on the user page); audited by ``accounts.sessions``."""
+    from accounts.sessions import UserSession, end_session
+
+    if actor.user is None or actor.user.pk != user.pk:
+        check_may_change(actor=actor, user=user)
+    row = UserSession.objects.filter(pk=session_id, user=user).first()
+    if row is None:
+        return False
+    return end_session(session_key=row.session_key, actor=actor, user=user, reason="signed out by an admin"
+                       if actor.user is None or actor.user.pk != user.pk else "signed out by the user")
+
+
+def sign_out_everywhere(*, actor: Actor, user: User, keep_session_key: str | None) -> int:
+    """End every session of ``user`` (the actor's own current session stays when it is theirs)."""
+    if actor.user is None or actor.user.pk != user.pk:
+        check_may_change(actor=actor, user=user)
+    return end_sessions(user=user, actor=actor, reason="signed out everywhere", keep_session_key=keep_session_key)
+
+
+def end_sessions_if_console_access_lost(*, actor: Actor, user_ids: list[int]) -> int:
+    """Users among ``user_ids`` (who just lost roles) without console access any more lose their sessions.
+
+    Called by the identity service once the transaction commits; one query finds who still holds
+    ``console_access`` through any role (or is a superuser).
+    """
+    from django.db.models import Q
+
+    ids = set(user_ids)
+    if not ids:
+        return 0
+    keep = set(User.objects.filter(pk__in=ids).filter(
+        Q(is_superuser=True) | Q(groups__permissions__codename="console_access")).values_list("pk", flat=True))
+    try:
+        from accounts.sessions import end_user_sessions
+    except ImportError:
+        return 0
+    return end_user_sessions(user_ids=ids - keep, actor=actor, reason="console access removed")

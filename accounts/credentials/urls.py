@@ -15,4 +15,6 @@ urlpatterns = [
     path("users/<int:pk>/credentials/invitation/", views.invitation, name="user_invitation"),
     path("users/<int:pk>/credentials/required-actions/", views.required_actions, name="user_required_actions"),
     path("users/<int:pk>/credentials/unlock/", views.unlock, name="user_unlock"),
+    path("users/<int:pk>/sessions/<int:session_id>/end/", views.session_end, name="user_session_end"),
+    path("users/<int:pk>/sessions/end-all/", views.sessions_end_all, name="user_sessions_end_all"),
 ]

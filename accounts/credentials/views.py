@@ -309,3 +309,46 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         "codes": codes, "left": service.recovery_codes_left(user),
         "next": request.session.pop(NEXT_KEY, None) if codes else None,
     })
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions on the user page
+
+
+def _session_target(request: HttpRequest, pk: int) -> User:
+    """The user whose sessions are ended: oneself, or a user one may manage credentials of."""
+    user = _visible_user(request, pk)
+    if user.pk != request.user.pk and not may_manage_credentials(Access.of(request.user), user):
+        raise PermissionDenied("missing permission reset_passwords")
+    return user
+
+
+@requires("view_directory")
+@require_POST
+def session_end(request: HttpRequest, pk: int, session_id: int) -> HttpResponse:
+    user = _session_target(request, pk)
+    try:
+        ended = service.sign_out_session(actor=_actor(request), user=user, session_id=session_id)
+    except IdentityError as exc:
+        _refused(request, exc)
+    else:
+        if ended:
+            messages.success(request, f"Signed {user.username} out of that session.")
+        else:
+            messages.info(request, "That session had already ended.")
+    return redirect("accounts:user_detail", pk=user.pk)
+
+
+@requires("view_directory")
+@require_POST
+def sessions_end_all(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _session_target(request, pk)
+    try:
+        ended = service.sign_out_everywhere(actor=_actor(request), user=user,
+                                            keep_session_key=request.session.session_key)
+    except IdentityError as exc:
+        _refused(request, exc)
+    else:
+        keep = " (your current session stays)" if user.pk == request.user.pk else ""
+        messages.success(request, f"Ended {ended} session{'s' if ended != 1 else ''} of {user.username}{keep}.")
+    return redirect("accounts:user_detail", pk=user.pk)

@@ -916,6 +916,12 @@ def _write(batch: _Batch, plans: list[_Plan]) -> None:
     save_events(events)
     # Blocked, deactivated, or a password someone else set: end the user's sessions once committed.
     end_sessions_on_commit(actor=batch.actor, changes=[(p.user.pk, p.profile.state, p.changed) for p in updates])
+    # Users who lost roles and with them console access: their sessions end too (issue 12).
+    lost_roles = [p.user.pk for p in updates if p.remove_groups]
+    if lost_roles:
+        from accounts.credentials.service import end_sessions_if_console_access_lost
+
+        transaction.on_commit(lambda: end_sessions_if_console_access_lost(actor=batch.actor, user_ids=lost_roles))
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,3 +33,20 @@ def credentials_card(context, subject):
         "lock": service.active_lock(subject),
         "now": timezone.now(),
     }
+
+
+@register.inclusion_tag("credentials/_sessions_card.html", takes_context=True)
+def sessions_card(context, subject):
+    """The user's signed-in sessions with "sign out" per session and "sign out everywhere"."""
+    from accounts.access import Access
+    from accounts.credentials import service
+    from accounts.credentials.views import may_manage_credentials
+
+    request = context["request"]
+    is_self = subject.pk == request.user.pk
+    can_end = is_self or may_manage_credentials(Access.of(request.user), subject)
+    return {
+        "request": request, "csrf_token": context.get("csrf_token"), "subject": subject, "is_self": is_self,
+        "can_end": can_end, "sessions": service.user_sessions(subject) if can_end else None,
+        "current_key": request.session.session_key,
+    }

@@ -52,6 +52,8 @@ PERMS = {
     "accounts:user_reset_link": "reset_passwords", "accounts:user_temporary_password": "reset_passwords",
     "accounts:user_invitation": "reset_passwords", "accounts:user_required_actions": "reset_passwords",
     "accounts:user_unlock": "reset_passwords",
+    # Sessions: oneself, or reset_passwords / manage_users on the user (see SESSION_ROUTES).
+    "accounts:user_session_end": "reset_passwords", "accounts:user_sessions_end_all": "reset_passwords",
 }
 CREDENTIAL_ROUTES = {name for name, perm in PERMS.items() if perm == "reset_passwords"}
 # Routes whose object belongs to the upload's creator (everyone else but global managers gets 404).
@@ -171,6 +173,8 @@ def targets(world: World) -> list[Target]:
                 org = obj.profile.org if isinstance(obj, User) else obj
                 variants.append(({"pk": obj.pk}, org, scope == "in_scope"))
             variants.append(({"pk": 999999}, None, False))
+            if "session_id" in keys:
+                variants = [({**p, "session_id": 999999}, o, e) for p, o, e in variants]
             if "action" in keys:
                 actions = ["block", "evil"] if name == "accounts:user_state" else ["deactivate", "evil"]
                 variants = [({**p, "action": a}, o, e and a != "evil") for p, o, e in variants for a in actions]
