@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "accounts",
     "sso",
     "provisioning",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -47,6 +48,7 @@ MIDDLEWARE = [
     "accounts.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ops.middleware.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "idm.urls"
@@ -137,7 +139,8 @@ SESSION_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 CSRF_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 SECURE_SSL_REDIRECT = env_bool("IDM_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("IDM_BEHIND_PROXY") else None
-SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 0)
+# HSTS (sent by SecurityMiddleware on HTTPS requests only): a year by default when the base URL is https.
+SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 31_536_000 if _secure else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
