@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ops.middleware.SecurityHeadersMiddleware",
+    "ops.middleware.RequestObservabilityMiddleware",
 ]
 
 ROOT_URLCONF = "idm.urls"
@@ -202,11 +203,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "ops.logformat.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"],
+                             "formatter": "json" if env_str("IDM_LOG_FORMAT") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env_str("IDM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "saml2": {"level": "WARNING"}, "xmlschema": {"level": "WARNING"}},
 }
+
+# Celery keeps the handlers above (JSON lines included) instead of installing its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- idm --------------------------------------------------------------------------------------
 # Application settings with defaults live in accounts/app_settings.py (IDM_* names).
@@ -262,3 +268,11 @@ CACHES["security"] = {**_security_cache, "KEY_PREFIX": "security"}
 IDM_SIGNIN_MAX_FAILURES = env_int("IDM_SIGNIN_MAX_FAILURES", 10)
 IDM_SIGNIN_MAX_FAILURES_PER_IP = env_int("IDM_SIGNIN_MAX_FAILURES_PER_IP", 50)
 IDM_SIGNIN_LOCKOUT_SECONDS = env_int("IDM_SIGNIN_LOCKOUT_SECONDS", 900)
+
+# --- Operations (ops app: health, metrics, backups, audit retention; defaults in ops/app_settings.py)
+IDM_METRICS_TOKEN = env_str("IDM_METRICS_TOKEN")
+IDM_BACKUP_DIR = env_str("IDM_BACKUP_DIR", str(VAR_DIR / "backups"))
+IDM_BACKUP_KEEP_DAILY = env_int("IDM_BACKUP_KEEP_DAILY", 7)
+IDM_BACKUP_KEEP_WEEKLY = env_int("IDM_BACKUP_KEEP_WEEKLY", 4)
+IDM_BACKUP_MAX_AGE_HOURS = env_int("IDM_BACKUP_MAX_AGE_HOURS", 26)
+IDM_AUDIT_RETENTION_DAYS = env_int("IDM_AUDIT_RETENTION_DAYS", 90)

@@ -21,3 +21,29 @@ class SecurityHeadersMiddleware:
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
         return response
+
+
+class RequestObservabilityMiddleware:
+    """Counts each request by view and status for /metrics and puts the request id in the log context.
+
+    Placed after ``accounts.middleware.RequestContextMiddleware``, which sets ``request.request_id``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from ops import logcontext, metrics
+
+        token = logcontext.bind(request_id=getattr(request, "request_id", ""))
+        try:
+            response = self.get_response(request)
+        finally:
+            logcontext.reset(token)
+        match = getattr(request, "resolver_match", None)
+        view = match.view_name if match and match.view_name else "unresolved"
+        metrics.REQUESTS.labels(view=view[:80], method=request.method if request.method in _METHODS else "other",
+                                status=str(response.status_code)).inc()
+        return response
+
+
+_METHODS = {"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"}

@@ -1,0 +1,44 @@
+"""Operations records: the last run of each scheduled job and each backup, read by /readyz and the dashboard."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class JobRun(models.Model):
+    """The last run of one Celery task by name (one row per task, updated by ``ops.signals``)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    task = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)  # exception class and message, never arguments
+
+    def __str__(self) -> str:
+        return f"{self.task}: {self.status}"
+
+
+class BackupRecord(models.Model):
+    """One backup attempt: file, size, checksum, result (the console and /readyz read the newest)."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    path = models.CharField(max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    trigger = models.CharField(max_length=20, default="schedule")  # schedule | command
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"backup {self.created_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
