@@ -1,0 +1,14 @@
+"""Celery tasks of the ops app: thin wrappers around ops.backup and ops.retention."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="ops.backup_daily")
+def backup_daily() -> dict:
+    """The daily backup (beat); a failure is recorded and audited by ``backup_create`` and re-raised."""
+    from ops.backup import backup_create
+
+    record = backup_create(trigger="schedule")
+    return {"file": record.path, "size_bytes": record.size_bytes}
