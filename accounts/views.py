@@ -572,10 +572,17 @@ def _audit_rows(events) -> Iterator[str]:
 
 @requires("view_audit_log")
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered audit log as CSV, streamed row by row (no full load into memory)."""
+    """The filtered audit log as CSV (or JSON lines with ``?format=jsonl``), newest first, at most
+    AUDIT_EXPORT_LIMIT events, streamed row by row (no full load into memory)."""
+    from ops.audit_export import AUDIT_EXPORT_LIMIT, jsonl_rows
+
     form = AuditFilterForm(request.GET or None)
-    events = selectors.audit_event_list(**form.filters())
-    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
+    events = selectors.audit_event_list(**form.filters())[:AUDIT_EXPORT_LIMIT]
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if request.GET.get("format") == "jsonl":
+        response = StreamingHttpResponse(jsonl_rows(events), content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.jsonl"'
+        return response
+    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.csv"'
     return response

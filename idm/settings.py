@@ -277,3 +277,4 @@ IDM_BACKUP_KEEP_WEEKLY = env_int("IDM_BACKUP_KEEP_WEEKLY", 4)
 IDM_BACKUP_MAX_AGE_HOURS = env_int("IDM_BACKUP_MAX_AGE_HOURS", 26)
 IDM_AUDIT_RETENTION_DAYS = env_int("IDM_AUDIT_RETENTION_DAYS", 90)
 CELERY_BEAT_SCHEDULE["ops-backup-daily"] = {"task": "ops.backup_daily", "schedule": 24 * 3600}
+CELERY_BEAT_SCHEDULE["ops-audit-purge"] = {"task": "ops.audit_purge", "schedule": 24 * 3600}

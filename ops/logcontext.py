@@ -18,3 +18,7 @@ def reset(token: contextvars.Token) -> None:
 
 def current() -> dict:
     return _context.get() or {}
+
+
+# The client's user agent, for sign-in audit events (ops.signals.complete_sign_in_event); not logged.
+user_agent: contextvars.ContextVar[str] = contextvars.ContextVar("idm_user_agent", default="")

@@ -35,9 +35,11 @@ class RequestObservabilityMiddleware:
         from ops import logcontext, metrics
 
         token = logcontext.bind(request_id=getattr(request, "request_id", ""))
+        agent_token = logcontext.user_agent.set(request.headers.get("User-Agent", "")[:300])
         try:
             response = self.get_response(request)
         finally:
+            logcontext.user_agent.reset(agent_token)
             logcontext.reset(token)
         match = getattr(request, "resolver_match", None)
         view = match.view_name if match and match.view_name else "unresolved"

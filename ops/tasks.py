@@ -12,3 +12,12 @@ def backup_daily() -> dict:
 
     record = backup_create(trigger="schedule")
     return {"file": record.path, "size_bytes": record.size_bytes}
+
+
+@shared_task(name="ops.audit_purge")
+def audit_purge_daily() -> dict:
+    """The daily audit retention purge (beat)."""
+    from ops.retention import audit_purge
+
+    result = audit_purge()
+    return {"deleted": result.deleted, "before": result.before.isoformat()}
