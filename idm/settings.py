@@ -165,7 +165,15 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- Email (invitations, password reset) ----------------------------------------------------
-EMAIL_BACKEND = env_str("IDM_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# With no mail server (IDM_EMAIL_HOST unset) mail is kept in the console's Outbox (ops.mail) instead.
+EMAIL_HOST = env_str("IDM_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("IDM_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("IDM_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env_str("IDM_EMAIL_PASSWORD")
+EMAIL_USE_TLS = env_bool("IDM_EMAIL_TLS", True)
+EMAIL_TIMEOUT = 20
+EMAIL_BACKEND = env_str("IDM_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+                        if env_str("IDM_EMAIL_HOST") else "ops.mail.OutboxEmailBackend")
 DEFAULT_FROM_EMAIL = env_str("IDM_FROM_EMAIL", "idm@localhost")
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -276,5 +284,6 @@ IDM_BACKUP_KEEP_DAILY = env_int("IDM_BACKUP_KEEP_DAILY", 7)
 IDM_BACKUP_KEEP_WEEKLY = env_int("IDM_BACKUP_KEEP_WEEKLY", 4)
 IDM_BACKUP_MAX_AGE_HOURS = env_int("IDM_BACKUP_MAX_AGE_HOURS", 26)
 IDM_AUDIT_RETENTION_DAYS = env_int("IDM_AUDIT_RETENTION_DAYS", 90)
+IDM_OUTBOX_DAYS = env_int("IDM_OUTBOX_DAYS", 30)
 CELERY_BEAT_SCHEDULE["ops-backup-daily"] = {"task": "ops.backup_daily", "schedule": 24 * 3600}
 CELERY_BEAT_SCHEDULE["ops-audit-purge"] = {"task": "ops.audit_purge", "schedule": 24 * 3600}

@@ -51,6 +51,11 @@ class OpsSettings:
         """``IDM_AUDIT_RETENTION_DAYS``: audit events older than this are purged daily (default 90)."""
         return int(getattr(settings, "IDM_AUDIT_RETENTION_DAYS", 90))
 
+    @property
+    def outbox_days(self) -> int:
+        """``IDM_OUTBOX_DAYS``: outbox messages older than this are deleted daily (default 30)."""
+        return int(getattr(settings, "IDM_OUTBOX_DAYS", 30))
+
 
 DEFAULT_CSP = "; ".join([
     "default-src 'self'",

@@ -10,4 +10,4 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import alerts, signals  # noqa: F401

@@ -42,3 +42,26 @@ class BackupRecord(models.Model):
 
     def __str__(self) -> str:
         return f"backup {self.created_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
+
+
+class OutboxMessage(models.Model):
+    """An email idm would have sent, kept because no mail server is configured (``ops.mail``).
+
+    Any feature's mail lands here (role-grant alerts, password resets, invitations), so a new install
+    can see it in the console. It may hold set-password links: only Customer Cloud Admins see the page,
+    and messages older than IDM_OUTBOX_DAYS are deleted by the audit purge task."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    from_email = models.CharField(max_length=255, blank=True)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998)
+    body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {', '.join(self.to)}: {self.subject}"

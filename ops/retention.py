@@ -45,3 +45,12 @@ def audit_purge(*, now: datetime | None = None, retention_days: int | None = Non
                  new={"deleted": deleted, "before": cutoff.isoformat(), "retention_days": days},
                  message=f"Deleted {deleted} audit events older than {cutoff:%Y-%m-%d %H:%M} UTC ({days} days).")
     return PurgeResult(deleted=deleted, before=cutoff, retention_days=days)
+
+
+def outbox_purge(*, now: datetime | None = None) -> int:
+    """Delete outbox messages older than IDM_OUTBOX_DAYS (they may hold set-password links)."""
+    from ops.models import OutboxMessage
+
+    cutoff = (now or timezone.now()) - timedelta(days=ops_settings.outbox_days)
+    deleted, _ = OutboxMessage.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -16,8 +16,8 @@ def backup_daily() -> dict:
 
 @shared_task(name="ops.audit_purge")
 def audit_purge_daily() -> dict:
-    """The daily audit retention purge (beat)."""
-    from ops.retention import audit_purge
+    """The daily audit retention purge (beat); also drops old outbox messages."""
+    from ops.retention import audit_purge, outbox_purge
 
     result = audit_purge()
-    return {"deleted": result.deleted, "before": result.before.isoformat()}
+    return {"deleted": result.deleted, "before": result.before.isoformat(), "outbox_deleted": outbox_purge()}

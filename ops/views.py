@@ -51,3 +51,48 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "metrics_forbidden",
                              "message": "Send Authorization: Bearer <IDM_METRICS_TOKEN>."}, status=403)
     return HttpResponse(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+# --- Console: outbox (Customer Cloud Admins only: messages may hold set-password links) -------------
+
+
+def _cloud_admin_only(view):
+    from functools import wraps
+
+    from django.contrib.auth.decorators import login_required
+    from django.core.exceptions import PermissionDenied
+
+    from accounts.access import Access
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not Access.of(request.user).is_cloud_admin:
+            raise PermissionDenied("Customer Cloud Admins only")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@_cloud_admin_only
+@never_cache
+def outbox(request: HttpRequest) -> HttpResponse:
+    """Mail idm would have sent (no mail server configured), newest first, 50 a page."""
+    from django.core.paginator import Paginator
+    from django.shortcuts import render
+
+    from ops.models import OutboxMessage
+
+    page = Paginator(OutboxMessage.objects.all(), 50).get_page(request.GET.get("page"))
+    return render(request, "ops/outbox.html", {
+        "page": page, "mail_configured": settings.EMAIL_BACKEND != "ops.mail.OutboxEmailBackend"})
+
+
+@_cloud_admin_only
+@never_cache
+def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
+    from django.shortcuts import get_object_or_404, render
+
+    from ops.models import OutboxMessage
+
+    return render(request, "ops/outbox_message.html", {"message": get_object_or_404(OutboxMessage, pk=pk)})
