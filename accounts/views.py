@@ -108,8 +108,11 @@ def home(request: HttpRequest) -> HttpResponse:
     ]
     org_count = Organization.objects.filter(access.org_filter("view_directory")).count()
     recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
+    from ops.dashboard import dashboard_context  # charts, alerts, backups (issue 11)
+
     return render(request, "accounts/home.html", {
         "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
+        **dashboard_context(access=access, users=users),
     })
 
 

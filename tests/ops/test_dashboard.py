@@ -1,0 +1,107 @@
+"""The dashboard: per-day series (cached past, live today), alerts, backup panel, scoping per viewer."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import models
+from django.test import Client
+from django.utils import timezone
+
+from accounts.identity.audit import build_event, save_events
+from accounts.identity.types import Actor
+from accounts.models import AuditEvent
+from ops import dashboard
+from ops.models import BackupRecord, JobRun
+from tests.accounts.console_support import directory, fast_hasher  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _events(action: str, n: int, *, days_ago: int = 0, source: str = "local") -> None:
+    events = [build_event(actor=Actor.system("t"), action=action, target_label=f"u{i}") for i in range(n)]
+    save_events(events)
+    qs = models.QuerySet(AuditEvent).filter(pk__in=[e.pk for e in events])
+    assert qs.update(created_at=timezone.now() - timedelta(days=days_ago), source=source) == n
+
+
+def test_sign_ins_per_day_counts_success_and_failure_by_day():
+    _events("auth.login_succeeded", 3)
+    _events("auth.login_failed", 2)
+    _events("auth.mfa_failed", 1, days_ago=2)
+    _events("auth.login_succeeded", 4, days_ago=40)  # outside the window
+    series = dashboard.sign_ins_per_day()
+    assert len(series.days) == 30 and series.days[-1] == timezone.localdate()
+    assert series.values["succeeded"][-1] == 3 and series.values["failed"][-1] == 2
+    assert series.values["failed"][-3] == 1
+    assert sum(series.values["succeeded"]) == 3
+
+
+def test_past_days_come_from_cache_today_is_live():
+    _events("auth.login_failed", 1, days_ago=1)
+    assert dashboard.sign_ins_per_day().values["failed"][-2] == 1
+    _events("auth.login_failed", 5, days_ago=1)  # a past day does not change in practice; the cache holds
+    _events("auth.login_failed", 2)
+    series = dashboard.sign_ins_per_day()
+    assert series.values["failed"][-2] == 1 and series.values["failed"][-1] == 2
+
+
+def test_changes_per_day_by_source():
+    _events("user.created", 4, source="bulk")
+    _events("user.updated", 1, source="local")
+    _events("auth.login_failed", 9)  # not a change
+    series = dashboard.changes_per_day()
+    assert series.values["bulk"][-1] == 4 and series.values["local"][-1] == 1
+    assert set(series.values) == {"bulk", "local"}
+
+
+def test_cloud_admin_dashboard_shows_alerts_backup_and_tables(directory):  # noqa: F811
+    _events("auth.login_failed", 2)
+    _events("auth.login_throttled", 1)
+    JobRun.objects.create(task="ops.backup_daily", status="failed", started_at=timezone.now(), error="OSError: disk full")
+    client = Client()
+    client.force_login(directory.admin)
+    body = client.get("/").content.decode()
+    assert 'data-alert="backup_missing"' in body and 'data-backup-state="missing"' in body
+    assert 'data-alert="job_failed"' in body and "disk full" in body
+    assert 'data-alert="account_throttled"' in body
+    table = body.split('data-chart-table="sign-ins"')[1].split("</table>")[0]
+    today = timezone.localdate().isoformat()
+    # force_login signed the admin in once (1 succeeded); 2 failed + 1 throttled = 3 failed.
+    assert re.search(rf"<td>{today}</td><td class=\"num\">1</td><td class=\"num\">3</td>", table), table[-400:]
+    assert "<svg" in body and 'class="chart-s1"' in body
+
+
+def test_stale_backup_warns_and_fresh_one_does_not(directory):  # noqa: F811
+    client = Client()
+    client.force_login(directory.admin)
+    record = BackupRecord.objects.create(ok=True, path="/b/idm-x.pgdump", size_bytes=2048)
+    body = client.get("/").content.decode()
+    assert 'data-backup-state="ok"' in body and "backup_" not in body.split('id="alerts-h"')[1].split("</section>")[0]
+    BackupRecord.objects.filter(pk=record.pk).update(created_at=timezone.now() - timedelta(hours=27))
+    body = client.get("/").content.decode()
+    assert 'data-alert="backup_stale"' in body and 'data-backup-state="stale"' in body
+    BackupRecord.objects.create(ok=False, error="pg_dump_failed: boom")
+    body = client.get("/").content.decode()
+    assert 'data-alert="backup_failed"' in body and 'data-backup-state="failed"' in body
+
+
+def test_org_admin_sees_no_instance_wide_figures(directory):  # noqa: F811
+    _events("auth.login_failed", 2)
+    client = Client()
+    client.force_login(directory.eng_admin)
+    response = client.get("/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="alerts-h"' not in body and 'data-chart-table' not in body and 'id="backup-h"' not in body
+    assert 'id="source-h"' in body  # users by source, within their own subtree
