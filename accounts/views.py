@@ -99,8 +99,9 @@ def home(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     if not access.has("view_directory"):
         return account(request)
-    users = selectors.user_list(viewer=request.user)
-    by_state = dict(users.order_by().values_list("profile__state").annotate(n=Count("pk")))
+    from ops.dashboard import dashboard_context, user_counts  # charts, alerts, backups (issue 11)
+
+    by_state, by_source = user_counts(access=access, users=selectors.user_list(viewer=request.user))
     counts = [
         {"state": s.value, "label": s.label, "count": by_state.get(s.value, 0),
          "url": f"{reverse('accounts:user_list')}?state={s.value}"}
@@ -108,11 +109,9 @@ def home(request: HttpRequest) -> HttpResponse:
     ]
     org_count = Organization.objects.filter(access.org_filter("view_directory")).count()
     recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
-    from ops.dashboard import dashboard_context  # charts, alerts, backups (issue 11)
-
     return render(request, "accounts/home.html", {
         "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
-        **dashboard_context(access=access, users=users),
+        **dashboard_context(access=access, by_source=by_source),
     })
 
 

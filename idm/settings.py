@@ -287,3 +287,4 @@ IDM_AUDIT_RETENTION_DAYS = env_int("IDM_AUDIT_RETENTION_DAYS", 90)
 IDM_OUTBOX_DAYS = env_int("IDM_OUTBOX_DAYS", 30)
 CELERY_BEAT_SCHEDULE["ops-backup-daily"] = {"task": "ops.backup_daily", "schedule": 24 * 3600}
 CELERY_BEAT_SCHEDULE["ops-audit-purge"] = {"task": "ops.audit_purge", "schedule": 24 * 3600}
+CELERY_BEAT_SCHEDULE["ops-dashboard-warm"] = {"task": "ops.dashboard_warm", "schedule": 1800}

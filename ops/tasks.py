@@ -21,3 +21,12 @@ def audit_purge_daily() -> dict:
 
     result = audit_purge()
     return {"deleted": result.deleted, "before": result.before.isoformat(), "outbox_deleted": outbox_purge()}
+
+
+@shared_task(name="ops.dashboard_warm")
+def dashboard_warm() -> str:
+    """Keep the dashboard's past-day counts cached (beat, every 30 minutes)."""
+    from ops.dashboard import warm
+
+    warm()
+    return "ok"
