@@ -151,7 +151,7 @@ def test_saml_replay_is_refused_on_the_other_server(cluster, user_factory, org_f
 
 
 def test_throttle_sessions_and_uploads_are_shared(cluster, user_factory, admin_user, tmp_path):
-    from accounts.models import AuditEvent
+    from accounts.models import AuditEvent, Organization
 
     user_factory("bob", password=TEST_PASSWORD)
     # Throttle: three wrong passwords on A; the right one is then refused on B.
@@ -170,7 +170,9 @@ def test_throttle_sessions_and_uploads_are_shared(cluster, user_factory, admin_u
     # Upload on A, confirmed on A, applied by the worker, progress and result seen on B.
     token = csrf(admin, f"{cluster['a']}/users/upload/")
     rows = "username,email\n" + "".join(f"up{i},up{i}@example.com\n" for i in range(30))
-    created = admin.post(f"{cluster['a']}/users/upload/", data={"csrfmiddlewaretoken": token, "operation": "upsert"},
+    root = Organization.objects.get(parent__isnull=True)
+    created = admin.post(f"{cluster['a']}/users/upload/", data={"csrfmiddlewaretoken": token, "operation": "upsert",
+                                                                "org": root.pk},
                          files={"file": ("users.csv", rows.encode(), "text/csv")}, allow_redirects=False, timeout=30)
     assert created.status_code == 302, created.text[:1000]
     detail = created.headers["Location"]
@@ -179,6 +181,8 @@ def test_throttle_sessions_and_uploads_are_shared(cluster, user_factory, admin_u
     confirmed = admin.post(f"{cluster['a']}/users/upload/{upload_id}/confirm/",
                            data={"csrfmiddlewaretoken": token, "mode": "no_errors"}, allow_redirects=False, timeout=30)
     assert confirmed.status_code == 302
+    page = admin.get(f"{cluster['b']}{detail}", timeout=10).text
+    assert "This upload was already applied" not in page and "row(s) with errors" not in page, page[:3000]
     deadline, seen = time.monotonic() + 90, []
     while time.monotonic() < deadline:
         status = admin.get(f"{cluster['b']}/users/upload/{upload_id}/status.json", timeout=10).json()
