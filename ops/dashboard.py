@@ -140,16 +140,16 @@ def user_counts(*, access, users) -> tuple[dict[str, int], dict[str, int]]:
         rows = users.order_by().values_list("profile__state", "profile__source").annotate(n=Count("pk"))
     by_state: dict[str, int] = {}
     by_source: dict[str, int] = {}
+    for state, source, n in rows:
+        by_state[state] = by_state.get(state, 0) + n
+        by_source[source] = by_source.get(source, 0) + n
     if access.is_global("view_directory"):
         from django.contrib.auth.models import User
 
         # Users without a profile (``createsuperuser``) count in the total, like the users list shows them.
-        missing = User.objects.count() - UserProfile.objects.count()
+        missing = User.objects.count() - sum(by_state.values())
         if missing > 0:
             by_state[None] = by_source[None] = missing  # type: ignore[index]
-    for state, source, n in rows:
-        by_state[state] = by_state.get(state, 0) + n
-        by_source[source] = by_source.get(source, 0) + n
     return by_state, by_source
 
 
