@@ -279,6 +279,7 @@ IDM_SIGNIN_LOCKOUT_SECONDS = env_int("IDM_SIGNIN_LOCKOUT_SECONDS", 900)
 
 # --- Operations (ops app: health, metrics, backups, audit retention; defaults in ops/app_settings.py)
 IDM_METRICS_TOKEN = env_str("IDM_METRICS_TOKEN")
+IDM_READYZ_WORKER_TIMEOUT = float(env_str("IDM_READYZ_WORKER_TIMEOUT", "1") or 1)
 IDM_BACKUP_DIR = env_str("IDM_BACKUP_DIR", str(VAR_DIR / "backups"))
 IDM_BACKUP_KEEP_DAILY = env_int("IDM_BACKUP_KEEP_DAILY", 7)
 IDM_BACKUP_KEEP_WEEKLY = env_int("IDM_BACKUP_KEEP_WEEKLY", 4)
