@@ -40,3 +40,8 @@ def test_daily_and_weekly_combine_without_duplicates():
 
 def test_duplicate_times_count_once():
     assert backups_to_keep([at(3), at(3), at(2)], keep_daily=1, keep_weekly=0) == {at(3)}
+
+
+def test_several_backups_on_one_day_count_as_one_day():
+    # Two backups today (a manual one and the scheduled one): yesterday's is still one of the two days kept.
+    assert backups_to_keep([at(4, 9), at(4, 2), at(3, 1)], keep_daily=2, keep_weekly=0) == {at(4, 9), at(3, 1)}
