@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.identity.audit import build_event, save_events
 from accounts.identity.types import Actor
 from accounts.models import AuditEvent
+from ops import logcontext
 from ops.retention import audit_purge
 from tests.conftest import TEST_PASSWORD
 
@@ -106,3 +107,19 @@ def test_sign_in_events_carry_method_ip_and_user_agent(user_factory, settings):
         assert event.new_value["method"] == "password", action
         assert event.new_value["user_agent"] == "Mozilla/5.0 TestAgent", action
         assert event.ip_address == "192.0.2.7", action
+
+
+def test_two_factor_and_sso_events_name_their_method():
+    from accounts.identity.audit import record_event
+
+    token = logcontext.user_agent.set("Agent/2")
+    try:
+        mfa = record_event(actor=Actor.system("t"), action="auth.mfa_failed", new={"reason": "wrong_code"})
+        sso = record_event(actor=Actor.system("t"), action="auth.sso_login_failed", new={"reason": "replayed"})
+        other = record_event(actor=Actor.system("t"), action="user.updated", new="x")
+    finally:
+        logcontext.user_agent.reset(token)
+    assert AuditEvent.objects.get(pk=mfa.pk).new_value == {"reason": "wrong_code", "method": "two_factor",
+                                                           "user_agent": "Agent/2"}
+    assert AuditEvent.objects.get(pk=sso.pk).new_value["method"] == "sso"
+    assert AuditEvent.objects.get(pk=other.pk).new_value == "x"  # only sign-in events are completed
