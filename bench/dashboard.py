@@ -4,9 +4,10 @@
     .venv/bin/python bench/dashboard.py --sqlite             # same on an SQLite file
     .venv/bin/python bench/dashboard.py --events 200000      # another audit size
 
-Two cases: "cold" clears the cache before each request (the first visit of the day: the 29 past days are
-counted in one query, today live), "warm" is every later visit (past days cached, today counted live).
-Target: p95 <= 300 ms for both. Exits non-zero over target.
+Finished days are rolled up once into ops.DailyCount (the beat task ops.dashboard_warm does it; the time of
+that first 29-day rollup is printed). Two cases: "first visit of the day" drops yesterday's rollup and the
+cache before each request (yesterday and today are counted from the audit log), "warm" is every later
+visit (today's counts cached for a minute). Target: p95 <= 300 ms for both. Exits non-zero over target.
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ def main() -> int:
                                                                                      CUSTOMER_CLOUD_ADMIN, root)
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    from ops import dashboard
+    from ops.models import DailyCount
+
+    DailyCount.objects.all().delete()
+    cache.clear()
+    t0 = time.perf_counter()
+    dashboard.warm()
+    rollup_s = time.perf_counter() - t0
+    print(f"first rollup of 29 days (both series): {rollup_s:.2f} s", flush=True)
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(admin)
 
@@ -107,12 +117,14 @@ def main() -> int:
         return len(response.content)
 
     rows, all_ok = [], True
-    for label, clear in (("cold (cache cleared)", True), ("warm (past days cached)", False)):
+    yesterday = dashboard.timezone.localdate() - dashboard.timedelta(days=1)
+    for label, clear in (("first visit of the day", True), ("warm", False)):
         for _ in range(3):
             get()
         times = []
         for _ in range(args.reps):
             if clear:
+                DailyCount.objects.filter(day=yesterday).delete()
                 cache.clear()
             t0 = time.perf_counter()
             size = get()
@@ -127,6 +139,7 @@ def main() -> int:
         "measured": "GET / through django.test.Client as a Customer Cloud Admin (view, template, charts)",
         "database": backend_label(), "machine": machine_label(), "load": load_label(),
         "peak RSS": f"{peak_rss_mib():.0f} MiB", "target": f"p95 <= {TARGET_MS:.0f} ms",
+        "first rollup": f"{rollup_s:.2f} s (once per install, by the beat task)",
     }, rows)
     return 0 if all_ok else 1
 

@@ -1,8 +1,9 @@
 """The console dashboard's numbers (reads only): users, orgs, uploads, sign-ins and changes per day, alerts.
 
-Per-day series cover the last 30 days. Days before today never change (events are append-only; the
-retention purge only removes days older than the window), so their buckets are cached for a day and only
-today's are counted live: at a million audit events the page stays one small range scan.
+Per-day series cover the last 30 days. Days before today never change (events are append-only), so each
+finished day is counted once into ``ops.DailyCount`` (by the ``ops.dashboard_warm`` beat task, or by the
+first visitor after midnight) and only today's events are counted, at most once a minute: at a million
+audit events the page reads 29 stored days and one day of events.
 """
 
 from __future__ import annotations
@@ -91,15 +92,34 @@ def _change_query(start: datetime, end: datetime) -> dict[tuple[date, str], int]
 TODAY_TTL = 60  # seconds: today's counts may lag a minute; past days are final
 
 
+def _past(kind: str, query, days: list[date]) -> dict[tuple[date, str], int]:
+    """Counts of finished days from the ``DailyCount`` rollup; days not rolled up yet are counted in one
+    query and stored (usually just yesterday, or nothing: the ``ops.dashboard_warm`` task runs first)."""
+    from django.db import IntegrityError, transaction
+
+    from ops.models import DailyCount
+
+    rows = list(DailyCount.objects.filter(series=kind, day__gte=days[0], day__lte=days[-1])
+                .values_list("day", "key", "n"))
+    done = {day for day, _, _ in rows}
+    missing = [d for d in days if d not in done]
+    if missing:
+        counted = query(_bounds(missing[0])[0], _bounds(missing[-1])[1])
+        new = [DailyCount(day=d, series=kind, key="", n=0) for d in missing]
+        new += [DailyCount(day=d, series=kind, key=str(k)[:40], n=n) for (d, k), n in counted.items() if d in missing]
+        try:
+            with transaction.atomic():
+                DailyCount.objects.bulk_create(new, ignore_conflicts=True)
+        except IntegrityError:  # a concurrent visitor stored them first: theirs are the same counts
+            pass
+        rows += [(d, k, n) for (d, k), n in counted.items() if d in missing]
+    return {(day, key): n for day, key, n in rows if key}
+
+
 def _daily(kind: str, query, today: date) -> dict[tuple[date, str], int]:
-    """Buckets for the window: past days from the cache (filled in one query when missing, and kept warm
-    by the ``ops.dashboard_warm`` beat task), today's counted at most once a minute."""
+    """Buckets for the window: finished days from the rollup, today's counted at most once a minute."""
     days = _day_range(today)
-    key = f"idm:dashboard:{kind}:{days[0].isoformat()}:{today.isoformat()}"
-    past = cache.get(key, version=CACHE_VERSION)
-    if past is None:
-        past = query(_bounds(days[0])[0], _bounds(today)[0])
-        cache.set(key, past, 24 * 3600, version=CACHE_VERSION)
+    past = _past(kind, query, days[:-1])
     today_key = f"idm:dashboard:{kind}:today:{today.isoformat()}"
     current = cache.get(today_key, version=CACHE_VERSION)
     if current is None:
@@ -109,7 +129,7 @@ def _daily(kind: str, query, today: date) -> dict[tuple[date, str], int]:
 
 
 def warm() -> None:
-    """Fill the past-day caches (the beat task runs this, so no visitor pays for the 29-day count)."""
+    """Roll up finished days (the beat task runs this, so no visitor pays for counting them)."""
     sign_ins_per_day()
     changes_per_day()
 

@@ -65,3 +65,20 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {', '.join(self.to)}: {self.subject}"
+
+
+class DailyCount(models.Model):
+    """A finished day's count for a dashboard series (``ops.dashboard``), computed once from the audit log.
+
+    A row with an empty ``key`` marks the day as counted, so days without events are not counted again."""
+
+    day = models.DateField()
+    series = models.CharField(max_length=20)
+    key = models.CharField(max_length=40, blank=True)
+    n = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["series", "day", "key"], name="ops_dailycount_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.series} {self.day} {self.key}: {self.n}"

@@ -51,7 +51,7 @@ def test_past_days_cached_for_the_day_today_for_a_minute():
     _events("auth.login_failed", 1, days_ago=1)
     first = dashboard.sign_ins_per_day()
     assert first.values["failed"][-2] == 1 and first.values["failed"][-1] == 0
-    _events("auth.login_failed", 5, days_ago=1)  # a past day does not change in practice; the cache holds
+    _events("auth.login_failed", 5, days_ago=1)  # a finished day does not change in practice; its rollup holds
     _events("auth.login_failed", 2)
     assert dashboard.sign_ins_per_day().values["failed"][-1] == 0  # today's count is at most a minute old
     today = timezone.localdate().isoformat()
@@ -109,3 +109,21 @@ def test_org_admin_sees_no_instance_wide_figures(directory):  # noqa: F811
     assert response.status_code == 200
     assert 'id="alerts-h"' not in body and 'data-chart-table' not in body and 'id="backup-h"' not in body
     assert 'id="source-h"' in body  # users by source, within their own subtree
+
+
+def test_finished_days_are_rolled_up_once_including_empty_days():
+    from ops.models import DailyCount
+
+    _events("auth.login_succeeded", 2, days_ago=3)
+    dashboard.warm()
+    assert DailyCount.objects.filter(series="signins", key="").count() == 29  # every finished day marked
+    assert DailyCount.objects.get(series="signins", key="succeeded").n == 2
+    assert DailyCount.objects.filter(series="changes", key="").count() == 29
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cache.clear()  # today's minute-long cache too
+    with CaptureQueriesContext(connection) as ctx:
+        dashboard.sign_ins_per_day()
+    audit_queries = [q for q in ctx.captured_queries if "accounts_auditevent" in q["sql"]]
+    assert len(audit_queries) == 1  # only today's events are counted (the rest is in the rollup)
