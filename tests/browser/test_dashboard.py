@@ -17,8 +17,10 @@ def fast_hasher(settings):
 
 
 def test_dashboard_charts_alerts_and_tables(transactional_db, fast_hasher, live_server, page, admin_user):
+    from django.core.cache import cache
     from playwright.sync_api import expect
 
+    cache.clear()  # the database cache table outlives other tests' flushes: no stale "today" counts
     violations: list[str] = []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(f"{live_server.url}/sign-in/")
