@@ -92,40 +92,49 @@ def _change_query(start: datetime, end: datetime) -> dict[tuple[date, str], int]
 TODAY_TTL = 60  # seconds: today's counts may lag a minute; past days are final
 
 
-def _past(kind: str, query, days: list[date]) -> dict[tuple[date, str], int]:
-    """Counts of finished days from the ``DailyCount`` rollup; days not rolled up yet are counted in one
-    query and stored (usually just yesterday, or nothing: the ``ops.dashboard_warm`` task runs first)."""
-    from django.db import IntegrityError, transaction
-
+def _rolled_up(kind: str, days: list[date]) -> tuple[list[tuple[date, str, int]], list[date]]:
+    """Stored rows for ``days`` and the days not rolled up yet."""
     from ops.models import DailyCount
 
     rows = list(DailyCount.objects.filter(series=kind, day__gte=days[0], day__lte=days[-1])
                 .values_list("day", "key", "n"))
     done = {day for day, _, _ in rows}
-    missing = [d for d in days if d not in done]
-    if missing:
-        counted = query(_bounds(missing[0])[0], _bounds(missing[-1])[1])
-        new = [DailyCount(day=d, series=kind, key="", n=0) for d in missing]
-        new += [DailyCount(day=d, series=kind, key=str(k)[:40], n=n) for (d, k), n in counted.items() if d in missing]
-        try:
-            with transaction.atomic():
-                DailyCount.objects.bulk_create(new, ignore_conflicts=True)
-        except IntegrityError:  # a concurrent visitor stored them first: theirs are the same counts
-            pass
-        rows += [(d, k, n) for (d, k), n in counted.items() if d in missing]
-    return {(day, key): n for day, key, n in rows if key}
+    return rows, [d for d in days if d not in done]
+
+
+def _store(kind: str, missing: list[date], counted: dict[tuple[date, str], int]) -> None:
+    from django.db import IntegrityError, transaction
+
+    from ops.models import DailyCount
+
+    new = [DailyCount(day=d, series=kind, key="", n=0) for d in missing]
+    new += [DailyCount(day=d, series=kind, key=str(k)[:40], n=n) for (d, k), n in counted.items() if d in missing]
+    try:
+        with transaction.atomic():
+            DailyCount.objects.bulk_create(new, ignore_conflicts=True)
+    except IntegrityError:  # a concurrent visitor stored them first: theirs are the same counts
+        pass
 
 
 def _daily(kind: str, query, today: date) -> dict[tuple[date, str], int]:
-    """Buckets for the window: finished days from the rollup, today's counted at most once a minute."""
+    """Buckets for the window: finished days from the ``DailyCount`` rollup, today's counted at most once a
+    minute. Days not rolled up yet (usually yesterday, right after midnight, before the beat task ran) are
+    counted in the same query as today."""
     days = _day_range(today)
-    past = _past(kind, query, days[:-1])
+    rows, missing = _rolled_up(kind, days[:-1])
     today_key = f"idm:dashboard:{kind}:today:{today.isoformat()}"
     current = cache.get(today_key, version=CACHE_VERSION)
-    if current is None:
+    if missing:
+        counted = query(_bounds(missing[0])[0], _bounds(today if current is None else missing[-1])[1])
+        _store(kind, missing, counted)
+        rows += [(d, k, n) for (d, k), n in counted.items() if d in missing]
+        if current is None:
+            current = {(d, k): n for (d, k), n in counted.items() if d == today}
+            cache.set(today_key, current, TODAY_TTL, version=CACHE_VERSION)
+    elif current is None:
         current = query(*_bounds(today))
         cache.set(today_key, current, TODAY_TTL, version=CACHE_VERSION)
-    return {**past, **current}
+    return {**{(day, key): n for day, key, n in rows if key}, **current}
 
 
 def warm() -> None:

@@ -127,3 +127,23 @@ def test_finished_days_are_rolled_up_once_including_empty_days():
         dashboard.sign_ins_per_day()
     audit_queries = [q for q in ctx.captured_queries if "accounts_auditevent" in q["sql"]]
     assert len(audit_queries) == 1  # only today's events are counted (the rest is in the rollup)
+
+
+def test_first_visit_after_midnight_counts_yesterday_and_today_in_one_query():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from ops.models import DailyCount
+
+    _events("auth.login_failed", 3, days_ago=1)
+    _events("auth.login_failed", 4)
+    dashboard.warm()
+    yesterday = timezone.localdate() - timedelta(days=1)
+    DailyCount.objects.filter(day=yesterday).delete()  # as if the day had just ended
+    cache.clear()
+    with CaptureQueriesContext(connection) as ctx:
+        series = dashboard.sign_ins_per_day()
+    assert len([q for q in ctx.captured_queries if "accounts_auditevent" in q["sql"]]) == 1
+    assert series.values["failed"][-2:] == [3, 4]
+    assert DailyCount.objects.get(series="signins", day=yesterday, key="failed").n == 3
+    assert not DailyCount.objects.filter(series="signins", day=timezone.localdate()).exists()  # today is not final
