@@ -143,10 +143,13 @@ def test_saml_replay_is_refused_on_the_other_server(cluster, user_factory, org_f
     request_id = authn_request_id(start.headers["Location"])
     xml = idp.response_xml(sp_entity_id=sp_entity_id(provider), acs_url=acs_url(provider), name_id="alice",
                            in_response_to=request_id)
+    # The browser-binding cookie is Secure; a browser sends it to http://127.0.0.1, requests does not: pass it.
+    browser_cookies = {c.name: c.value for c in session.cookies}
     finished = session.post(f"{cluster['b']}{acs}", data={"SAMLResponse": TestIdP.encode(xml)},
-                            allow_redirects=False, timeout=15)
+                            cookies=browser_cookies, allow_redirects=False, timeout=15)
     assert finished.status_code == 302, finished.text[:1000]
-    again = session.post(f"{cluster['a']}{acs}", data={"SAMLResponse": TestIdP.encode(xml)}, timeout=15)
+    again = session.post(f"{cluster['a']}{acs}", data={"SAMLResponse": TestIdP.encode(xml)},
+                         cookies=browser_cookies, timeout=15)
     assert 'data-sso-error="unknown_in_response_to"' in again.text or 'data-sso-error="replayed"' in again.text
 
 
