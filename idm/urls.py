@@ -11,5 +11,6 @@ urlpatterns = [
     path("sso/", include("sso.urls")),
     path("", include("ops.urls")),  # /healthz, /readyz, /metrics, /outbox/
     path("users/upload/", include("accounts.bulk_upload.urls")),
+    path("provisioning/", include("provisioning.urls")),
     path("", include("accounts.urls")),
 ]
