@@ -45,8 +45,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.UserSessionMiddleware",  # ended sessions stay ended (issue 7 §5)
     "accounts.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.credentials.middleware.RequiredActionsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ops.middleware.SecurityHeadersMiddleware",
     "ops.middleware.RequestObservabilityMiddleware",
@@ -302,3 +304,7 @@ IDM_OUTBOX_DAYS = env_int("IDM_OUTBOX_DAYS", 30)
 CELERY_BEAT_SCHEDULE["ops-backup-daily"] = {"task": "ops.backup_daily", "schedule": 24 * 3600}
 CELERY_BEAT_SCHEDULE["ops-audit-purge"] = {"task": "ops.audit_purge", "schedule": 24 * 3600}
 CELERY_BEAT_SCHEDULE["ops-dashboard-warm"] = {"task": "ops.dashboard_warm", "schedule": 1800}
+# Credential links (accounts/credentials/tokens.py): reset links 1 hour, invitations 7 days.
+IDM_PASSWORD_RESET_TIMEOUT = env_int("IDM_PASSWORD_RESET_TIMEOUT", 3600)
+IDM_INVITATION_TIMEOUT = env_int("IDM_INVITATION_TIMEOUT", 7 * 24 * 3600)
+IDM_PASSWORD_RESET_MAX_REQUESTS = env_int("IDM_PASSWORD_RESET_MAX_REQUESTS", 5)
