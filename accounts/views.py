@@ -100,8 +100,9 @@ def home(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     if not access.has("view_directory"):
         return account(request)
-    users = selectors.user_list(viewer=request.user)
-    by_state = dict(users.order_by().values_list("profile__state").annotate(n=Count("pk")))
+    from ops.dashboard import dashboard_context, user_counts  # charts, alerts, backups (issue 11)
+
+    by_state, by_source = user_counts(access=access, users=selectors.user_list(viewer=request.user))
     counts = [
         {"state": s.value, "label": s.label, "count": by_state.get(s.value, 0),
          "url": f"{reverse('accounts:user_list')}?state={s.value}"}
@@ -111,6 +112,7 @@ def home(request: HttpRequest) -> HttpResponse:
     recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
     return render(request, "accounts/home.html", {
         "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
+        **dashboard_context(access=access, by_source=by_source),
     })
 
 
@@ -598,10 +600,17 @@ def _audit_rows(events) -> Iterator[str]:
 
 @requires("view_audit_log")
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered audit log as CSV, streamed row by row (no full load into memory)."""
+    """The filtered audit log as CSV (or JSON lines with ``?format=jsonl``), newest first, at most
+    AUDIT_EXPORT_LIMIT events, streamed row by row (no full load into memory)."""
+    from ops.audit_export import AUDIT_EXPORT_LIMIT, jsonl_rows
+
     form = AuditFilterForm(request.GET or None)
-    events = selectors.audit_event_list(**form.filters())
-    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
+    events = selectors.audit_event_list(**form.filters())[:AUDIT_EXPORT_LIMIT]
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if request.GET.get("format") == "jsonl":
+        response = StreamingHttpResponse(jsonl_rows(events), content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.jsonl"'
+        return response
+    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.csv"'
     return response

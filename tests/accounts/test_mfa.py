@@ -215,7 +215,7 @@ def test_expired_pending_state(client, user_factory):
     assert resp.status_code == 302 and resp["Location"] == "/sign-in/"
     assert SESSION_KEY not in client.session and flow.PENDING_KEY not in client.session
     assert AuditEvent.objects.filter(action="auth.mfa_failed", target_id=str(user.pk)).latest("id").new_value == {
-        "reason": "expired"}
+        "reason": "expired", "method": "two_factor"}
 
 
 def test_second_step_pages_without_pending_state(client, db):
