@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from accounts.access import Access
 from accounts.exceptions import ConflictError, IdentityError, NotFound, PolicyDenied, ValidationFailed
+from accounts.identity import privilege
 from accounts.identity.audit import build_event, save_events
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import (
@@ -55,6 +56,7 @@ from accounts.identity.types import (
 )
 from accounts.models import AuditEvent, DirectoryGroup, ExternalIdentity, PasswordHistory, Role, UserProfile
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
+from accounts.sessions import end_sessions_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +150,7 @@ class _Batch:
         self.roles = roles
         self.now = timezone.now()
         self.access = Access.of(actor.user) if actor.user is not None and actor.enforce_scope else None
+        self.powers = privilege.powers_of_actor(actor)  # for the privilege rule (issue 7 §1)
 
         ids = {c.user_id for c in changes if c.user_id}
         names = {c.username.lower() for c in changes if isinstance(c.username, str)}
@@ -545,6 +548,7 @@ def _plan_create(change: IdentityChange, batch: _Batch, touched: set[str]) -> _P
         roles = set(batch.orgs.default_role_slugs(org.pk))
     else:
         _check_roles_assignable(roles, batch, org.pk)
+    privilege.check_privilege(actor=batch.powers, target=None, grants_roles=roles)
 
     groups: set[int] = set()
     if change.groups is not UNSET:
@@ -598,7 +602,7 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
         field_only = touched <= {"email", "first_name", "last_name", "notes"}
         perm_ok = batch.access.can("manage_users", org) or (
             field_only and batch.access.can("modify_user_profile", org)
-        )
+        ) or (touched <= {"password"} and batch.access.can("reset_passwords", org))  # Help Desk resets
         if touched - {"roles"} and not perm_ok and not (is_self and touched <= {"password"}):
             raise PolicyDenied("out_of_scope", f"You may not change users in {org.name}.")
 
@@ -757,6 +761,14 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
     if not plan.changed:
         plan.status = "unchanged"
         return plan
+    if not is_self:  # no one takes over a more privileged account (issue 7 §1)
+        privilege.check_planned_update(
+            actor=batch.powers, changed=plan.changed, target_label=current.user.username,
+            superuser=current.user.is_superuser,
+            target_roles=privilege.role_tuples(batch.roles.by_slug[s] for s in current.role_slugs),
+            org_path=_org_path(batch, current.profile.org_id), new_org_path=_org_path(batch, profile.org_id),
+            added_roles={batch.roles.by_group[g].slug for g in plan.add_groups if g in batch.roles.by_group},
+            via_sign_in=actor.source == Source.SAML)
     if actor.source not in PROVIDER_SOURCES and actor.source != Source.SAML:
         # Console and uploads: judged on what really changes, so re-uploading an export that
         # includes provider-owned users leaves them "unchanged" instead of refusing them.
@@ -768,6 +780,11 @@ def _plan_update(change: IdentityChange, batch: _Batch, current: _Current, touch
     current.group_ids = (current.group_ids | {g for g in plan.add_groups if g not in batch.roles.by_group}) - {
         g for g in plan.remove_groups if g not in batch.roles.by_group}
     return plan
+
+
+def _org_path(batch: _Batch, org_id: int | None) -> str | None:
+    org = batch.orgs.get(org_id) if org_id else None
+    return org.path if org is not None else None
 
 
 def _check_django_admin_actor(actor: Actor) -> None:
@@ -897,6 +914,14 @@ def _write(batch: _Batch, plans: list[_Plan]) -> None:
             event.target_id = str(p.user.pk)
             events.append(event)
     save_events(events)
+    # Blocked, deactivated, or a password someone else set: end the user's sessions once committed.
+    end_sessions_on_commit(actor=batch.actor, changes=[(p.user.pk, p.profile.state, p.changed) for p in updates])
+    # Users who lost roles and with them console access: their sessions end too (issue 12).
+    lost_roles = [p.user.pk for p in updates if p.remove_groups]
+    if lost_roles:
+        from accounts.credentials.service import end_sessions_if_console_access_lost
+
+        transaction.on_commit(lambda: end_sessions_if_console_access_lost(actor=batch.actor, user_ids=lost_roles))
 
 
 # --------------------------------------------------------------------------------------------

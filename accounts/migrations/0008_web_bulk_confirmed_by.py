@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0005_prov_owner_source'),
+        ('accounts', '0007_cona_credentials'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
