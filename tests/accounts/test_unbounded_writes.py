@@ -89,8 +89,8 @@ def test_throttled_attempts_write_one_event_then_a_count(client, user_factory, l
     for _ in range(SUMMARY_EVERY + 5):
         assert sign_in(client, "victim", TEST_PASSWORD).status_code == 429
     events = list(AuditEvent.objects.filter(action="auth.login_throttled").order_by("id"))
-    assert [e.new_value for e in events] == [{"refused_attempts": 1, "locked": "user"},
-                                             {"refused_attempts": SUMMARY_EVERY, "locked": "user"}]
+    summary = [{k: e.new_value[k] for k in ("refused_attempts", "locked")} for e in events]
+    assert summary == [{"refused_attempts": 1, "locked": "user"}, {"refused_attempts": SUMMARY_EVERY, "locked": "user"}]
     assert AuditEvent.objects.filter(action="auth.login_failed").count() == 2
 
 
@@ -102,7 +102,8 @@ def test_a_locked_address_spraying_usernames_is_summarised(client, db, settings,
         assert sign_in(client, f"other{i}", "Wrong-Pass-123").status_code == 429
     events = AuditEvent.objects.filter(action="auth.login_throttled")
     assert events.count() == 1
-    assert events.get().new_value == {"refused_attempts": 1, "locked": "ip"}
+    assert {k: events.get().new_value[k] for k in ("refused_attempts", "locked")} == {"refused_attempts": 1,
+                                                                                       "locked": "ip"}
 
 
 def test_refused_counts_only_while_locked(db, limits):
