@@ -1,14 +1,22 @@
-"""Per-request context for audit records: a request id and the client IP."""
+"""Per-request context for audit records (a request id and the client address) and the
+``Cache-Control`` of signed-in responses."""
 
 from __future__ import annotations
 
 import uuid
 
 from django.conf import settings
+from django.utils.cache import add_never_cache_headers
+
+from accounts.client_ip import client_address
 
 
 class RequestContextMiddleware:
-    """Sets ``request.request_id`` (from X-Request-ID when sane, else random) and ``request.client_ip``."""
+    """Sets ``request.request_id`` (from X-Request-ID when sane, else random) and ``request.client_ip``.
+
+    ``client_ip`` trusts exactly ``IDM_TRUSTED_PROXIES`` proxies (``accounts.client_ip``); it is a
+    valid address or ``None``, never the raw header.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -16,11 +24,29 @@ class RequestContextMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
-        if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and request.headers.get("X-Forwarded-For"):
-            # Behind a trusted proxy the left-most address is the client.
-            request.client_ip = request.headers["X-Forwarded-For"].split(",")[0].strip()
-        else:
-            request.client_ip = request.META.get("REMOTE_ADDR")
+        request.client_ip = client_address(
+            remote_addr=request.META.get("REMOTE_ADDR"),
+            forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR"),
+            trusted_proxies=int(getattr(settings, "IDM_TRUSTED_PROXIES", 0)),
+        )
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        return response
+
+
+class NoStoreWhenSignedInMiddleware:
+    """``Cache-Control: no-store`` (Django's never-cache set) on every response to a signed-in user.
+
+    Console pages and exports hold personal data; neither the browser's cache nor a shared proxy may
+    keep them after sign-out (issue 7 §5). Static files never get here (WhiteNoise answers first).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if getattr(user, "is_authenticated", False):
+            add_never_cache_headers(response)
         return response

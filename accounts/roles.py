@@ -95,6 +95,16 @@ def _permissions() -> dict[str, Permission]:
     return existing
 
 
+def _audit_seeded_change(role, old: set[str], new: set[str]) -> None:
+    from accounts.identity.audit import record_event
+    from accounts.identity.types import Actor
+
+    record_event(actor=Actor.system("seed_roles"), action="role.permissions_changed", target_type="role",
+                 target_id=role.pk, target_label=role.name, field="permissions", old=sorted(old), new=sorted(new),
+                 message=f"Built-in role updated to this release's catalogue: added {sorted(new - old) or 'none'}, "
+                         f"removed {sorted(old - new) or 'none'}.")
+
+
 @transaction.atomic
 def seed_roles() -> None:
     """Create or refresh the built-in roles and the default organization (idempotent)."""
@@ -112,8 +122,12 @@ def seed_roles() -> None:
             )
             role.group.permissions.set([perms[p] for p in spec.perms])
         elif role.builtin:
-            # Keep built-in roles in line with the catalogue when it changes between releases.
-            role.group.permissions.set([perms[p] for p in spec.perms])
+            # Keep built-in roles in line with the catalogue when it changes between releases, and
+            # leave a record when that changes what a role may do (issue 7 §5).
+            old = set(role.group.permissions.values_list("codename", flat=True))
+            if old != set(spec.perms):
+                role.group.permissions.set([perms[p] for p in spec.perms])
+                _audit_seeded_change(role, old, set(spec.perms))
 
     if not Organization.objects.exists():
         root = orgs.create_root_org(name=DEFAULT_ORG_NAME)

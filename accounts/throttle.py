@@ -6,6 +6,10 @@ so they are shared by all web workers and cannot be flushed out by flooding the 
 password and a wrong two-factor code count alike: restarting the sign-in does not reset the count.
 Locking by username lets an attacker lock a user out for ``IDM_SIGNIN_LOCKOUT_SECONDS``; that is the
 usual trade-off against password and TOTP guessing, and the lock ends by itself.
+
+Refused attempts are summarised, not audited one by one (an anonymous flood must not write a row
+per request): ``refused()`` says when an ``auth.login_throttled`` event is due — at the first
+refusal of a lock and then every ``SUMMARY_EVERY`` refusals, with the running count.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ def _limits() -> tuple[int, int, int]:
     )
 
 
+# While a lock lasts, one audit event per this many refused attempts (after the first).
+SUMMARY_EVERY = 100
+
+
 def _key(kind: str, value: str) -> str:
     # Hashed: usernames and addresses are not stored in clear in the cache.
     return f"throttle:{kind}:{hashlib.sha256(value.lower().encode('utf-8', 'replace')).hexdigest()}"
@@ -43,9 +51,35 @@ class SignInThrottle:
 
     def blocked(self) -> bool:
         """True while the username or the address is over its limit."""
+        return self.blocked_by() is not None
+
+    def blocked_by(self) -> str | None:
+        """"user" or "ip": which counter is over its limit (the username's first), else ``None``."""
         per_user, per_ip, _ = _limits()
         counts = self.cache.get_many([key for _, key in self.keys])
-        return any(counts.get(key, 0) >= (per_user if kind == "user" else per_ip) for kind, key in self.keys)
+        for kind, key in self.keys:
+            if counts.get(key, 0) >= (per_user if kind == "user" else per_ip):
+                return kind
+        return None
+
+    def refused(self) -> int | None:
+        """Count one attempt refused by a lock; return the count when an audit event is due, else ``None``.
+
+        The count belongs to the lock that refused (the username's or the address's), so spraying
+        usernames from one locked address still yields one event per ``SUMMARY_EVERY`` attempts.
+        """
+        kind = self.blocked_by()
+        if kind is None:
+            return None
+        key = dict(self.keys)[kind].replace("throttle:", "throttled:", 1)
+        if self.cache.add(key, 1, timeout=_limits()[2]):
+            return 1
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # expired between add and incr: a new lock
+            self.cache.add(key, 1, timeout=_limits()[2])
+            return 1
+        return count if count % SUMMARY_EVERY == 0 else None
 
     def failure(self) -> None:
         """Count one failed password or code; the window starts at the first failure.

@@ -7,8 +7,6 @@ becomes a form error or a message with its code, never a 500.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator
 
 from django.contrib import messages
@@ -27,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
 from accounts.access import Access
+from accounts.csv_export import csv_lines, json_cell
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError, PolicyDenied
 from accounts.forms import (
@@ -568,34 +567,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 
 CSV_COLUMNS = ["time", "actor", "actor_type", "action", "target_type", "target_id", "target", "field",
                "old_value", "new_value", "source", "request_id", "job_id", "ip_address", "message"]
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value) -> str:
-    """Text for a CSV cell; a leading = + - @ (or tab/CR) is quoted so spreadsheets don't run it."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    if value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 def _audit_rows(events) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for e in events.iterator(chunk_size=2000):
-        yield writer.writerow([csv_safe(v) for v in (
-            e.created_at.isoformat(), e.actor_label, e.actor_type, e.action, e.target_type, e.target_id,
-            e.target_label, e.field, e.old_value, e.new_value, e.source, e.request_id, e.job_id,
-            e.ip_address, e.message,
-        )])
+    rows = ((e.created_at.isoformat(), e.actor_label, e.actor_type, e.action, e.target_type, e.target_id,
+             e.target_label, e.field, json_cell(e.old_value), json_cell(e.new_value), e.source,
+             e.request_id, e.job_id, e.ip_address, e.message) for e in events.iterator(chunk_size=2000))
+    return csv_lines(CSV_COLUMNS, rows)
 
 
 @requires("view_audit_log")

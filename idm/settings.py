@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.sessions.UserSessionMiddleware",  # ended sessions stay ended (issue 7 §5)
     "accounts.middleware.RequestContextMiddleware",
+    "accounts.middleware.NoStoreWhenSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.credentials.middleware.RequiredActionsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -142,6 +143,8 @@ SESSION_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 CSRF_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 SECURE_SSL_REDIRECT = env_bool("IDM_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("IDM_BEHIND_PROXY") else None
+# Proxies in front of idm that append to X-Forwarded-For; 0 = the header is ignored (accounts/client_ip.py).
+IDM_TRUSTED_PROXIES = env_int("IDM_TRUSTED_PROXIES", 0)
 # HSTS (sent by SecurityMiddleware on HTTPS requests only): a year by default when the base URL is https.
 SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 31_536_000 if _secure else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
@@ -206,6 +209,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "bulk-upload-expire-previews": {"task": "accounts.bulk_upload.expire_previews", "schedule": 3600},
+    # Database caches never drop expired rows by themselves (accounts/cache_expiry.py).
+    "accounts-expire-cache-rows": {"task": "accounts.expire_cache_rows", "schedule": 3600},
 }
 
 # --- Logging: never log secrets (passwords, tokens, SAML messages are not logged) ------------

@@ -7,7 +7,6 @@ Every page needs ``manage_identity``; rules granting admin roles need a Customer
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 
 from django.contrib import messages
@@ -18,13 +17,13 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.csv_export import csv_lines, json_cell
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.forms import add_identity_error
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
 from accounts.models import UserProfile
-from accounts.views import csv_safe
 from provisioning.forms import JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import start_run
 from provisioning.models import MappingRule, ProvisioningRun, Source
@@ -157,20 +156,14 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     return render(request, "provisioning/run_detail.html", {"run": run, "form": form, "page": page})
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 JOURNAL_COLUMNS = ["run", "user", "subject", "old_value", "new_value", "result", "code", "message", "ref"]
 
 
 def _journal_rows(run: ProvisioningRun, entries) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(JOURNAL_COLUMNS)
-    for e in entries.iterator(chunk_size=2000):
-        yield writer.writerow([csv_safe(v) for v in (run.run_id, e.user_label, e.subject, e.old_value, e.new_value,
-                                                     e.result, e.code, e.message, e.ref)])
+    # The one CSV writer and formula rule (accounts/csv_export.py).
+    rows = ((run.run_id, e.user_label, e.subject, json_cell(e.old_value), json_cell(e.new_value), e.result, e.code,
+             e.message, e.ref) for e in entries.iterator(chunk_size=2000))
+    return csv_lines(JOURNAL_COLUMNS, rows)
 
 
 @requires_manage_identity

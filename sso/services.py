@@ -230,19 +230,7 @@ def purge_expired_state() -> int:
     culls (it must not forget assertion ids early). Without this, anonymous requests grow the table
     forever (issue 7 §5). Redis drops expired keys itself: nothing to do there (0).
     """
-    from django.core.cache.backends.db import DatabaseCache
-    from django.db import connections, router
-
+    from accounts.cache_expiry import expire_cache
     from sso.replay import state_cache
 
-    cache = state_cache()
-    if not isinstance(cache, DatabaseCache):
-        return 0
-    db = router.db_for_write(cache.cache_model_class)
-    connection = connections[db]
-    table = connection.ops.quote_name(cache._table)
-    now = connection.ops.adapt_datetimefield_value(timezone.now().replace(microsecond=0))
-    with transaction.atomic(using=db), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE {connection.ops.quote_name('expires')} < %s", [now])  # noqa: S608
-        deleted = cursor.rowcount
-    return max(deleted, 0)
+    return expire_cache(state_cache())

@@ -556,9 +556,13 @@ class SignInView(View):
 
         throttle = SignInThrottle(username=username, ip=getattr(request, "client_ip", None))
         if throttle.blocked():
-            record_event(actor=Actor(label=username, type="anonymous", request_id=getattr(request, "request_id", ""),
-                                     ip=getattr(request, "client_ip", None)),
-                         action="auth.login_throttled", target_type="user", target_label=username)
+            refused = throttle.refused()  # one event per lock and per 100 refusals, not one per request
+            if refused is not None:
+                record_event(actor=Actor(label=username, type="anonymous",
+                                         request_id=getattr(request, "request_id", ""),
+                                         ip=getattr(request, "client_ip", None)),
+                             action="auth.login_throttled", target_type="user", target_label=username,
+                             new={"refused_attempts": refused, "locked": throttle.blocked_by()})
             from accounts.credentials.views import lock_message
 
             return render(request, self.template_name, {

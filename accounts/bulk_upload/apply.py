@@ -25,14 +25,15 @@ from django.utils import timezone
 
 from accounts.bulk_upload import conf
 from accounts.bulk_upload.models import BulkUpload, BulkUploadSecret
-from accounts.bulk_upload.parser import ParsedUpload, Row, parse_upload
+from accounts.bulk_upload.parser import ParsedUpload, Row, UploadError, parse_upload
 from accounts.bulk_upload.validate import (
     RowOutcome,
     _error,
+    add_service_error,
     build_changes,
-    service_field_to_column,
     validate_upload,
 )
+from accounts.csv_export import LINE_END, csv_text
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, Source
 from accounts.models import Organization
@@ -42,10 +43,11 @@ RESULT_LABELS = {"created": "created", "updated": "updated", "unchanged": "uncha
 
 
 def upload_actor(upload: BulkUpload) -> Actor:
-    """The actor of every change an upload makes: the uploading admin, source BULK, job id = upload id."""
-    if upload.created_by is not None:
-        return Actor(label=upload.created_by.username, type="user", user=upload.created_by, source=Source.BULK,
-                     job_id=upload.job_id)
+    """The actor of an upload's changes: the admin who confirmed it (whose rights were re-checked at
+    confirm), else the uploader (the preview; ``import_users``); source BULK, job id = upload id."""
+    user = upload.confirmed_by or upload.created_by
+    if user is not None:
+        return Actor.for_user(user, source=Source.BULK, job_id=upload.job_id)
     # manage.py import_users without --actor: system work, no scope limits.
     return Actor(label=upload.created_by_label or "import_users", type="system", source=Source.BULK,
                  job_id=upload.job_id, enforce_scope=False)
@@ -90,7 +92,9 @@ def create_upload(
 def _source_csv(parsed: ParsedUpload) -> str:
     """The stored copy: a ``line`` column, then the file's columns without ``password``."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF line ends make the writer quote a cell holding a bare CR, which read_source would
+    # otherwise split into two records (a 500 on the report, "failed unexpectedly" on apply).
+    writer = csv.writer(out, lineterminator=LINE_END)
     columns = [c for c in parsed.columns if c != "password"]
     writer.writerow(["line", *columns, *(["password"] if "password" in parsed.columns else [])])
     for row in parsed.rows:
@@ -151,6 +155,57 @@ def password_chunks(passwords: dict[int, tuple[str, str]]) -> list[list[tuple[in
 
 
 # --------------------------------------------------------------------------------------------
+# Confirm: the confirming admin's rights, not the uploader's, decide what is applied
+
+
+def recheck_upload(upload: BulkUpload, *, actor: Actor) -> list[UploadError]:
+    """Rows that passed the preview but are refused when planned now as ``actor`` (a dry run).
+
+    The preview was made with the uploader's rights; another admin (or the uploader, whose roles may
+    have changed since) must not apply more than they may do themselves (issue 7 §5). Passwords are
+    planned with a placeholder hash, as in the preview: a password row needs the right to set it.
+    """
+    columns, rows = read_source(upload)
+    preview_status = upload.preview.get("status", {})
+    valid_rows = [r for r in rows if preview_status.get(str(r.line)) != "error"]
+    built = build_changes(valid_rows, operation=upload.operation, default_org_id=upload.default_org_id,
+                          dry_run=True, actor=actor)
+    dry = apply_identity_changes(changes=built.changes, actor=actor, dry_run=True)
+    for res in dry.results:
+        if res.status == "refused":
+            add_service_error(built.outcomes[res.ref], res.error, columns)
+    return sorted((e for o in built.outcomes.values() for e in o.errors), key=lambda e: e.line)
+
+
+def confirm_upload(upload: BulkUpload, *, user: User, mode: str, request=None) -> list[UploadError]:
+    """Queue the apply as ``user`` after re-checking every row with their rights.
+
+    Returns the rows refused for ``user`` (nothing is queued then), else ``[]``: the upload is queued,
+    ``confirmed_by`` records who confirmed, and a ``bulk_upload.confirmed`` audit event names both the
+    confirming admin (actor) and the uploader (detail). The changes' audit events carry the
+    confirming admin as actor and the upload id as job id.
+    """
+    from accounts.bulk_upload.tasks import bulk_apply_upload
+    from accounts.identity.audit import record_event
+
+    actor = Actor.for_user(user, source=Source.BULK, request=request, job_id=upload.job_id)
+    refused = recheck_upload(upload, actor=actor)
+    if refused:
+        return refused
+    with transaction.atomic():
+        updated = BulkUpload.objects.filter(pk=upload.pk, status=BulkUpload.Status.PREVIEW).update(
+            status=BulkUpload.Status.QUEUED, apply_mode=mode, started_at=timezone.now(), confirmed_by=user,
+            confirmed_by_label=user.get_username()[:255])
+        if updated:
+            record_event(actor=actor, action="bulk_upload.confirmed", target_type="bulk_upload",
+                         target_id=upload.pk, target_label=upload.file_name,
+                         new={"uploaded_by": upload.created_by_label, "mode": mode, "rows": upload.rows_total},
+                         message=f"Uploaded by {upload.created_by_label}, confirmed by {user.get_username()}.")
+            transaction.on_commit(lambda: bulk_apply_upload.delay(str(upload.pk)))
+    return []
+
+
+# --------------------------------------------------------------------------------------------
 # Apply
 
 
@@ -187,7 +242,7 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
     secrets = {s.line: s for s in upload.secrets.all()}
     actor = upload_actor(upload)
     built = build_changes(valid_rows, operation=upload.operation, default_org_id=upload.default_org_id,
-                          password_hashes=secrets, dry_run=False)
+                          password_hashes=secrets, dry_run=False, actor=actor)
     outcomes: dict[int, RowOutcome] = dict(built.outcomes)
     for line, errs in preview_errors.items():
         outcome = outcomes.setdefault(line, RowOutcome(line=line))
@@ -200,8 +255,7 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
             dry = apply_identity_changes(changes=built.changes, actor=actor, dry_run=True)
             failing = [r for r in dry.results if r.status == "refused"]
             for res in failing:
-                _error(outcomes[res.ref], service_field_to_column(res.error.field, columns), res.error.code,
-                       res.error.message)
+                add_service_error(outcomes[res.ref], res.error, columns)
         if failing:
             return _finish(upload, outcomes, columns, rows, status=BulkUpload.Status.FAILED,
                            message=f"Nothing was applied: {len(failing)} row(s) have errors and you chose "
@@ -214,7 +268,7 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
     for res in result.results:
         outcome = outcomes[res.ref]
         if res.status == "refused":
-            _error(outcome, service_field_to_column(res.error.field, columns), res.error.code, res.error.message)
+            add_service_error(outcome, res.error, columns)
         else:
             outcome.status = res.status
             outcome.diff = [(f, None, None) for f in res.changed_fields if f != "created"]
@@ -262,18 +316,16 @@ def _finish(upload: BulkUpload, outcomes: dict[int, RowOutcome], columns: list[s
 
 def report_csv(columns: list[str], rows: list[Row], outcomes: dict[int, RowOutcome]) -> str:
     """Each input row (without passwords) plus its result; lines that could not be parsed included."""
-    from accounts.bulk_upload.export import neutralise
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
     shown = [c for c in columns if c != "password"]
-    writer.writerow(["line", *shown, "result"])
     by_line = {r.line: r for r in rows}
-    for line in sorted(set(by_line) | set(outcomes)):
-        row = by_line.get(line)
-        cells = [neutralise(row.cells.get(c, "")) if row else "" for c in shown]
-        writer.writerow([line, *cells, neutralise(result_text(outcomes.get(line)))])
-    return out.getvalue()
+
+    def lines():
+        for line in sorted(set(by_line) | set(outcomes)):
+            row = by_line.get(line)
+            cells = [row.cells.get(c, "") if row else "" for c in shown]
+            yield [line, *cells, result_text(outcomes.get(line))]
+
+    return csv_text(["line", *shown, "result"], lines())
 
 
 def preview_report_csv(upload: BulkUpload) -> str:
@@ -289,8 +341,7 @@ def preview_report_csv(upload: BulkUpload) -> str:
     for diff in upload.preview.get("diffs", []):
         outcomes[diff["line"]].diff = [tuple(c) for c in diff["changes"]]
         outcomes[diff["line"]].status = "will update"
-    text = report_csv(columns, rows, outcomes)
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return report_csv(columns, rows, outcomes)
 
 
 def preview_counts(upload: BulkUpload) -> dict[str, int]:

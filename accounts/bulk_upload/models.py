@@ -36,6 +36,11 @@ class BulkUpload(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_by_label = models.CharField(max_length=255)
+    # Who confirmed the apply: its changes run with their rights and are audited with them as actor.
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_by_label = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     file_name = models.CharField(max_length=255)
     file_size = models.BigIntegerField(default=0)

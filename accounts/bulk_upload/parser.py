@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from accounts.csv_export import restore as unescape_formula
+
 # Columns per operation (code42-features.md §1.5: the Code42 CLI user formats).
 UPSERT_COLUMNS = ("username", "email", "first_name", "last_name", "password", "org", "roles", "notes", "state")
 OPERATIONS: dict[str, dict] = {
@@ -37,8 +39,8 @@ ALIASES = {
     "role_name": "role", "role": "role",
 }
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
-# Excel and friends treat these as formulas (CSV injection); export prefixes them with "'".
-FORMULA_PREFIXES = ("=", "+", "-", "@")
+# Excel and friends treat cells starting with = + - @ tab CR as formulas (CSV injection); every export
+# prefixes them with "'" (accounts/csv_export.py) and ``unescape_formula`` removes exactly that quote.
 # Cells where leading/trailing spaces are content, not a mistake.
 SPACE_TOLERANT = frozenset({"notes", "password"})
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -176,13 +178,6 @@ def _check_header(cells: list[str], operation: str) -> list[str]:
         raise _fatal(1, f"missing_{missing[0]}_column", f"The header has no {missing[0]!r} column "
                      f"(needed by the {operation} operation).", column=missing[0])
     return names
-
-
-def unescape_formula(value: str) -> str:
-    """Undo the export's CSV-injection guard: "'=x" -> "=x". Anything else is kept literally."""
-    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_PREFIXES:
-        return value[1:]
-    return value
 
 
 def parse_upload(

@@ -21,6 +21,7 @@ from django.contrib.auth.models import BaseUserManager, User
 from django.core.exceptions import ValidationError
 from django.db.models.functions import Lower
 
+from accounts.access import Access
 from accounts.bulk_upload.parser import ParsedUpload, Row, UploadError
 from accounts.exceptions import IdentityError
 from accounts.identity.orgs import OrgIndex
@@ -132,16 +133,46 @@ class _RoleNames:
         return ";".join(sorted(self.name_of.get(s, s) for s in slugs))
 
 
+class Visibility:
+    """What an actor may see of the directory, so the file's answers reveal nothing beyond it.
+
+    The console answers a 404 for users and orgs outside the viewer's scope; an upload must answer
+    alike for those and for ones that do not exist (issue 7 §5), or the preview is an oracle
+    ("You may not change users in Acme" vs "No organization named ..."). An org is visible when the
+    actor may view the directory or manage users there; system actors see everything.
+    """
+
+    def __init__(self, actor: Actor | None):
+        self.access = None
+        if actor is not None and actor.enforce_scope and actor.user is not None:
+            self.access = Access.of(actor.user)
+
+    def org(self, org) -> bool:
+        if self.access is None:
+            return True
+        return self.access.can("view_directory", org) or self.access.can("manage_users", org)
+
+    def org_id(self, org_id: int | None, orgs: OrgIndex) -> bool:
+        if self.access is None:
+            return True
+        org = orgs.get(org_id) if org_id else None
+        if org is None:  # users without a profile: only directory-wide viewers see them
+            return self.access.is_global("view_directory") or self.access.is_global("manage_users")
+        return self.org(org)
+
+
 def build_changes(
     rows: list[Row], *, operation: str, default_org_id: int | None, orgs: OrgIndex | None = None,
-    password_hashes: dict[int, Any] | None = None, dry_run: bool = True,
+    password_hashes: dict[int, Any] | None = None, dry_run: bool = True, actor: Actor | None = None,
 ) -> Built:
     """One ``IdentityChange`` per valid row (``ref`` = line).
 
     ``password_hashes`` (apply time) maps line -> ``BulkUploadSecret``; at preview time passwords are
-    collected in ``Built.passwords`` and the dry run gets a placeholder hash instead.
+    collected in ``Built.passwords`` and the dry run gets a placeholder hash instead. ``actor`` limits
+    what the rows may name to what the actor can see (``Visibility``); ``None`` sees everything.
     """
     orgs = orgs or OrgIndex()
+    visibility = Visibility(actor)
     built = Built(rows={r.line: r for r in rows})
     built.current = current = current_users(r.cells.get("username", "") for r in rows)
     roles = _RoleNames()
@@ -182,7 +213,7 @@ def build_changes(
                 if name in cells:
                     kwargs[name] = cells[name]
             if cells.get("org"):
-                org_id = _lookup_org(orgs, cells["org"], outcome)
+                org_id = _lookup_org(orgs, cells["org"], outcome, visibility)
                 if org_id is not None:
                     kwargs["org_id"] = org_id
             elif cur is None and default_org_id:
@@ -216,7 +247,7 @@ def build_changes(
             if not cells.get("org"):
                 _error(outcome, "org", "org_required", "Enter the organization to move the user to.")
             else:
-                org_id = _lookup_org(orgs, cells["org"], outcome)
+                org_id = _lookup_org(orgs, cells["org"], outcome, visibility)
                 if org_id is not None:
                     kwargs["org_id"] = org_id
         elif operation == "deactivate":
@@ -234,6 +265,14 @@ def build_changes(
                 kwargs["roles_add" if operation == "add-roles" else "roles_remove"] = frozenset({cells["role"]})
         if outcome.errors:
             continue
+        if cur is not None and not visibility.org_id(cur.org_id, orgs):
+            # Answer exactly as for a username that does not exist: an update-only row is "no such
+            # user"; a create-or-update row cannot create a taken username (as the console form says).
+            if operation == "upsert":
+                _error(outcome, "username", "username_taken", f"A user named {username!r} already exists.")
+            else:
+                _error(outcome, "username", "user_not_found", UPLOAD_MESSAGES["user_not_found"])
+            continue
         change = IdentityChange(**kwargs)
         if cur is not None and cur.source in PROVIDER_SOURCES and not _would_change(change, cur, roles):
             # Uploads may not touch provider-owned users, but a row that changes nothing is no change:
@@ -244,9 +283,9 @@ def build_changes(
     return built
 
 
-def _lookup_org(orgs: OrgIndex, ref: str, outcome: RowOutcome) -> int | None:
+def _lookup_org(orgs: OrgIndex, ref: str, outcome: RowOutcome, visibility: Visibility) -> int | None:
     try:
-        return orgs.lookup(ref).pk
+        return orgs.lookup(ref, visible=visibility.org).pk
     except IdentityError as exc:
         _error(outcome, "org", exc.code, exc.message)
         return None
@@ -323,6 +362,12 @@ class Preview:
         }
 
 
+def add_service_error(outcome: RowOutcome, error: IdentityError, columns: list[str]) -> None:
+    """A refusal of the identity service as an error of the row, worded for a file."""
+    _error(outcome, service_field_to_column(error.field, columns), error.code,
+           UPLOAD_MESSAGES.get(error.code, error.message))
+
+
 def service_field_to_column(field_name: str | None, columns: list[str]) -> str | None:
     if field_name is None:
         return None
@@ -337,7 +382,8 @@ def validate_upload(parsed: ParsedUpload, *, actor: Actor, default_org_id: int |
     by_line_errors: dict[int, list[UploadError]] = defaultdict(list)
     for error in parsed.errors:
         by_line_errors[error.line].append(error)
-    built = build_changes(parsed.valid_rows(), operation=parsed.operation, default_org_id=default_org_id)
+    built = build_changes(parsed.valid_rows(), operation=parsed.operation, default_org_id=default_org_id,
+                          actor=actor)
     check_passwords(built)
     orgs = OrgIndex()
     roles = _RoleNames()
@@ -351,9 +397,7 @@ def validate_upload(parsed: ParsedUpload, *, actor: Actor, default_org_id: int |
     for res in result.results:
         outcome = outcomes[res.ref]
         if res.status == "refused":
-            err = res.error
-            _error(outcome, service_field_to_column(err.field, parsed.columns), err.code,
-                   UPLOAD_MESSAGES.get(err.code, err.message))
+            add_service_error(outcome, res.error, parsed.columns)
             built.passwords.pop(res.ref, None)
             continue
         outcome.status = {"created": "create", "updated": "update", "unchanged": "unchanged"}[res.status]

@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,12 +19,13 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import Access
 from accounts.bulk_upload import conf
-from accounts.bulk_upload.apply import create_upload, preview_report_csv
+from accounts.bulk_upload.apply import confirm_upload, create_upload, preview_report_csv
 from accounts.bulk_upload.export import export_lines
 from accounts.bulk_upload.invitations import invite_path, invited_users
 from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
-from accounts.bulk_upload.tasks import bulk_apply_upload, bulk_send_invitations, dispatch_hashing
+from accounts.bulk_upload.tasks import bulk_send_invitations, dispatch_hashing
+from accounts.csv_export import csv_lines
 from accounts.exceptions import IdentityError
 from accounts.forms import UserFilterForm
 from accounts.identity.types import Actor, UserState
@@ -120,7 +120,7 @@ def _delimiter_name(upload: BulkUpload) -> str:
 @login_required
 @require_POST
 def upload_confirm(request, pk):
-    """Queue the apply in the background with the chosen mode."""
+    """Queue the apply in the background with the chosen mode, after re-checking it with the confirmer's rights."""
     upload = _get_upload(request, pk)
     mode = request.POST.get("mode", BulkUpload.ApplyMode.NO_ERRORS)
     if mode not in BulkUpload.ApplyMode.values:
@@ -133,11 +133,13 @@ def upload_confirm(request, pk):
         messages.error(request, f"The file has {counts['error']} row(s) with errors. Fix them and upload again, "
                                 "or choose \"apply all valid rows\".")
         return redirect("bulk:detail", pk=upload.pk)
-    with transaction.atomic():
-        updated = BulkUpload.objects.filter(pk=upload.pk, status=BulkUpload.Status.PREVIEW).update(
-            status=BulkUpload.Status.QUEUED, apply_mode=mode, started_at=timezone.now())
-        if updated:
-            transaction.on_commit(lambda: bulk_apply_upload.delay(str(upload.pk)))
+    refused = confirm_upload(upload, user=request.user, mode=mode, request=request)
+    if refused:
+        shown = "; ".join(f"line {e.line}: {e.message}" for e in refused[:3])
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        messages.error(request, f"Nothing was applied: {len(refused)} row(s) that passed the preview are refused "
+                                f"with your rights now — {shown}{more}. Ask an admin who may make these changes "
+                                "to confirm, or upload a corrected file.")
     return redirect("bulk:detail", pk=upload.pk)
 
 
@@ -235,13 +237,10 @@ def users_export(request):
 def invitations_csv(request, pk):
     """Set-password links of the users the upload invited (username, email, link)."""
     upload = _get_upload(request, pk)
-
-    def lines():
-        yield "username,email,link\r\n"
-        for user in invited_users(upload).iterator(chunk_size=2000):
-            yield f"{user.username},{user.email},{request.build_absolute_uri(invite_path(user))}\r\n"
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    rows = ((user.username, user.email, request.build_absolute_uri(invite_path(user)))
+            for user in invited_users(upload).iterator(chunk_size=2000))
+    response = StreamingHttpResponse(csv_lines(("username", "email", "link"), rows),
+                                     content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="invitations.csv"'
     return response
 

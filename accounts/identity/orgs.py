@@ -3,12 +3,14 @@ and the effective (inherited) settings and name lookup that SCIM and LDAP mappin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Lower, Substr
 from django.utils import timezone
 
@@ -193,7 +195,26 @@ def org_update_settings(
     inherit_default_roles: Any = UNSET,
     default_roles: Any = UNSET,
 ) -> list[str]:
-    """Change inheritable settings. ``None`` for a setting means "inherit from parent"."""
+    """Change inheritable settings. ``None`` for a setting means "inherit from parent".
+
+    Refused (``IdentityError``): nothing is written and ``org`` keeps its values in memory too.
+    """
+    saved = {name: getattr(org, name) for name in _SETTING_FIELDS}
+    try:
+        return _update_settings(actor=actor, org=org, auth_method=auth_method, auth_provider=auth_provider,
+                                two_factor_required=two_factor_required,
+                                inherit_default_roles=inherit_default_roles, default_roles=default_roles)
+    except Exception:
+        for name, value in saved.items():
+            setattr(org, name, value)
+        raise
+
+
+_SETTING_FIELDS = ("auth_method", "auth_provider", "two_factor_required", "inherit_default_roles")
+
+
+def _update_settings(*, actor: Actor, org: Organization, auth_method: Any, auth_provider: Any,
+                     two_factor_required: Any, inherit_default_roles: Any, default_roles: Any) -> list[str]:
     _check_scope(actor, org)
     changed: list[str] = []
     is_root = org.parent_id is None
@@ -217,6 +238,12 @@ def org_update_settings(
         raise ValidationFailed("sso_provider_required", "Choose the identity provider for single sign-on.",
                                field="auth_provider")
     put("two_factor_required", two_factor_required)
+    floor = _inherited_floor(actor, org)
+    if floor is not None:
+        _check_not_weaker(org, floor, auth_changed=bool({"auth_method", "auth_provider"} & set(changed)),
+                          tfa_changed="two_factor_required" in changed)
+    if {"auth_method", "auth_provider"} & set(changed):
+        _check_password_admin_remains(org)
     if is_root and inherit_default_roles is True:
         raise ValidationFailed("root_cannot_inherit", "The top-level organization has no parent to inherit from.",
                                field="inherit_default_roles")
@@ -239,6 +266,97 @@ def org_update_settings(
                    sorted(r.name for r in old), sorted(r.name for r in new))
             changed.append("default_roles")
     return changed
+
+
+def _inherited_floor(actor: Actor, org: Organization) -> EffectiveSettings | None:
+    """The settings ``org`` inherits from the nearest ancestor outside the actor's ``manage_orgs`` scope.
+
+    An Org Admin of a sub-org may tighten what such an ancestor set for it, never weaken it (issue 7
+    §5): ``None`` when the actor manages every ancestor (or is a system actor) and may change anything.
+    """
+    if not actor.enforce_scope or actor.user is None or org.parent_id is None:
+        return None
+    access = Access.of(actor.user)
+    for ancestor in reversed(org.ancestors()):  # nearest first
+        if not access.can("manage_orgs", ancestor):
+            return effective_settings(ancestor)
+    return None
+
+
+def _check_not_weaker(org: Organization, floor: EffectiveSettings, *, auth_changed: bool, tfa_changed: bool) -> None:
+    """Refuse a change that leaves ``org`` weaker than ``floor``: two-factor off where it is required,
+    or another sign-in than the single sign-on provider required there (local -> SSO tightens)."""
+    parent = effective_settings(org.parent) if (org.two_factor_required is None or org.auth_method is None) else None
+    if tfa_changed and floor.two_factor_required:
+        required = org.two_factor_required if org.two_factor_required is not None else parent.two_factor_required
+        if not required:
+            source = floor.two_factor_from.name
+            raise PolicyDenied(
+                "weakens_inherited_policy",
+                f"{source} requires two-factor authentication for its sub-organizations. You may not turn it off "
+                f"here; an admin who manages {source} can.", field="two_factor_required")
+    if auth_changed and floor.auth_method == AuthMethod.SSO:
+        if org.auth_method is None:
+            method, provider = parent.auth_method, parent.auth_provider
+        else:
+            method, provider = org.auth_method, org.auth_provider
+        if method != AuthMethod.SSO or getattr(provider, "pk", None) != getattr(floor.auth_provider, "pk", None):
+            source = floor.auth_from.name
+            raise PolicyDenied(
+                "weakens_inherited_policy",
+                f"{source} requires single sign-on through {floor.auth_provider} for its sub-organizations. You may "
+                f"not change the authentication method here; an admin who manages {source} can.",
+                field="auth_method")
+
+
+def password_sign_in_admins(*, override: Organization | None = None) -> set[int]:
+    """Ids of active Customer Cloud Admins who can still sign in with a password.
+
+    That is: no profile (``createsuperuser``), an org whose effective method is local, or a break-glass
+    user of their org's provider. ``override`` is an org with unsaved auth settings to judge instead.
+    """
+    from accounts.roles import CUSTOMER_CLOUD_ADMIN
+
+    rows = {pk: (path, method, provider) for pk, path, method, provider in
+            Organization.objects.values_list("pk", "path", "auth_method", "auth_provider_id")}
+    if override is not None:
+        rows[override.pk] = (override.path, override.auth_method, override.auth_provider_id)
+
+    def provider_of(org_id: int) -> int | None:
+        for pk in reversed([int(p) for p in rows[org_id][0].strip("/").split("/") if p]):
+            _, method, provider = rows.get(pk, ("", None, None))
+            if method is not None:
+                return provider if method == AuthMethod.SSO else None
+        return None
+
+    IdentityProvider = Organization._meta.get_field("auth_provider").related_model  # noqa: N806 - no sso import
+    break_glass = set(IdentityProvider.break_glass_users.through.objects.values_list("identityprovider_id",
+                                                                                     "user_id"))
+    admins = (User.objects.filter(is_active=True)
+              .filter(Q(is_superuser=True) | Q(groups__role__slug=CUSTOMER_CLOUD_ADMIN))
+              .values_list("pk", "profile__org_id", "profile__state").distinct())
+    keep = set()
+    for pk, org_id, state in admins:
+        if org_id is None:
+            keep.add(pk)
+        elif state == UserState.ACTIVE and org_id in rows:
+            provider = provider_of(org_id)
+            if provider is None or (provider, pk) in break_glass:
+                keep.add(pk)
+    return keep
+
+
+def _check_password_admin_remains(org: Organization) -> None:
+    """Refuse an SSO switch that leaves no Customer Cloud Admin with password sign-in (lockout when the
+    IdP fails): a break-glass Cloud Admin must exist first (issue 7 §2/§5)."""
+    if password_sign_in_admins() and not password_sign_in_admins(override=org):
+        provider = org.auth_provider or (effective_settings(org.parent).auth_provider if org.parent_id else None)
+        raise PolicyDenied(
+            "last_admin_sso",
+            "Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity "
+            "provider outage would lock everyone out. Make at least one Cloud Admin a break-glass user of "
+            f"{provider or 'the identity provider'} (or keep one in an organization with local sign-in) first.",
+            field="auth_method")
 
 
 def _plain(value: Any) -> Any:
@@ -310,18 +428,23 @@ class OrgIndex:
         ids = [int(p) for p in org.path.strip("/").split("/") if p]
         return "/".join(self.by_id[i].name for i in ids if i in self.by_id)
 
-    def lookup(self, ref: str) -> Organization:
-        """Find an org by path, name or external reference; raise ``NotFound`` / ``ValidationFailed``."""
+    def lookup(self, ref: str, *, visible: Callable[[Organization], bool] | None = None) -> Organization:
+        """Find an org by path, name or external reference; raise ``NotFound`` / ``ValidationFailed``.
+
+        With ``visible``, orgs it rejects are treated as absent (same message as a name that does not
+        exist, and never counted for ambiguity), so a lookup reveals nothing outside the caller's scope.
+        """
         ref = (ref or "").strip()
         if not ref:
             raise NotFound("org_not_found", "No organization given.", field="org")
         lowered = ref.lower()
+        candidates = [o for o in self.by_id.values() if visible is None or visible(o)]
         if "/" in ref:
-            matches = [o for o in self.by_id.values() if self.full_name(o).lower() == lowered.strip("/")]
+            matches = [o for o in candidates if self.full_name(o).lower() == lowered.strip("/")]
         else:
-            matches = [o for o in self.by_id.values() if o.name.lower() == lowered]
+            matches = [o for o in candidates if o.name.lower() == lowered]
             if not matches:
-                matches = [o for o in self.by_id.values() if o.external_ref and o.external_ref.lower() == lowered]
+                matches = [o for o in candidates if o.external_ref and o.external_ref.lower() == lowered]
         if not matches:
             raise NotFound("org_not_found", f"No organization named {ref!r}.", field="org")
         if len(matches) > 1:

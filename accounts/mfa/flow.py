@@ -213,7 +213,10 @@ def submit_code(request: HttpRequest, state: Pending, code: str | None, *, enrol
     actor = _actor(request, state.user)
     throttle = SignInThrottle(username=state.user.get_username(), ip=getattr(request, "client_ip", None))
     if throttle.blocked():
-        _audit("auth.mfa_failed", actor=actor, user=state.user, new={"reason": "throttled"})
+        refused = throttle.refused()  # summarised: one event per lock and per 100 refusals
+        if refused is not None:
+            _audit("auth.mfa_failed", actor=actor, user=state.user,
+                   new={"reason": "throttled", "refused_attempts": refused})
         clear(request)
         return "locked"
     from accounts.credentials.service import normalise_recovery_code, use_recovery_code

@@ -30,3 +30,33 @@ def upload_text(text: str, *, user, operation: str = "upsert", org=None, hash_no
         for chunk in password_chunks(passwords):
             hash_passwords(upload.pk, chunk)
     return upload, passwords
+
+
+@pytest.fixture
+def eager_celery(settings):
+    """Celery tasks run inline (MD5 hashing keeps password rows fast)."""
+    from idm.celery import app
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = old
+
+
+def post_upload(client, text: str, *, org=None, operation: str = "upsert", name: str = "users.csv"):
+    """POST a file to the upload dialog as the signed-in client."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    data = {"file": SimpleUploadedFile(name, text.encode(), content_type="text/csv"), "operation": operation}
+    if org is not None:
+        data["org"] = org.pk
+    return client.post(reverse("bulk:start"), data)
+
+
+def response_text(response) -> str:
+    """The body of a normal or streaming response as text."""
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode("utf-8")
+    return response.content.decode("utf-8")

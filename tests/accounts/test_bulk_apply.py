@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from accounts.bulk_upload.apply import apply_upload
-from accounts.bulk_upload.export import export_lines, neutralise
+from accounts.bulk_upload.export import export_lines
 from accounts.bulk_upload.models import BulkUpload, BulkUploadSecret
+from accounts.csv_export import neutralise
 from accounts.identity.types import Actor, Source, UserState
 from accounts.models import AuditEvent
 from tests.accounts.bulk_support import media, upload_text  # noqa: F401

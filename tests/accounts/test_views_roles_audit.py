@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
+from accounts.csv_export import json_cell, neutralise
 from accounts.identity.types import Actor
-from accounts.views import csv_safe
 
 pytestmark = pytest.mark.django_db
 
@@ -135,5 +135,5 @@ def test_csv_export_neutralises_formulas(client, directory):
     ("=1+1", "'=1+1"), ("+x", "'+x"), ("-x", "'-x"), ("@x", "'@x"), ("\tx", "'\tx"), ("plain", "plain"),
     (None, ""), ({"a": 1}, '{"a": 1}'), (["=x"], '["=x"]'), (True, "true"),
 ])
-def test_csv_safe(value, expected):
-    assert csv_safe(value) == expected
+def test_audit_cells_are_json_then_neutralised(value, expected):
+    assert neutralise(json_cell(value)) == expected
