@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from accounts.access import Access
 from accounts.exceptions import IdentityError
-from accounts.identity.types import AuthMethod, Source, UserState
+from accounts.identity.types import AuthMethod, UserState
 from accounts.models import Organization, Role
 
 
@@ -70,6 +70,9 @@ def assignable_roles(access: Access) -> list[Role]:
 # Users
 
 
+PAGE_SIZES = (25, 50, 100, 200)
+
+
 class UserFilterForm(forms.Form):
     """The users list's search box and filters (GET)."""
 
@@ -79,13 +82,31 @@ class UserFilterForm(forms.Form):
                          empty_label="All organizations")
     role = forms.ModelChoiceField(label="Role", queryset=Role.objects.order_by("name"), required=False,
                                   empty_label="Any role", to_field_name="slug")
-    source = forms.ChoiceField(label="Source", required=False,
-                               choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
+    source = forms.ChoiceField(label="Source", required=False, choices=[("", "Any source")])
     state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *UserState.choices])
+    per_page = forms.TypedChoiceField(label="Per page", required=False, coerce=int, empty_value=50,
+                                      choices=[(n, str(n)) for n in PAGE_SIZES])
 
     def __init__(self, *args, access: Access, **kwargs):
+        from accounts.selectors import user_source_choices
+
         super().__init__(*args, **kwargs)
         self.fields["org"].queryset = Organization.objects.filter(access.org_filter("view_directory")).order_by("path")
+        # Only sources that own someone: "Bulk upload" or "SCIM" would never match (an upload's users
+        # are local; a SCIM provider is named, not the protocol).
+        self.fields["source"].choices = [("", "Any source"), *user_source_choices()]
+
+    def filters(self) -> dict:
+        """Keyword arguments for ``selectors.user_list`` (empty when the form is invalid)."""
+        if not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v and k != "per_page"}
+
+    def page_size(self) -> int:
+        """The chosen page size (50 unless one of ``PAGE_SIZES`` was chosen)."""
+        if self.is_bound and self.is_valid():
+            return self.cleaned_data.get("per_page") or 50
+        return 50
 
 
 class UserCreateForm(forms.Form):

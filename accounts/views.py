@@ -107,7 +107,8 @@ def home(request: HttpRequest) -> HttpResponse:
         for s in UserState
     ]
     org_count = Organization.objects.filter(access.org_filter("view_directory")).count()
-    recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
+    recent = (selectors.audit_target_links(viewer=request.user, events=selectors.audit_event_list()[:8])
+              if access.has("view_audit_log") else [])
     return render(request, "accounts/home.html", {
         "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
     })
@@ -151,15 +152,11 @@ def _sort_headers(current: str) -> list[dict]:
 def user_list(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     form = UserFilterForm(request.GET or None, access=access)
-    filters = form.cleaned_data if form.is_valid() else {}
     sort = request.GET.get("sort", "username")
     if sort not in selectors.USER_SORTS:
         sort = "username"
-    users = selectors.user_list(
-        viewer=request.user, q=filters.get("q", ""), org=filters.get("org"), role=filters.get("role"),
-        source=filters.get("source", ""), state=filters.get("state", ""), sort=sort,
-    )
-    page = DeferredJoinPaginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
+    users = selectors.user_list(viewer=request.user, sort=sort, **form.filters())
+    page = DeferredJoinPaginator(users, form.page_size()).get_page(request.GET.get("page"))
     return render(request, "accounts/user_list.html", {
         "form": form, "page": page, "headers": _sort_headers(sort), "sort": sort,
         "can_bulk": access.has("manage_users"), "can_create": access.has("manage_users"),
@@ -534,8 +531,10 @@ def role_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @requires("view_audit_log")
 def audit_list(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
-    events = selectors.audit_event_list(**form.filters())
-    return render(request, "accounts/audit_list.html", {"form": form, "page": _page(request, events)})
+    page = _page(request, selectors.audit_event_list(**form.filters()))
+    return render(request, "accounts/audit_list.html", {
+        "form": form, "page": page, "linked_events": selectors.audit_target_links(viewer=request.user, events=page),
+    })
 
 
 CSV_COLUMNS = ["time", "actor", "actor_type", "action", "target_type", "target_id", "target", "field",

@@ -224,8 +224,7 @@ def users_export(request):
     """
     access = _require(request, "view_directory")
     form = UserFilterForm(request.GET or None, access=access)
-    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
-    response = StreamingHttpResponse(export_lines(viewer=request.user, **filters),
+    response = StreamingHttpResponse(export_lines(viewer=request.user, **form.filters()),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="idm-users-{timezone.now():%Y%m%d-%H%M}.csv"'
     return response
