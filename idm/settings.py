@@ -198,9 +198,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"},
+                "one_line_403": {"()": "accounts.logging.OneLineForbiddenFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["one_line_403", "redact"]}},
     "root": {"handlers": ["console"], "level": env_str("IDM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "saml2": {"level": "WARNING"}, "xmlschema": {"level": "WARNING"}},
 }
