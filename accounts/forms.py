@@ -119,7 +119,8 @@ class UserCreateForm(forms.Form):
     last_name = forms.CharField(label="Last name", max_length=150, required=False)
     password = forms.CharField(
         label="Password", required=False, strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        # render_value: a refused form keeps what the admin typed (it goes back only to that admin).
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=True),
         help_text="Optional. Without a password the user is invited and sets one on first sign-in.",
     )
     roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False,

@@ -64,7 +64,8 @@ def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
 
 
 def _report_error(request: HttpRequest, exc: IdentityError) -> None:
-    messages.error(request, f"{exc.message} ({exc.code})")
+    """The error's sentence for people; its code rides along as ``data-code`` (partials/messages.html)."""
+    messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +167,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
 @requires("manage_users")
 @require_POST
 def user_bulk_state(request: HttpRequest) -> HttpResponse:
-    """Block or unblock the selected users; each refused user is reported by name and reason."""
+    """Block or unblock the selected users after a confirmation page (``confirmed=1``); says how many
+    changed, and reports each refused user by name and reason."""
     action = request.POST.get("action")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -180,6 +182,12 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     names = dict(selectors.user_list(viewer=request.user).filter(pk__in=ids).values_list("pk", "username"))
     missing = [i for i in ids if i not in names]
+    if request.POST.get("confirmed") != "1":
+        # Ask first: say how many users, and who, before blocking or unblocking them.
+        return render(request, "accounts/user_bulk_confirm.html", {
+            "action": action, "label": "Block" if action == "block" else "Unblock", "ids": list(names),
+            "names": sorted(names.values(), key=str.lower), "missing": len(missing), "next": back,
+        })
     state = UserState.BLOCKED if action == "block" else UserState.ACTIVE
     result = services.users_set_state(actor=_actor(request), user_ids=list(names), state=state)
     counts = result.counts()
@@ -191,7 +199,7 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
         messages.info(request, f"{counts['unchanged']} already {'blocked' if action == 'block' else 'unblocked'}.")
     refused = [r for r in result.results if r.status == "refused"]
     for r in refused[:10]:
-        messages.warning(request, f"{names.get(r.ref, r.ref)}: {r.error.message} ({r.error.code})")
+        messages.warning(request, f"{names.get(r.ref, r.ref)}: {r.error.message}", extra_tags=f"code:{r.error.code}")
     if len(refused) > 10:
         messages.warning(request, f"…and {len(refused) - 10} more refused.")
     if missing:
@@ -244,14 +252,15 @@ def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None, access=access, initial_org=initial_org)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
+        values = dict(username=d["username"], org_id=d["org"].pk, email=d["email"], first_name=d["first_name"],
+                      last_name=d["last_name"], password=d["password"] or None,
+                      roles=[r.slug for r in d["roles"]], notes=d["notes"])
         try:
-            result = services.user_create(
-                actor=_actor(request), username=d["username"], org_id=d["org"].pk, email=d["email"],
-                first_name=d["first_name"], last_name=d["last_name"], password=d["password"] or None,
-                roles=[r.slug for r in d["roles"]], notes=d["notes"],
-            )
+            result = services.user_create(actor=_actor(request), **values)
         except IdentityError as exc:
-            add_identity_error(form, exc)
+            # Every field's error at once, not one per submit.
+            for problem in services.user_create_problems(actor=_actor(request), **values) or [exc]:
+                add_identity_error(form, problem)
         else:
             state = result.user.profile.state
             note = " They are invited and set a password on first sign-in." if state == UserState.INVITED else ""
@@ -431,7 +440,7 @@ def org_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def org_move(request: HttpRequest, pk: int) -> HttpResponse:
     org = _org_for(request, pk, "manage_orgs")
     if org.parent_id is None:
-        messages.error(request, "The top-level organization cannot be moved. (org_root_move)")
+        messages.error(request, "The top-level organization cannot be moved.", extra_tags="code:org_root_move")
         return redirect("accounts:org_detail", pk=org.pk)
     form = OrgMoveForm(request.POST or None, access=_access(request), org=org)
     if request.method == "POST" and form.is_valid():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -68,7 +69,7 @@ def provider_edit(request, pk: int | None = None):
             instance = provider_save(actor=_actor(request), provider=instance, metadata_xml=metadata_xml,
                                      fetch=fetch)
         except IdentityError as exc:
-            form.add_error(None, f"{exc.message} ({exc.code})")
+            form.add_error(None, ValidationError(exc.message, code=exc.code))
         else:
             _saved_message(request, f"Saved {instance.name}.", instance if (metadata_xml or fetch) else None)
             return redirect("sso:provider_detail", pk=instance.pk)
@@ -93,7 +94,7 @@ def provider_delete(request, pk: int):
         try:
             services.provider_delete(actor=_actor(request), provider=provider)
         except IdentityError as exc:
-            messages.error(request, f"{exc.message} ({exc.code})")
+            messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
             return redirect("sso:provider_detail", pk=pk)
         messages.success(request, f"Deleted {provider.name}.")
         return redirect("sso:provider_list")
@@ -132,7 +133,7 @@ def sp_key_action(request, action: str):
     try:
         service(actor=_actor(request))
     except IdentityError as exc:
-        messages.error(request, f"{exc.message} ({exc.code})")
+        messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
     else:
         messages.success(request, done)
     provider_id = int_param(request.POST.get("provider"))

@@ -372,7 +372,8 @@ def test_manager_without_assign_roles_gets_403(client, directory, user_factory):
 def test_bulk_block_reports_refused_rows(client, directory):
     client.force_login(directory.admin)
     ids = [directory.eng_user.pk, directory.sales_user.pk, directory.admin.pk]
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids, "confirmed": "1"},
+                           follow=True)
     msgs = messages_of(response)
     assert "Blocked 2 users." in msgs
     assert any(m.startswith("admin:") and "self_lockout" in m for m in msgs)
@@ -380,14 +381,16 @@ def test_bulk_block_reports_refused_rows(client, directory):
     assert state_of(directory.sales_user) == UserState.BLOCKED
     assert state_of(directory.admin) == UserState.ACTIVE
 
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "unblock", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "unblock", "ids": ids, "confirmed": "1"},
+                           follow=True)
     assert "Unblocked 2 users." in messages_of(response)
 
 
 def test_bulk_block_by_org_admin_skips_users_out_of_scope(client, directory):
     client.force_login(directory.eng_admin)
     ids = [directory.eng_user.pk, directory.sales_user.pk]
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids, "confirmed": "1"},
+                           follow=True)
     msgs = messages_of(response)
     assert "Blocked 1 user." in msgs
     assert any("not found" in m for m in msgs)
@@ -399,11 +402,13 @@ def test_bulk_block_refusal_from_service_scope(client, directory, user_factory):
     agent = user_factory("agent", org=directory.acme, roles=["help-desk", "org-manager"])
     client.force_login(agent)
     ids = [directory.eng_user.pk, directory.sales_user.pk, directory.member.pk]
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids, "confirmed": "1"},
+                           follow=True)
     msgs = messages_of(response)
     assert "Blocked 3 users." in msgs  # org-manager of Acme covers its whole subtree
 
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": [directory.admin.pk]},
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": [directory.admin.pk],
+                                                                    "confirmed": "1"},
                            follow=True)
     assert any("out_of_scope" in m for m in messages_of(response))
 
@@ -420,3 +425,16 @@ def test_bulk_without_selection(client, directory):
     client.force_login(directory.admin)
     response = client.post(reverse("accounts:user_bulk_state"), {"action": "block"}, follow=True)
     assert "Select at least one user." in messages_of(response)
+
+
+def test_bulk_asks_for_confirmation_first(client, directory):
+    client.force_login(directory.admin)
+    ids = [directory.eng_user.pk, directory.sales_user.pk, 999999]
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Block 2 users?" in html and "eng.user" in html and "sales.user" in html
+    assert "1 selected user could not be found" in html
+    assert 'name="confirmed" value="1"' in html
+    assert state_of(directory.eng_user) == UserState.ACTIVE  # nothing happened yet
+    assert not AuditEvent.objects.filter(action="user.blocked").exists()
