@@ -438,3 +438,20 @@ def test_bulk_asks_for_confirmation_first(client, directory):
     assert 'name="confirmed" value="1"' in html
     assert state_of(directory.eng_user) == UserState.ACTIVE  # nothing happened yet
     assert not AuditEvent.objects.filter(action="user.blocked").exists()
+
+
+def test_create_user_reports_every_error_at_once_and_keeps_input(client, directory):
+    client.force_login(directory.admin)
+    data = {"org": directory.acme.pk, "username": "ENG.USER", "email": "not-an-email", "first_name": "Ann",
+            "last_name": "Lee", "password": "short", "notes": "keep me"}
+    response = client.post(reverse("accounts:user_create"), data)
+    assert response.status_code == 200
+    assert error_codes(response, "username") == {"username_taken"}
+    assert error_codes(response, "email") == {"email_invalid"}
+    assert error_codes(response, "password") == {"password_invalid"}
+    assert error_codes(response, "first_name") == error_codes(response, "last_name") == set()
+    html = response.content.decode()
+    assert 'value="short"' in html and 'value="not-an-email"' in html and "keep me" in html
+    assert '<span class="code">' not in html  # codes are data attributes, not text for people
+    assert not User.objects.filter(email="not-an-email").exists()
+    assert not User.objects.filter(username__startswith="idm-probe").exists()
