@@ -238,21 +238,31 @@ class OrgSettingsForm(forms.Form):
         # with more rights stay as they are, shown disabled.
         self.assignable = {r.pk for r in assignable_roles(access)}
         self.current_defaults = set(org.default_roles.values_list("pk", flat=True))
+        from accounts.identity.orgs import effective_settings
+
         self.is_root = org.parent_id is None
+        # An inherited setting starts from the inherited value: unticking "inherit" then changes nothing
+        # until the admin changes it (an unticked box must not read as "off").
+        eff = effective_settings(org)
         initial = {
             "auth_inherit": org.auth_method is None,
-            "auth_method": org.auth_method or AuthMethod.LOCAL,
-            "auth_provider": org.auth_provider_id,
+            "auth_method": eff.auth_method,
+            "auth_provider": eff.auth_provider.pk if eff.auth_provider else None,
             "tfa_inherit": org.two_factor_required is None,
-            "two_factor_required": bool(org.two_factor_required),
+            "two_factor_required": eff.two_factor_required,
             "roles_inherit": org.inherit_default_roles,
-            "default_roles": list(org.default_roles.values_list("pk", flat=True)),
+            "default_roles": [r.pk for r in eff.default_roles],
         }
         super().__init__(*args, initial=initial, **kwargs)
         # Disabled providers are not offered, except the one the org already uses: otherwise the org
         # could not save any other setting until someone re-enabled it.
         self.fields["auth_provider"].queryset = IdentityProvider.objects.filter(
             Q(enabled=True) | Q(pk=org.auth_provider_id or 0)).order_by("name")
+        # Single sign-on is not offered while no identity provider can be chosen.
+        self.sso_available = self.fields["auth_provider"].queryset.exists()
+        if not self.sso_available and eff.auth_method != AuthMethod.SSO:
+            self.fields["auth_method"].choices = [(AuthMethod.LOCAL.value, AuthMethod.LOCAL.label)]
+            del self.fields["auth_provider"]
         self.fields["default_roles"].widget.locked = {pk for pk in Role.objects.values_list("pk", flat=True)
                                                       if pk not in self.assignable}
         if self.fields["default_roles"].widget.locked:
@@ -277,7 +287,7 @@ class OrgSettingsForm(forms.Form):
         if not self._inherit("auth_inherit"):
             method = data.get("auth_method") or AuthMethod.LOCAL
             data["auth_method"] = method
-            if method == AuthMethod.SSO and not data.get("auth_provider"):
+            if method == AuthMethod.SSO and not data.get("auth_provider") and "auth_provider" in self.fields:
                 self.add_error("auth_provider", ValidationError(
                     "Choose the identity provider for single sign-on.", code="sso_provider_required"))
         return data

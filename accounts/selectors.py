@@ -110,6 +110,20 @@ def org_tree(*, viewer: User) -> list[Organization]:
     )
 
 
+def org_subtree_user_counts(org: Organization) -> dict[str, int]:
+    """Users in ``org`` and its sub-orgs by state (plus "total", "here" and "suborgs"), for confirmations."""
+    from accounts.models import UserProfile
+
+    by_state = dict(UserProfile.objects.filter(org__path__startswith=org.path).order_by()
+                    .values_list("state").annotate(n=Count("pk")))
+    counts = {state: by_state.get(state, 0) for state in ("active", "invited", "blocked", "deactivated")}
+    counts["total"] = sum(by_state.values())
+    counts["not_deactivated"] = counts["total"] - counts["deactivated"]
+    counts["here"] = org.profiles.count()
+    counts["suborgs"] = Organization.objects.filter(path__startswith=org.path).exclude(pk=org.pk).count()
+    return counts
+
+
 def role_list() -> QuerySet[Role]:
     return Role.objects.select_related("group").prefetch_related("group__permissions").annotate(
         holder_count=Count("group__user")

@@ -482,7 +482,9 @@ def org_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         if action == "delete":
             return redirect("accounts:org_detail", pk=parent_id) if parent_id else redirect("accounts:org_list")
         return redirect("accounts:org_detail", pk=org.pk)
-    return render(request, "accounts/org_confirm.html", {"org": org, "action": action, "label": label})
+    inside = selectors.org_subtree_user_counts(org)
+    return render(request, "accounts/org_confirm.html", {"org": org, "action": action, "label": label,
+                                                          "inside": inside})
 
 
 @requires("manage_orgs")

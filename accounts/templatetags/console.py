@@ -61,3 +61,34 @@ def audit_value(value):
     if value is False:
         return "no"
     return value
+
+
+@register.filter(is_safe=True)
+def when(value, kind: str = "datetime"):
+    """The console's one date format: ``2026-03-01 14:05 CET`` in the viewer's time zone (``kind`` "date":
+    ``2026-03-01``), inside ``<time datetime="…">`` with the exact ISO instant. ``None`` shows "—".
+
+    Accepts datetimes, dates and ISO strings (certificate dates in metadata summaries).
+    """
+    from datetime import date, datetime
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+    from django.utils.html import format_html
+
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return value
+        value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, timezone.utc)
+        local = timezone.localtime(value)
+        text = f"{local:%Y-%m-%d}" if kind == "date" else f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+        return format_html('<time datetime="{}">{}</time>', value.isoformat(), text)
+    if isinstance(value, date):
+        return format_html('<time datetime="{}">{}</time>', value.isoformat(), f"{value:%Y-%m-%d}")
+    return value

@@ -57,7 +57,16 @@
     update();
   }
 
+  // Times are shown in the viewer's time zone: tell the server which one (read by UserTimeZoneMiddleware).
+  function reportTimeZone() {
+    var zone;
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+    if (!zone || document.cookie.indexOf("idm_tz=" + zone) !== -1) return;
+    document.cookie = "idm_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
+  }
+
   ready(function () {
+    reportTimeZone();
     document.querySelectorAll("[data-bulk]").forEach(initBulk);
     document.querySelectorAll("[data-inherit-group]").forEach(initInherit);
     initAuthMethod();
