@@ -70,7 +70,7 @@ def when(value, kind: str = "datetime"):
 
     Accepts datetimes, dates and ISO strings (certificate dates in metadata summaries).
     """
-    from datetime import date, datetime
+    from datetime import UTC, date, datetime
 
     from django.utils import timezone
     from django.utils.dateparse import parse_datetime
@@ -82,10 +82,10 @@ def when(value, kind: str = "datetime"):
         parsed = parse_datetime(value)
         if parsed is None:
             return value
-        value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)
+        value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
     if isinstance(value, datetime):
         if timezone.is_naive(value):
-            value = timezone.make_aware(value, timezone.utc)
+            value = timezone.make_aware(value, UTC)
         local = timezone.localtime(value)
         text = f"{local:%Y-%m-%d}" if kind == "date" else f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
         return format_html('<time datetime="{}">{}</time>', value.isoformat(), text)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone as dt_timezone
-from zoneinfo import ZoneInfo
-
 import re
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from accounts.templatetags.console import when
 
-INSTANT = datetime(2026, 3, 1, 13, 5, 9, tzinfo=dt_timezone.utc)
+INSTANT = datetime(2026, 3, 1, 13, 5, 9, tzinfo=UTC)
 
 
 def test_when_formats_in_the_active_time_zone():
@@ -41,3 +40,9 @@ def test_pages_use_the_browser_time_zone(client, directory, cookie, zone):
         client.cookies["idm_tz"] = cookie
     html = client.get(reverse("accounts:user_detail", args=[directory.eng_user.pk])).content.decode()
     assert re.search(rf" {zone}</time>", html)
+
+
+def test_when_treats_naive_values_as_utc():
+    with timezone.override(ZoneInfo("Europe/Berlin")):
+        assert when("2026-03-01T13:05:00").endswith(">2026-03-01 14:05 CET</time>")
+        assert when(datetime(2026, 3, 1, 13, 5)).endswith(">2026-03-01 14:05 CET</time>")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from accounts.identity.types import Actor, IdentityChange, Mode, Source
 from accounts.identity.service import apply_identity_change
+from accounts.identity.types import Actor, IdentityChange, Mode, Source
 from accounts.models import AuditEvent
 from accounts.selectors import search_terms, user_source_choices
 
