@@ -154,6 +154,15 @@ def audit_event_list(
     return qs.order_by("-created_at", "-id")
 
 
+SIGN_IN_ACTIONS = ("auth.login_succeeded", "auth.sso_login_succeeded")
+
+
+def sign_in_history(user: User, *, limit: int = 5) -> list[AuditEvent]:
+    """The user's latest successful sign-ins (password or SSO), newest first, from the audit log."""
+    return list(AuditEvent.objects.filter(target_type="user", target_id=str(user.pk), action__in=SIGN_IN_ACTIONS)
+                .order_by("-created_at", "-id")[:limit])
+
+
 def audit_target_links(*, viewer: User, events) -> list[AuditEvent]:
     """The events, each with ``target_url``: the page of its user or org when the viewer may open it,
     else ``None`` (shown as plain text: an Audit Log Viewer never follows a link into a 403 or 404)."""

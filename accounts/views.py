@@ -79,6 +79,12 @@ logout_view = auth_views.LogoutView.as_view()  # POST only (Django 5)
 @requires("console_access")
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's own password: Django's form checks the old one, the service sets the new one."""
+    from sso.signin import sso_provider_for
+
+    provider = sso_provider_for(request.user)
+    if provider is not None:
+        messages.info(request, f"You sign in with {provider.name}: change your password there.")
+        return redirect("accounts:account")
     form = PasswordChangeForm(user=request.user, data=request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -118,9 +124,14 @@ def home(request: HttpRequest) -> HttpResponse:
 @requires("console_access")
 def account(request: HttpRequest) -> HttpResponse:
     """"My account": profile, org and roles of the signed-in user."""
+    from sso.signin import sso_provider_for
+
     user = request.user
     profile = getattr(user, "profile", None)
     return render(request, "accounts/account.html", {
+        # SSO users sign in at their identity provider: no password or two-factor here (issue 12).
+        "sso_provider": sso_provider_for(user),
+        "sign_ins": selectors.sign_in_history(user, limit=5),
         "profile": profile,
         "org_path": profile.org.ancestors() + [profile.org] if profile else [],
         "roles": selectors.user_roles(user),
