@@ -171,6 +171,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     page = DeferredJoinPaginator(users, form.page_size()).get_page(request.GET.get("page"))
     return render(request, "accounts/user_list.html", {
         "form": form, "page": page, "headers": _sort_headers(sort), "sort": sort,
+        "filters_active": len([k for k in form.filters() if k != "q"]),
         "can_bulk": access.has("manage_users"), "can_create": access.has("manage_users"),
     })
 
