@@ -41,7 +41,8 @@ SAML_ROUTES = {"sso:login", "sso:acs", "sso:metadata", "sso:logout", "sso:slo"}
 PUBLIC = SAML_ROUTES | {"sso:signin", "sso:signout"}
 # Console pages (Identity management -> Authentication): all need manage_identity.
 CONSOLE = {"sso:provider_list", "sso:provider_add", "sso:provider_detail", "sso:provider_edit",
-           "sso:provider_refresh", "sso:provider_delete", "sso:provider_break_glass", "sso:sp_key_action"}
+           "sso:provider_refresh", "sso:provider_delete", "sso:provider_break_glass", "sso:sp_key_action",
+           "sso:provider_setup_start", "sso:provider_setup", "sso:provider_test", "sso:provider_test_result"}
 POST_ONLY = {"sso:provider_refresh", "sso:sp_key_action"}
 # POSTs that change what the sweep walks over; run after everything else.
 LAST = ("sso:provider_delete",)
