@@ -149,3 +149,19 @@ def start(request, provider: IdentityProvider):
     if binding == saml2.BINDING_HTTP_REDIRECT:
         return HttpResponseRedirect(dict(info["headers"])["Location"])
     return HttpResponse(info["data"])
+
+
+def return_page(request, url: str):
+    """The ACS answer to a test sign-in: a page that moves on to the result by itself.
+
+    Not a redirect, and no new session cookie: the IdP's POST to the ACS is cross-site, and a redirect from it is cross-site too,
+    so the browser would withhold the admin's SameSite=Lax session cookie and the result page would
+    ask them to sign in. A navigation started by this page (meta refresh, or the link) is same-site.
+    """
+    from django.shortcuts import render
+
+    if getattr(request, "user", None) is None or not request.user.is_authenticated:
+        # pysaml2's identity cache wrote into a fresh session (the cross-site POST carried no cookie):
+        # do not save it, or its cookie would replace the admin's session cookie and sign them out.
+        request.session.modified = False
+    return render(request, "sso/test_return.html", {"url": url})

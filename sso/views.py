@@ -299,8 +299,8 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
         session_info = response.session_info()
         if facts.in_response_to and setup_test.is_test_return(provider, outstanding.get(facts.in_response_to)):
             # The console's "test sign-in": show what the IdP asserted and how it maps; sign no one in.
-            return HttpResponseRedirect(setup_test.finish(request, provider=provider, request_id=facts.in_response_to,
-                                                          session_info=session_info))
+            return setup_test.return_page(request, setup_test.finish(
+                request, provider=provider, request_id=facts.in_response_to, session_info=session_info))
         try:
             user = self.authenticate_user(request, session_info, provider)
         except SignInRefused as exc:
