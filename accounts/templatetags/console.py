@@ -92,3 +92,14 @@ def when(value, kind: str = "datetime"):
     if isinstance(value, date):
         return format_html('<time datetime="{}">{}</time>', value.isoformat(), f"{value:%Y-%m-%d}")
     return value
+
+
+@register.filter
+def tree_depth(depth, base=0):
+    """Depth of an org below ``base`` for the ``depth-N`` indentation classes (capped at 12).
+
+    A class, not an inline style: the Content-Security-Policy allows no inline styles."""
+    try:
+        return min(max(int(depth) - int(base), 0), 12)
+    except (TypeError, ValueError):
+        return 0

@@ -118,6 +118,10 @@
     document.querySelectorAll("[data-nav-toggle]").forEach(initNavToggle);
     document.querySelectorAll("[data-filter-panel]").forEach(initFilterPanel);
     document.querySelectorAll("[data-copy]").forEach(initCopy);
+    document.querySelectorAll("[data-select-on-focus]").forEach(function (el) {
+      el.addEventListener("focus", function () { el.select(); });
+      el.addEventListener("click", function () { el.select(); });
+    });
     document.querySelectorAll("[data-bulk]").forEach(initBulk);
     document.querySelectorAll("[data-inherit-group]").forEach(initInherit);
     initAuthMethod();
