@@ -52,6 +52,11 @@ def user_update(*, actor: Actor, user: User, **fields: Any) -> ChangeResult:
     return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, mode=Mode.UPDATE, **fields))
 
 
+def user_update_problems(*, actor: Actor, user: User, **fields: Any) -> list:
+    """All the errors ``user_update`` with these fields would raise, one per field (nothing written)."""
+    return change_problems(actor=actor, change=IdentityChange(user_id=user.pk, mode=Mode.UPDATE, **fields))
+
+
 def user_set_password(*, actor: Actor, user: User, password: str) -> ChangeResult:
     """Set a user's password (validated against the password rules and history)."""
     return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, password=password,

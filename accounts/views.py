@@ -298,7 +298,8 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
             if changes:
                 services.user_update(actor=_actor(request), user=user, **changes)
         except IdentityError as exc:
-            add_identity_error(form, exc)
+            for problem in services.user_update_problems(actor=_actor(request), user=user, **changes) or [exc]:
+                add_identity_error(form, problem)
         else:
             messages.success(request, "Saved." if changes else "Nothing to change.")
             return redirect("accounts:user_detail", pk=user.pk)

@@ -455,3 +455,15 @@ def test_create_user_reports_every_error_at_once_and_keeps_input(client, directo
     assert '<span class="code">' not in html  # codes are data attributes, not text for people
     assert not User.objects.filter(email="not-an-email").exists()
     assert not User.objects.filter(username__startswith="idm-probe").exists()
+
+
+def test_edit_user_reports_every_error_at_once(client, directory):
+    client.force_login(directory.admin)
+    user = directory.sales_user
+    response = client.post(reverse("accounts:user_edit", args=[user.pk]), {
+        "username": "ENG.USER", "email": "not-an-email", "first_name": "Sam", "last_name": "Seller", "notes": ""})
+    assert response.status_code == 200
+    assert error_codes(response, "username") == {"username_taken"}
+    assert error_codes(response, "email") == {"email_invalid"}
+    user.refresh_from_db()
+    assert user.username == "sales.user"
