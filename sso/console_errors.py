@@ -14,20 +14,19 @@ import requests
 
 
 def _root_cause(exc: BaseException) -> BaseException | None:
-    seen = set()
-    cause = exc.__cause__
-    while cause is not None and cause.__cause__ is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, requests.RequestException):
-            return cause
-        cause = cause.__cause__
-    return cause
+    """The first ``requests`` error in ``exc``'s ``raise … from`` chain, else the deepest cause (≤ 10 links)."""
+    cause, last = exc.__cause__, None
+    for _ in range(10):
+        if cause is None or isinstance(cause, requests.RequestException):
+            break
+        last, cause = cause, cause.__cause__
+    return cause if cause is not None else last
 
 
 def plain_metadata_error(exc: BaseException, *, url: str = "") -> str:
     """The sentence an admin reads for a metadata error ``exc`` (an ``IdentityError`` or ``MetadataError``)."""
     code = getattr(exc, "code", "")
-    host = urlparse(url).hostname or "the identity provider" if url else "the identity provider"
+    host = urlparse(url).hostname or "the identity provider"
     cause = _root_cause(exc)
     if code == "metadata_tls":
         return (f"idm could not verify the TLS certificate of {host}. The identity provider's certificate must "
