@@ -19,6 +19,5 @@ def admin_login(request: HttpRequest) -> HttpResponse:
             return redirect("admin:index")
         raise PermissionDenied("the Django admin is for Django staff users only")
     url = reverse("accounts:login")
-    if request.GET:
-        url = f"{url}?{request.GET.urlencode()}"
-    return redirect(url)
+    query = request.META.get("QUERY_STRING", "")
+    return redirect(f"{url}?{query}" if query else url)

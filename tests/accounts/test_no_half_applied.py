@@ -199,6 +199,9 @@ def test_org_admin_keeps_default_roles_set_by_a_cloud_admin(client, directory):
 
 
 def test_org_settings_sso_without_provider_saves_nothing(client, directory):
+    from sso.models import IdentityProvider
+
+    IdentityProvider.objects.create(name="Okta")  # SSO is offered only when a provider exists
     client.force_login(directory.admin)
     before = snapshot()
     response = client.post(reverse("accounts:org_settings", args=[directory.engineering.pk]), _settings(
