@@ -1,5 +1,6 @@
 """Accessibility: axe-core (shipped by axe-playwright-python) on the console's main pages, at desktop
-and phone width. Zero serious or critical violations (labels, contrast, landmarks, names…)."""
+and phone width. Zero serious or critical violations (labels, contrast, landmarks, names…), and no
+page wider than a 390 px phone."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ def test_main_pages_have_no_serious_axe_violations(page, live_server, client, di
         response = page.goto(f"{live_server.url}{path}")
         assert response.status == 200, path
         found = severe_violations(page)
+        if viewport["width"] < 500:
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > viewport["width"]:
+                found.append(f"page is {width}px wide at {viewport['width']}px: horizontal scrolling")
         if found:
             problems[path] = found
     assert problems == {}
