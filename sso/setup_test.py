@@ -124,6 +124,7 @@ def start(request, provider: IdentityProvider):
     from django.http import HttpResponse, HttpResponseRedirect
     from djangosaml2.overrides import Saml2Client
 
+    from sso import binding as browser_binding
     from sso import replay
     from sso.config import sp_config
 
@@ -144,11 +145,18 @@ def start(request, provider: IdentityProvider):
     except Exception as exc:  # metadata pysaml2 cannot use: say so plainly
         raise ValueError("idm cannot start a sign-in with this metadata (no usable sign-in endpoint or an "
                          "expired metadata document). Load current metadata from the identity provider.") from exc
-    replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=test_result_path(provider))
+    # Bound to this browser like every sign-in (``sso.binding``): the ACS refuses a response to a
+    # request another browser started.
+    token = browser_binding.browser_token(request)
+    replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=test_result_path(provider),
+                            browser_hash=browser_binding.token_hash(token))
     remember_started(request, provider, request_id)
     if binding == saml2.BINDING_HTTP_REDIRECT:
-        return HttpResponseRedirect(dict(info["headers"])["Location"])
-    return HttpResponse(info["data"])
+        response = HttpResponseRedirect(dict(info["headers"])["Location"])
+    else:
+        response = HttpResponse(info["data"])
+    browser_binding.set_cookie(response, token)
+    return response
 
 
 def return_page(request, url: str):
