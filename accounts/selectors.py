@@ -34,7 +34,7 @@ def user_list(
 
     Search finds each typed word anywhere in username, email, first or last name ("sales", "acme",
     part of an email; "sam sel" finds Sam Seller). On PostgreSQL trigram GIN indexes keep it fast at
-    100k users (migration ``accounts/0005``); SQLite scans. ``source`` is a value of
+    100k users (migration ``accounts/0006``); SQLite scans. ``source`` is a value of
     ``user_source_choices``. Sorting always ends with the primary key so pagination is stable.
     """
     access = Access.of(viewer)

@@ -51,5 +51,5 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0004_totp")]
+    dependencies = [("accounts", "0005_prov_owner_source")]
     operations = [migrations.RunPython(forwards, backwards)]
