@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from accounts.access import Access
 from accounts.exceptions import IdentityError
-from accounts.identity.types import AuthMethod, Source, UserState
+from accounts.identity.types import AuthMethod, UserState
 from accounts.models import Organization, Role
 
 
@@ -70,6 +70,9 @@ def assignable_roles(access: Access) -> list[Role]:
 # Users
 
 
+PAGE_SIZES = (25, 50, 100, 200)
+
+
 class UserFilterForm(forms.Form):
     """The users list's search box and filters (GET)."""
 
@@ -79,14 +82,32 @@ class UserFilterForm(forms.Form):
                          empty_label="All organizations")
     role = forms.ModelChoiceField(label="Role", queryset=Role.objects.order_by("name"), required=False,
                                   empty_label="Any role", to_field_name="slug")
-    source = forms.ChoiceField(label="Source", required=False,
-                               choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
+    source = forms.ChoiceField(label="Source", required=False, choices=[("", "Any source")])
     state = forms.ChoiceField(label="State", required=False, choices=[
         ("", "Any state"), *UserState.choices, ("locked", "Locked (failed sign-ins)")])
+    per_page = forms.TypedChoiceField(label="Per page", required=False, coerce=int, empty_value=50,
+                                      choices=[(n, str(n)) for n in PAGE_SIZES])
 
     def __init__(self, *args, access: Access, **kwargs):
+        from accounts.selectors import user_source_choices
+
         super().__init__(*args, **kwargs)
         self.fields["org"].queryset = Organization.objects.filter(access.org_filter("view_directory")).order_by("path")
+        # Only sources that own someone: "Bulk upload" or "SCIM" would never match (an upload's users
+        # are local; a SCIM provider is named, not the protocol).
+        self.fields["source"].choices = [("", "Any source"), *user_source_choices()]
+
+    def filters(self) -> dict:
+        """Keyword arguments for ``selectors.user_list`` (empty when the form is invalid)."""
+        if not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v and k != "per_page"}
+
+    def page_size(self) -> int:
+        """The chosen page size (50 unless one of ``PAGE_SIZES`` was chosen)."""
+        if self.is_bound and self.is_valid():
+            return self.cleaned_data.get("per_page") or 50
+        return 50
 
 
 class UserCreateForm(forms.Form):
@@ -99,7 +120,8 @@ class UserCreateForm(forms.Form):
     last_name = forms.CharField(label="Last name", max_length=150, required=False)
     password = forms.CharField(
         label="Password", required=False, strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        # render_value: a refused form keeps what the admin typed (it goes back only to that admin).
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=True),
         help_text="Optional. Without a password the user is invited: the next page emails or copies their invitation link.",
     )
     roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False,
@@ -223,21 +245,31 @@ class OrgSettingsForm(forms.Form):
         # with more rights stay as they are, shown disabled.
         self.assignable = {r.pk for r in assignable_roles(access)}
         self.current_defaults = set(org.default_roles.values_list("pk", flat=True))
+        from accounts.identity.orgs import effective_settings
+
         self.is_root = org.parent_id is None
+        # An inherited setting starts from the inherited value: unticking "inherit" then changes nothing
+        # until the admin changes it (an unticked box must not read as "off").
+        eff = effective_settings(org)
         initial = {
             "auth_inherit": org.auth_method is None,
-            "auth_method": org.auth_method or AuthMethod.LOCAL,
-            "auth_provider": org.auth_provider_id,
+            "auth_method": eff.auth_method,
+            "auth_provider": eff.auth_provider.pk if eff.auth_provider else None,
             "tfa_inherit": org.two_factor_required is None,
-            "two_factor_required": bool(org.two_factor_required),
+            "two_factor_required": eff.two_factor_required,
             "roles_inherit": org.inherit_default_roles,
-            "default_roles": list(org.default_roles.values_list("pk", flat=True)),
+            "default_roles": [r.pk for r in eff.default_roles],
         }
         super().__init__(*args, initial=initial, **kwargs)
         # Disabled providers are not offered, except the one the org already uses: otherwise the org
         # could not save any other setting until someone re-enabled it.
         self.fields["auth_provider"].queryset = IdentityProvider.objects.filter(
             Q(enabled=True) | Q(pk=org.auth_provider_id or 0)).order_by("name")
+        # Single sign-on is not offered while no identity provider can be chosen.
+        self.sso_available = self.fields["auth_provider"].queryset.exists()
+        if not self.sso_available and eff.auth_method != AuthMethod.SSO:
+            self.fields["auth_method"].choices = [(AuthMethod.LOCAL.value, AuthMethod.LOCAL.label)]
+            del self.fields["auth_provider"]
         self.fields["default_roles"].widget.locked = {pk for pk in Role.objects.values_list("pk", flat=True)
                                                       if pk not in self.assignable}
         if self.fields["default_roles"].widget.locked:
@@ -262,7 +294,7 @@ class OrgSettingsForm(forms.Form):
         if not self._inherit("auth_inherit"):
             method = data.get("auth_method") or AuthMethod.LOCAL
             data["auth_method"] = method
-            if method == AuthMethod.SSO and not data.get("auth_provider"):
+            if method == AuthMethod.SSO and not data.get("auth_provider") and "auth_provider" in self.fields:
                 self.add_error("auth_provider", ValidationError(
                     "Choose the identity provider for single sign-on.", code="sso_provider_required"))
         return data

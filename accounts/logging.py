@@ -31,3 +31,20 @@ class RedactSecretsFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+class OneLineForbiddenFilter(logging.Filter):
+    """Logs a refused request (403) as one line with its reason, not a traceback.
+
+    Django's request logger attaches the ``PermissionDenied`` exception to its "Forbidden" warning;
+    a 403 is an expected answer, so the line says what was refused and why, and drops the stack.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) == 403 and record.exc_info:
+            exc = record.exc_info[1]
+            reason = str(exc) if exc is not None else ""
+            message = record.getMessage()
+            record.msg, record.args = (f"{message} ({reason})" if reason else message), None
+            record.exc_info, record.exc_text = None, None
+        return True

@@ -50,3 +50,35 @@ class NoStoreWhenSignedInMiddleware:
         if getattr(user, "is_authenticated", False):
             add_never_cache_headers(response)
         return response
+
+
+TIME_ZONE_COOKIE = "idm_tz"
+
+
+class UserTimeZoneMiddleware:
+    """Shows times in the viewer's time zone: the browser reports it in the ``idm_tz`` cookie (set by
+    static/idm/console.js); unknown or missing zones fall back to ``TIME_ZONE``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from django.utils import timezone
+
+        name = request.COOKIES.get(TIME_ZONE_COOKIE, "")
+        zone = None
+        if name and len(name) <= 64 and all(c.isalnum() or c in "/_+-" for c in name):
+            try:
+                zone = ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                zone = None
+        if zone is not None:
+            timezone.activate(zone)
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -19,11 +19,28 @@ def user_create(
     password: str | None = None, roles: Iterable[str] | None = None, notes: str = "",
 ) -> ChangeResult:
     """Create a local user; without a password the user is invited."""
-    return apply_identity_change(actor=actor, change=IdentityChange(
+    return apply_identity_change(actor=actor, change=_create_change(
+        username=username, org_id=org_id, email=email, first_name=first_name, last_name=last_name,
+        password=password, roles=roles, notes=notes))
+
+
+def _create_change(*, username: str, org_id: int, email: str, first_name: str, last_name: str,
+                   password: str | None, roles: Iterable[str] | None, notes: str) -> IdentityChange:
+    return IdentityChange(
         username=username, email=email, first_name=first_name, last_name=last_name,
         password=password or UNSET, org_id=org_id, roles=frozenset(roles) if roles else UNSET,
         notes=notes, mode=Mode.CREATE,
-    ))
+    )
+
+
+def user_create_problems(
+    *, actor: Actor, username: str, org_id: int, email: str = "", first_name: str = "", last_name: str = "",
+    password: str | None = None, roles: Iterable[str] | None = None, notes: str = "",
+) -> list:
+    """All the errors ``user_create`` with these values would raise, one per field (nothing written)."""
+    return change_problems(actor=actor, change=_create_change(
+        username=username, org_id=org_id, email=email, first_name=first_name, last_name=last_name,
+        password=password, roles=roles, notes=notes))
 
 
 def user_update(*, actor: Actor, user: User, **fields: Any) -> ChangeResult:
@@ -33,6 +50,11 @@ def user_update(*, actor: Actor, user: User, **fields: Any) -> ChangeResult:
     if unknown:
         raise TypeError(f"unknown fields: {sorted(unknown)}")
     return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, mode=Mode.UPDATE, **fields))
+
+
+def user_update_problems(*, actor: Actor, user: User, **fields: Any) -> list:
+    """All the errors ``user_update`` with these fields would raise, one per field (nothing written)."""
+    return change_problems(actor=actor, change=IdentityChange(user_id=user.pk, mode=Mode.UPDATE, **fields))
 
 
 def user_set_password(*, actor: Actor, user: User, password: str) -> ChangeResult:
@@ -89,3 +111,37 @@ def users_set_state(*, actor: Actor, user_ids: Iterable[int], state: UserState) 
     return apply_identity_changes(actor=actor, changes=[
         IdentityChange(user_id=uid, state=state, mode=Mode.UPDATE, ref=uid) for uid in user_ids
     ])
+
+
+PROBED_FIELDS = ("username", "email", "first_name", "last_name", "password", "roles", "notes")
+
+
+def change_problems(*, actor: Actor, change: IdentityChange) -> list:
+    """Every field error of a change at once (``IdentityError`` list, empty when it would be accepted).
+
+    The service stops at the first error, which made the console report one error per submit. This
+    asks the same service, in dry runs (nothing is written), about the whole change and then about
+    each field on its own, so forms show all their errors together under the one set of rules.
+    """
+    import uuid
+    from dataclasses import replace
+
+    first = apply_identity_changes(changes=[change], actor=actor, dry_run=True).results[0].error
+    if first is None:
+        return []
+    found = {(first.field or ""): first}
+    probes = []
+    for name in PROBED_FIELDS:
+        if getattr(change, name) is UNSET or name in found:
+            continue
+        others = {other: UNSET for other in PROBED_FIELDS if other != name}
+        if change.mode == Mode.CREATE and name != "username":
+            # A unique valid stand-in, so a bad or taken username does not hide this field's error.
+            others["username"] = f"idm-probe-{uuid.uuid4().hex[:16]}"
+        probes.append(replace(change, **others, ref=name))
+    if probes:
+        for result in apply_identity_changes(changes=probes, actor=actor, dry_run=True).results:
+            error = result.error
+            if error is not None and error.field == result.ref and error.field not in found:
+                found[error.field] = error
+    return list(found.values())

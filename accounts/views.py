@@ -64,7 +64,8 @@ def _page(request: HttpRequest, queryset, size: int = PAGE_SIZE):
 
 
 def _report_error(request: HttpRequest, exc: IdentityError) -> None:
-    messages.error(request, f"{exc.message} ({exc.code})")
+    """The error's sentence for people; its code rides along as ``data-code`` (partials/messages.html)."""
+    messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,6 +79,12 @@ logout_view = auth_views.LogoutView.as_view()  # POST only (Django 5)
 @requires("console_access")
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's own password: Django's form checks the old one, the service sets the new one."""
+    from sso.signin import sso_provider_for
+
+    provider = sso_provider_for(request.user)
+    if provider is not None:
+        messages.info(request, f"You sign in with {provider.name}: change your password there.")
+        return redirect("accounts:account")
     form = PasswordChangeForm(user=request.user, data=request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -108,7 +115,8 @@ def home(request: HttpRequest) -> HttpResponse:
         for s in UserState
     ]
     org_count = Organization.objects.filter(access.org_filter("view_directory")).count()
-    recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
+    recent = (selectors.audit_target_links(viewer=request.user, events=selectors.audit_event_list()[:8])
+              if access.has("view_audit_log") else [])
     return render(request, "accounts/home.html", {
         "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
         **dashboard_context(access=access, by_source=by_source),
@@ -118,9 +126,14 @@ def home(request: HttpRequest) -> HttpResponse:
 @requires("console_access")
 def account(request: HttpRequest) -> HttpResponse:
     """"My account": profile, org and roles of the signed-in user."""
+    from sso.signin import sso_provider_for
+
     user = request.user
     profile = getattr(user, "profile", None)
     return render(request, "accounts/account.html", {
+        # SSO users sign in at their identity provider: no password or two-factor here (issue 12).
+        "sso_provider": sso_provider_for(user),
+        "sign_ins": selectors.sign_in_history(user, limit=5),
         "profile": profile,
         "org_path": profile.org.ancestors() + [profile.org] if profile else [],
         "roles": selectors.user_roles(user),
@@ -153,18 +166,15 @@ def _sort_headers(current: str) -> list[dict]:
 def user_list(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     form = UserFilterForm(request.GET or None, access=access)
-    filters = form.cleaned_data if form.is_valid() else {}
     sort = request.GET.get("sort", "username")
     if sort not in selectors.USER_SORTS:
         sort = "username"
-    users = selectors.user_list(
-        viewer=request.user, q=filters.get("q", ""), org=filters.get("org"), role=filters.get("role"),
-        source=filters.get("source", ""), state=filters.get("state", ""), sort=sort,
-    )
-    page = DeferredJoinPaginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
+    users = selectors.user_list(viewer=request.user, sort=sort, **form.filters())
+    page = DeferredJoinPaginator(users, form.page_size()).get_page(request.GET.get("page"))
     can_bulk = access.has("manage_users")
     return render(request, "accounts/user_list.html", {
         "form": form, "page": page, "headers": _sort_headers(sort), "sort": sort,
+        "filters_active": len([k for k in form.filters() if k != "q"]),
         "can_bulk": can_bulk, "can_create": access.has("manage_users"),
         # Bulk block/unblock only offers the users the viewer may change (the privilege rule).
         "changeable": changeable_user_ids(request.user, page.object_list) if can_bulk else set(),
@@ -174,7 +184,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
 @requires("manage_users")
 @require_POST
 def user_bulk_state(request: HttpRequest) -> HttpResponse:
-    """Block or unblock the selected users; each refused user is reported by name and reason."""
+    """Block or unblock the selected users after a confirmation page (``confirmed=1``); says how many
+    changed, and reports each refused user by name and reason."""
     action = request.POST.get("action")
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -188,6 +199,12 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     names = dict(selectors.user_list(viewer=request.user).filter(pk__in=ids).values_list("pk", "username"))
     missing = [i for i in ids if i not in names]
+    if request.POST.get("confirmed") != "1":
+        # Ask first: say how many users, and who, before blocking or unblocking them.
+        return render(request, "accounts/user_bulk_confirm.html", {
+            "action": action, "label": "Block" if action == "block" else "Unblock", "ids": list(names),
+            "names": sorted(names.values(), key=str.lower), "missing": len(missing), "next": back,
+        })
     state = UserState.BLOCKED if action == "block" else UserState.ACTIVE
     result = services.users_set_state(actor=_actor(request), user_ids=list(names), state=state)
     counts = result.counts()
@@ -199,7 +216,7 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
         messages.info(request, f"{counts['unchanged']} already {'blocked' if action == 'block' else 'unblocked'}.")
     refused = [r for r in result.results if r.status == "refused"]
     for r in refused[:10]:
-        messages.warning(request, f"{names.get(r.ref, r.ref)}: {r.error.message} ({r.error.code})")
+        messages.warning(request, f"{names.get(r.ref, r.ref)}: {r.error.message}", extra_tags=f"code:{r.error.code}")
     if len(refused) > 10:
         messages.warning(request, f"…and {len(refused) - 10} more refused.")
     if missing:
@@ -265,14 +282,15 @@ def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None, access=access, initial_org=initial_org)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
+        values = dict(username=d["username"], org_id=d["org"].pk, email=d["email"], first_name=d["first_name"],
+                      last_name=d["last_name"], password=d["password"] or None,
+                      roles=[r.slug for r in d["roles"]], notes=d["notes"])
         try:
-            result = services.user_create(
-                actor=_actor(request), username=d["username"], org_id=d["org"].pk, email=d["email"],
-                first_name=d["first_name"], last_name=d["last_name"], password=d["password"] or None,
-                roles=[r.slug for r in d["roles"]], notes=d["notes"],
-            )
+            result = services.user_create(actor=_actor(request), **values)
         except IdentityError as exc:
-            add_identity_error(form, exc)
+            # Every field's error at once, not one per submit.
+            for problem in services.user_create_problems(actor=_actor(request), **values) or [exc]:
+                add_identity_error(form, problem)
         else:
             if result.user.profile.state == UserState.INVITED:  # no password: send or copy the invitation
                 messages.success(request, f"Created {result.user.username}. They are invited: send them "
@@ -301,7 +319,8 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
             if changes:
                 services.user_update(actor=_actor(request), user=user, **changes)
         except IdentityError as exc:
-            add_identity_error(form, exc)
+            for problem in services.user_update_problems(actor=_actor(request), user=user, **changes) or [exc]:
+                add_identity_error(form, problem)
         else:
             messages.success(request, "Saved." if changes else "Nothing to change.")
             return redirect("accounts:user_detail", pk=user.pk)
@@ -461,7 +480,7 @@ def org_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def org_move(request: HttpRequest, pk: int) -> HttpResponse:
     org = _org_for(request, pk, "manage_orgs")
     if org.parent_id is None:
-        messages.error(request, "The top-level organization cannot be moved. (org_root_move)")
+        messages.error(request, "The top-level organization cannot be moved.", extra_tags="code:org_root_move")
         return redirect("accounts:org_detail", pk=org.pk)
     form = OrgMoveForm(request.POST or None, access=_access(request), org=org)
     if request.method == "POST" and form.is_valid():
@@ -503,7 +522,9 @@ def org_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         if action == "delete":
             return redirect("accounts:org_detail", pk=parent_id) if parent_id else redirect("accounts:org_list")
         return redirect("accounts:org_detail", pk=org.pk)
-    return render(request, "accounts/org_confirm.html", {"org": org, "action": action, "label": label})
+    inside = selectors.org_subtree_user_counts(org)
+    return render(request, "accounts/org_confirm.html", {"org": org, "action": action, "label": label,
+                                                          "inside": inside})
 
 
 @requires("manage_orgs")
@@ -561,8 +582,10 @@ def role_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @requires("view_audit_log")
 def audit_list(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
-    events = selectors.audit_event_list(**form.filters())
-    return render(request, "accounts/audit_list.html", {"form": form, "page": _page(request, events)})
+    page = _page(request, selectors.audit_event_list(**form.filters()))
+    return render(request, "accounts/audit_list.html", {
+        "form": form, "page": page, "linked_events": selectors.audit_target_links(viewer=request.user, events=page),
+    })
 
 
 CSV_COLUMNS = ["time", "actor", "actor_type", "action", "target_type", "target_id", "target", "field",

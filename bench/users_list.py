@@ -1,4 +1,4 @@
-"""Console users list at 100k users: server time for page 1, a deep page, a search and an org filter.
+"""Console users list at 100k users: server time for page 1, a deep page, searches and an org filter.
 
     .venv/bin/python bench/users_list.py               # recreate the bench db, load 100k users, measure
     .venv/bin/python bench/users_list.py --keep        # reuse the db bench/bulk_identity.py left behind
@@ -122,6 +122,14 @@ def main() -> int:
         (f"org filter {dept.name} (+9 sub-orgs)", admin, {"org": dept.pk}),
         ("org-scoped viewer, page 1", scoped, {}),
         ("search q=user5, page 100", admin, {"q": "user5", "page": 100}),
+        # Substring search (issue 12): inside usernames, names and emails; pg_trgm GIN indexes.
+        ("substring q=ser4242 (inside usernames)", admin, {"q": "ser4242"}),
+        ("substring q=9999@exa (part of an email)", admin, {"q": "9999@exa"}),
+        ("substring q=rst12 (inside first names, ~1%)", admin, {"q": "rst12"}),
+        ("substring q='first12 last34' (two words)", admin, {"q": "first12 last34"}),
+        ("substring q=sales (no match)", admin, {"q": "sales"}),
+        ("substring q=ser5, 200 per page", admin, {"q": "ser5", "per_page": 200}),
+        ("org-scoped viewer, substring q=ast7", scoped, {"q": "ast7"}),
         ("sort=-created, page 1", admin, {"sort": "-created"}),
     ]
     template = Template(ROW_TEMPLATE)
@@ -132,7 +140,7 @@ def main() -> int:
         qs = selectors.user_list(
             viewer=viewer, q=params.get("q", ""), org=org, sort=params.get("sort", "username")
         )
-        page = Paginator(qs, PER_PAGE).get_page(params.get("page", 1))
+        page = Paginator(qs, params.get("per_page", PER_PAGE)).get_page(params.get("page", 1))
         html = template.render(Context({"page": page}))
         return len(page.object_list), page.paginator.count if html else 0
 

@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "accounts.sessions.UserSessionMiddleware",  # ended sessions stay ended (issue 7 §5)
     "accounts.middleware.RequestContextMiddleware",
     "accounts.middleware.NoStoreWhenSignedInMiddleware",
+    "accounts.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.credentials.middleware.RequiredActionsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -217,10 +218,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"},
+                "one_line_403": {"()": "accounts.logging.OneLineForbiddenFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
                    "json": {"()": "ops.logformat.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"],
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_403", "redact"],
                              "formatter": "json" if env_str("IDM_LOG_FORMAT") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env_str("IDM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "saml2": {"level": "WARNING"}, "xmlschema": {"level": "WARNING"}},

@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from idm import admin_gate
 
 urlpatterns = [
-    # The admin's own login form would skip the console sign-in (and its two-factor step): send it there.
-    path("django-admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
+    # The admin's own login form would skip the console sign-in (and its two-factor step): send it
+    # there; signed-in non-staff users get a 403 instead of a redirect loop (idm/admin_gate.py).
+    path("django-admin/login/", admin_gate.admin_login),
     path("django-admin/", admin.site.urls),
     path("sso/", include("sso.urls")),
     path("", include("ops.urls")),  # /healthz, /readyz, /metrics, /outbox/

@@ -18,3 +18,9 @@ class SsoConfig(AppConfig):
                 forget_session(request.session.session_key)
 
         user_logged_out.connect(_forget, dispatch_uid="sso.forget_session", weak=False)
+
+        from django.contrib.auth.signals import user_logged_in
+
+        from sso.first_sign_in import activate_after_sso_sign_in
+
+        user_logged_in.connect(activate_after_sso_sign_in, dispatch_uid="sso.activate_invited", weak=False)

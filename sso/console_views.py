@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor, Source
 from accounts.params import int_param
-from sso import keys, services
+from sso import keys, services, setup_test
 from sso.config import acs_url, sp_entity_id
-from sso.forms import BreakGlassForm, ProviderForm
+from sso.console_errors import plain_metadata_error
+from sso.forms import BreakGlassForm, ProviderForm, ProviderMetadataForm, ProviderNameForm
 from sso.metadata import expiring_certs, metadata_warnings
 from sso.models import IdentityProvider
 from sso.services import break_glass_set, metadata_refresh, provider_save
@@ -51,13 +54,29 @@ def provider_detail(request, pk: int):
     return render(request, "sso/provider_detail.html", {
         "p": provider, "orgs": provider.organizations.all(), "expiring": expiring_certs(provider.metadata_summary),
         "metadata_warnings": metadata_warnings(provider.metadata_summary, provider.metadata_xml),
-        "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider),
+        "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider), "sp": _sp_urls(request, provider),
         "break_glass": provider.break_glass_users.order_by("username"), "sp_keys": keys.key_status(),
     })
 
 
+def _sp_urls(request, provider: IdentityProvider) -> dict:
+    """idm's own SAML values for one provider, as absolute URLs the IdP admin copies."""
+    from sso.config import slo_url
+
+    return {"sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider), "slo_url": slo_url(provider),
+            # The entity id is the metadata's own URL (IDM_BASE_URL based, as the IdP must reach it).
+            "metadata_url": sp_entity_id(provider),
+            "metadata_download": reverse("sso:metadata", args=[provider.pk]) + "?download=1"}
+
+
+def _metadata_error(form, exc: IdentityError, url: str = "") -> None:
+    """A metadata refusal as a plain sentence (no Python exception text); the code stays as data-code."""
+    form.add_error(None, ValidationError(plain_metadata_error(exc, url=url), code=exc.code))
+
+
 @requires_manage_identity
 def provider_edit(request, pk: int | None = None):
+    """Everything about a provider on one page, in four groups; new providers start in the guided setup."""
     provider = get_object_or_404(IdentityProvider, pk=pk) if pk else None
     form = ProviderForm(request.POST or None, request.FILES or None, instance=provider)
     if request.method == "POST" and form.is_valid():
@@ -69,11 +88,87 @@ def provider_edit(request, pk: int | None = None):
             instance = provider_save(actor=_actor(request), provider=instance, metadata_xml=metadata_xml,
                                      fetch=fetch)
         except IdentityError as exc:
-            form.add_error(None, f"{exc.message} ({exc.code})")
+            _metadata_error(form, exc, url=instance.metadata_url if fetch else "")
         else:
             _saved_message(request, f"Saved {instance.name}.", instance if (metadata_xml or fetch) else None)
             return redirect("sso:provider_detail", pk=instance.pk)
-    return render(request, "sso/provider_form.html", {"form": form, "p": provider})
+    return render(request, "sso/provider_form.html", {
+        "form": form, "p": provider, "sp": _sp_urls(request, provider) if provider else None})
+
+
+# --------------------------------------------------------------------------------------------
+# Guided setup: name -> idm's SP values to copy -> the IdP's metadata -> test sign-in.
+# idm's entity id and ACS URL contain the provider's id, so the provider exists (turned off, with
+# no metadata, used by no org) from step 1 on; the IdP admin gets idm's values before idm needs theirs.
+
+
+@requires_manage_identity
+def provider_setup_start(request):
+    """Step 1: name the provider. Creates it turned off until its metadata is loaded."""
+    form = ProviderNameForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        draft = form.save(commit=False)
+        draft.enabled = False
+        try:
+            draft = provider_save(actor=_actor(request), provider=draft)
+        except IdentityError as exc:
+            form.add_error(None, ValidationError(exc.message, code=exc.code))
+        else:
+            return redirect("sso:provider_setup", pk=draft.pk)
+    return render(request, "sso/provider_setup.html", {"step": 1, "name_form": form})
+
+
+@requires_manage_identity
+def provider_setup(request, pk: int):
+    """Steps 2 and 3: idm's SP values with copy buttons, then the IdP's metadata (URL or upload)."""
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    was_enabled, was_draft = provider.enabled, not provider.metadata_xml
+    form = ProviderMetadataForm(request.POST or None, request.FILES or None, instance=provider)
+    if request.method == "POST" and form.is_valid():
+        instance = form.save(commit=False)
+        metadata_xml = form.cleaned_data.get("metadata_file") or None
+        fetch = not metadata_xml
+        if was_draft:
+            instance.enabled = True  # usable once the IdP is known; no org uses it until an admin says so
+        try:
+            instance = provider_save(actor=_actor(request), provider=instance, metadata_xml=metadata_xml,
+                                     fetch=fetch)
+        except IdentityError as exc:
+            instance.enabled = was_enabled
+            _metadata_error(form, exc, url=instance.metadata_url if fetch else "")
+        else:
+            _saved_message(request, f"Loaded the metadata of {instance.name}.", instance)
+            return redirect("sso:provider_test", pk=instance.pk)
+    step = 3 if request.method == "POST" or request.GET.get("step") == "3" else 2
+    return render(request, "sso/provider_setup.html", {
+        "step": step, "p": provider, "sp": _sp_urls(request, provider), "form": form})
+
+
+@requires_manage_identity
+def provider_test(request, pk: int):
+    """Step 4: GET explains, POST starts one SP-initiated sign-in that returns to the result page."""
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    if request.method == "POST":
+        try:
+            return setup_test.start(request, provider)
+        except ValueError as exc:
+            messages.error(request, str(exc), extra_tags="code:test_not_possible")
+            return redirect("sso:provider_test", pk=pk)
+    return render(request, "sso/provider_setup.html", {
+        "step": 4, "p": provider, "sp": _sp_urls(request, provider),
+        "result": setup_test.result_for(request, provider)})
+
+
+@requires_manage_identity
+def provider_test_result(request, pk: int):
+    """What the IdP asserted in this admin's last test sign-in, and how idm maps it."""
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    result = setup_test.result_for(request, provider)
+    if result is None:
+        messages.info(request, "No test sign-in result yet (results are kept for ten minutes). Start one below.")
+        return redirect("sso:provider_test", pk=pk)
+    return render(request, "sso/provider_setup.html", {
+        "step": 4, "p": provider, "sp": _sp_urls(request, provider), "result": result, "show_result": True})
 
 
 @require_POST
@@ -94,7 +189,7 @@ def provider_delete(request, pk: int):
         try:
             services.provider_delete(actor=_actor(request), provider=provider)
         except IdentityError as exc:
-            messages.error(request, f"{exc.message} ({exc.code})")
+            messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
             return redirect("sso:provider_detail", pk=pk)
         messages.success(request, f"Deleted {provider.name}.")
         return redirect("sso:provider_list")
@@ -137,7 +232,7 @@ def sp_key_action(request, action: str):
     try:
         service(actor=_actor(request))
     except IdentityError as exc:
-        messages.error(request, f"{exc.message} ({exc.code})")
+        messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
     else:
         messages.success(request, done)
     provider_id = int_param(request.POST.get("provider"))

@@ -21,6 +21,32 @@ class ProviderForm(forms.ModelForm):
     mapping_preset = forms.ChoiceField(choices=[(k, v[0]) for k, v in PRESETS.items()], required=False,
                                        help_text="Fills in the attribute names below when the default mapping is off.")
 
+    # The form in four groups (template: sso/provider_form.html); each name is a form field.
+    GROUPS = (
+        ("Identity provider", "Who the IdP is: its name in idm and its SAML metadata.",
+         ("name", "enabled", "metadata_url", "metadata_file", "metadata_verify_tls", "entity_id")),
+        ("Attribute mapping", "Which SAML attributes give the username, email and names.",
+         ("use_default_mapping", "mapping_preset", "username_attribute", "email_attribute",
+          "first_name_attribute", "last_name_attribute")),
+        ("Request signing", "How idm signs its requests and which algorithms it accepts.",
+         ("sign_authn_requests", "digest_algorithm", "signature_algorithm", "allow_legacy_algorithms")),
+        ("Advanced", "Authentication context, NameID format, IdP-initiated sign-in, clock skew and new users.",
+         ("authn_context_class", "authn_context_comparison", "name_id_format", "allow_idp_initiated",
+          "clock_skew_seconds", "jit_enabled", "jit_org")),
+    )
+
+    def groups(self) -> list[dict]:
+        """The bound fields by group, for the template (fields a group does not name go to "Advanced")."""
+        named = {name for _, _, names in self.GROUPS for name in names}
+        out = []
+        for title, help_text, names in self.GROUPS:
+            fields = [self[n] for n in names if n in self.fields]
+            if title == "Advanced":
+                fields += [self[n] for n in self.fields if n not in named]
+            out.append({"title": title, "help": help_text, "fields": fields,
+                        "slug": title.lower().replace(" ", "-")})
+        return out
+
     class Meta:
         model = IdentityProvider
         fields = [
@@ -76,3 +102,37 @@ class BreakGlassForm(forms.Form):
         if missing:
             raise forms.ValidationError(f"No such user: {', '.join(missing)}", code="unknown_user")
         return users
+
+
+class ProviderNameForm(forms.ModelForm):
+    """Guided setup, step 1: name the provider (idm's own SP URLs exist from here on)."""
+
+    class Meta:
+        model = IdentityProvider
+        fields = ["name"]
+        help_texts = {"name": "Shown on the sign-in page and in organization settings, e.g. \"Okta\"."}
+
+
+class ProviderMetadataForm(forms.ModelForm):
+    """Guided setup, step 3: the IdP's metadata, by URL or uploaded XML."""
+
+    metadata_url = forms.URLField(label="Metadata URL", max_length=1000, required=False, assume_scheme="https",
+                                  widget=forms.URLInput(attrs={"placeholder": "https://idp.example.com/metadata"}))
+    metadata_file = forms.FileField(label="Or upload the metadata XML", required=False)
+
+    class Meta:
+        model = IdentityProvider
+        fields = ["metadata_url", "metadata_verify_tls", "entity_id"]
+        help_texts = {"entity_id": "Only needed when the metadata lists several identity providers."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["entity_id"].required = False
+
+    clean_metadata_file = ProviderForm.clean_metadata_file
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("metadata_url") and not data.get("metadata_file"):
+            raise forms.ValidationError("Enter the metadata URL or upload the metadata XML.", code="metadata_required")
+        return data

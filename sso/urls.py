@@ -17,6 +17,10 @@ urlpatterns = [
     # Console: Identity management -> Authentication
     path("providers/", console_views.provider_list, name="provider_list"),
     path("providers/add/", console_views.provider_edit, name="provider_add"),
+    path("providers/new/", console_views.provider_setup_start, name="provider_setup_start"),
+    path("providers/<int:pk>/setup/", console_views.provider_setup, name="provider_setup"),
+    path("providers/<int:pk>/test/", console_views.provider_test, name="provider_test"),
+    path("providers/<int:pk>/test/result/", console_views.provider_test_result, name="provider_test_result"),
     path("providers/<int:pk>/", console_views.provider_detail, name="provider_detail"),
     path("providers/<int:pk>/edit/", console_views.provider_edit, name="provider_edit"),
     path("providers/<int:pk>/refresh/", console_views.provider_refresh, name="provider_refresh"),

@@ -46,7 +46,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor, Source
 from sso import binding as browser_binding
-from sso import replay
+from sso import replay, setup_test
 from sso.config import acs_url, sp_config
 from sso.logout import handle_logout_request, remember_session
 from sso.models import IdentityProvider
@@ -326,6 +326,10 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
                                            username=facts.claimed_name_id)
 
         session_info = response.session_info()
+        if facts.in_response_to and setup_test.is_test_return(provider, outstanding.get(facts.in_response_to)):
+            # The console's "test sign-in": show what the IdP asserted and how it maps; sign no one in.
+            return setup_test.return_page(request, setup_test.finish(
+                request, provider=provider, request_id=facts.in_response_to, session_info=session_info))
         try:
             user = self.authenticate_user(request, session_info, provider)
         except SignInRefused as exc:

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db.models.functions import Lower
 
 from accounts.access import Access
+from accounts.bulk_upload.conf import preview_show
 from accounts.bulk_upload.parser import ParsedUpload, Row, UploadError
 from accounts.exceptions import IdentityError
 from accounts.identity.orgs import OrgIndex
@@ -88,6 +89,8 @@ class RowOutcome:
     status: str = ""
     errors: list[UploadError] = field(default_factory=list)
     diff: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # For a row that creates a user: what it will hold (email, name, org, roles), for the preview.
+    new: dict[str, Any] = field(default_factory=dict)
 
     def message(self) -> str:
         return "; ".join(f"{e.message}" + (f" (column {e.column})" if e.column else "") for e in self.errors)
@@ -358,6 +361,9 @@ class Preview:
             "errors": [e.as_dict() for o in ordered for e in o.errors],
             "diffs": [{"line": o.line, "username": o.username, "changes": [list(d) for d in o.diff]}
                       for o in ordered if o.diff],
+            # The preview page lists the first rows that create users (all are in the CSV report).
+            "creates": [{"line": o.line, "username": o.username, **o.new}
+                        for o in ordered if o.status == "create"][:preview_show()],
             "status": {str(o.line): o.status for o in ordered},
         }
 
@@ -401,10 +407,32 @@ def validate_upload(parsed: ParsedUpload, *, actor: Actor, default_org_id: int |
             built.passwords.pop(res.ref, None)
             continue
         outcome.status = {"created": "create", "updated": "update", "unchanged": "unchanged"}[res.status]
+        if res.status == "created":
+            outcome.new = _created(by_ref.get(res.ref), orgs, default_org_id,
+                                   has_password=res.ref in built.passwords)
         if res.status == "updated":
             cur = built.current.get(outcome.username.lower())
             outcome.diff = _diff(res.changed_fields, cur, by_ref.get(res.ref), orgs, roles)
     return Preview(outcomes=outcomes, passwords=built.passwords)
+
+
+def _created(change: IdentityChange | None, orgs: OrgIndex, default_org_id: int | None, *,
+             has_password: bool) -> dict[str, Any]:
+    """What a new user from this row will hold, as an admin reads it."""
+    if change is None:
+        return {}
+    org_id = change.org_id if change.org_id is not UNSET and change.org_id else default_org_id
+    org = orgs.by_id.get(org_id) if org_id else None
+    roles = sorted(change.roles) if change.roles is not UNSET and change.roles else []
+    return {
+        "email": change.email if change.email is not UNSET else "",
+        "name": " ".join(v for v in (change.first_name, change.last_name) if v and v is not UNSET),
+        "org": orgs.full_name(org) if org is not None else "",
+        "roles": ", ".join(roles) if roles else "org default roles",
+        "password": "set" if has_password or change.password is not UNSET or (
+            change.password_hash is not UNSET and not str(change.password_hash).startswith(UNUSABLE_PASSWORD_PREFIX))
+        else "invited",
+    }
 
 
 def _diff(fields: list[str], cur: CurrentUser | None, change: IdentityChange | None, orgs: OrgIndex,

@@ -27,7 +27,7 @@ from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_send_invitations, dispatch_hashing
 from accounts.csv_export import csv_lines
 from accounts.exceptions import IdentityError
-from accounts.forms import UserFilterForm
+from accounts.forms import OrgChoiceField, UserFilterForm, scoped_orgs
 from accounts.identity.types import Actor, UserState
 from accounts.models import Organization
 from accounts.params import int_param
@@ -54,13 +54,14 @@ class UploadForm(forms.Form):
 
     file = forms.FileField(label="File (CSV or TXT, UTF-8)")
     operation = forms.ChoiceField(choices=[(k, v["label"]) for k, v in OPERATIONS.items()], initial="upsert")
-    org = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False,
-                                 label="Organization for new users",
-                                 help_text="Used when a row has no org column value.")
+    org = OrgChoiceField(queryset=Organization.objects.none(), required=False,
+                         label="Organization for new users", empty_label="None (every row names its org)",
+                         help_text="Used when a row has no org column value.")
 
     def __init__(self, *args, access: Access, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["org"].queryset = Organization.objects.filter(access.org_filter("manage_users"), is_active=True)
+        # The org chooser is the tree, like the rest of the console ("— — Platform").
+        self.fields["org"].queryset = scoped_orgs(access, "manage_users")
 
 
 @login_required
@@ -107,6 +108,8 @@ def upload_detail(request, pk):
     return render(request, "bulk/detail.html", {
         "upload": upload, "counts": preview.get("counts", {}), "errors": errors[:show], "errors_more": max(0, len(errors) - show),
         "diffs": diffs[:show], "diffs_more": max(0, len(diffs) - show), "delimiter_name": _delimiter_name(upload),
+        "creates": preview.get("creates", [])[:show],
+        "creates_more": max(0, preview.get("counts", {}).get("create", 0) - min(show, len(preview.get("creates", [])))),
         "operation_label": OPERATIONS.get(upload.operation, {}).get("label", upload.operation),
         "invite_links": invite_links, "invited_count": invited.count() if invite_links else 0,
         "modes": BulkUpload.ApplyMode,
@@ -226,8 +229,7 @@ def users_export(request):
     """
     access = _require(request, "view_directory")
     form = UserFilterForm(request.GET or None, access=access)
-    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
-    response = StreamingHttpResponse(export_lines(viewer=request.user, **filters),
+    response = StreamingHttpResponse(export_lines(viewer=request.user, **form.filters()),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="idm-users-{timezone.now():%Y%m%d-%H%M}.csv"'
     return response

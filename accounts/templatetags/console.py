@@ -39,20 +39,6 @@ def indent(depth, base=0):
         return 0
 
 
-MAX_INDENT_LEVEL = 12
-
-
-@register.filter
-def indent_level(depth, base=0):
-    """Indentation level (0..12) of an org at ``depth`` below ``base``, for the ``indent-N`` CSS classes.
-
-    A class instead of an inline ``style``: the Content-Security-Policy allows no inline styles."""
-    try:
-        return min(max(int(depth) - int(base), 0), MAX_INDENT_LEVEL)
-    except (TypeError, ValueError):
-        return 0
-
-
 @register.simple_tag
 def state_badge(state):
     from django.utils.html import format_html
@@ -75,3 +61,48 @@ def audit_value(value):
     if value is False:
         return "no"
     return value
+
+
+@register.filter(is_safe=True)
+def when(value, kind: str = "datetime"):
+    """The console's one date format: ``2026-03-01 14:05 CET`` in the viewer's time zone (``kind`` "date":
+    ``2026-03-01``), inside ``<time datetime="…">`` with the exact ISO instant. ``None`` shows "—".
+
+    Accepts datetimes, dates and ISO strings (certificate dates in metadata summaries).
+    """
+    from datetime import UTC, date, datetime
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+    from django.utils.html import format_html
+
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return value
+        value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        local = timezone.localtime(value)
+        text = f"{local:%Y-%m-%d}" if kind == "date" else f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+        return format_html('<time datetime="{}">{}</time>', value.isoformat(), text)
+    if isinstance(value, date):
+        return format_html('<time datetime="{}">{}</time>', value.isoformat(), f"{value:%Y-%m-%d}")
+    return value
+
+
+MAX_TREE_DEPTH = 12  # the deepest depth-N class in console.css
+
+
+@register.filter
+def tree_depth(depth, base=0):
+    """Depth of an org below ``base`` for the ``depth-N`` indentation classes (capped at 12).
+
+    A class, not an inline style: the Content-Security-Policy allows no inline styles."""
+    try:
+        return min(max(int(depth) - int(base), 0), MAX_TREE_DEPTH)
+    except (TypeError, ValueError):
+        return 0

@@ -68,7 +68,12 @@ def error_codes(response, field: str | None = None) -> set[str]:
 
 
 def messages_of(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]] if response.context else []
+    """Message texts, each followed by its error code in brackets when it has one (the page shows the
+    code only as ``data-code``, not to people)."""
+    if not response.context:
+        return []
+    return [f"{m} ({m.extra_tags[5:]})" if m.extra_tags.startswith("code:") else str(m)
+            for m in response.context["messages"]]
 
 
 @pytest.fixture

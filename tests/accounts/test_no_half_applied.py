@@ -132,7 +132,8 @@ def test_bulk_block_refuses_some_users_whole_and_applies_the_rest(client, direct
     admin_events_before = admin_events.count()
     ids = [directory.admin.pk, directory.eng_user.pk, directory.sales_user.pk, 999999]
     response = client.post(reverse("accounts:user_bulk_state"),
-                           {"action": "block", "ids": [str(i) for i in ids] + ["²", "abc"]}, follow=True)
+                           {"action": "block", "ids": [str(i) for i in ids] + ["²", "abc"], "confirmed": "1"},
+                           follow=True)
     assert response.status_code == 200
     text = " ".join(messages_of(response))
     assert "Blocked 2 users." in text and "admin:" in text and "1 selected user(s) not found." in text
@@ -198,6 +199,9 @@ def test_org_admin_keeps_default_roles_set_by_a_cloud_admin(client, directory):
 
 
 def test_org_settings_sso_without_provider_saves_nothing(client, directory):
+    from sso.models import IdentityProvider
+
+    IdentityProvider.objects.create(name="Okta")  # SSO is offered only when a provider exists
     client.force_login(directory.admin)
     before = snapshot()
     response = client.post(reverse("accounts:org_settings", args=[directory.engineering.pk]), _settings(

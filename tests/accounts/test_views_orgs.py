@@ -23,7 +23,7 @@ def test_tree_lists_orgs_in_path_order_with_counts(client, directory):
     counts = {o.name: o.user_count for o in tree}
     assert counts["Engineering"] == 2 and counts["Platform"] == 1
     html = response.content.decode()
-    assert "tree-node indent-3" in html  # Platform: depth 3 below the root (a class: the CSP forbids inline styles)
+    assert 'class="tree-node depth-3"' in html  # Platform: depth 3 below the root (a class: no inline styles)
 
 
 def test_org_admin_sees_own_subtree_only(client, directory):
@@ -219,11 +219,47 @@ def test_override_default_roles(client, directory):
 
 
 def test_sso_needs_a_provider(client, directory):
+    IdentityProvider.objects.create(name="Okta")
     client.force_login(directory.admin)
     response = client.post(reverse("accounts:org_settings", args=[directory.sales.pk]),
                            _settings_data(auth_inherit=None, auth_method="sso"))
     assert response.status_code == 200
     assert "sso_provider_required" in error_codes(response, "auth_provider")
+
+
+def test_sso_not_offered_without_identity_provider(client, directory):
+    client.force_login(directory.admin)
+    url = reverse("accounts:org_settings", args=[directory.sales.pk])
+    html = client.get(url).content.decode()
+    assert 'value="sso"' not in html
+    assert "data-sso-unavailable" in html and reverse("sso:provider_add") in html
+    response = client.post(url, _settings_data(auth_inherit=None, auth_method="sso"))
+    assert "invalid_choice" in error_codes(response, "auth_method")
+    directory.sales.refresh_from_db()
+    assert directory.sales.auth_method is None
+
+
+def test_inherited_settings_say_inherited_with_the_value(client, directory):
+    from accounts.identity.orgs import org_update_settings
+    from accounts.identity.types import Actor
+
+    org_update_settings(actor=Actor.system("tests"), org=directory.acme, two_factor_required=True)
+    client.force_login(directory.admin)
+    html = client.get(reverse("accounts:org_settings", args=[directory.sales.pk])).content.decode()
+    assert 'data-inherited="two_factor">inherited: Required <span class="from">(from Acme)</span>' in html
+    # The override box starts from the inherited value, not from an unticked "off".
+    assert 'name="two_factor_required" id="id_two_factor_required" checked' in html
+
+
+def test_org_deactivation_page_counts_users_inside(client, directory, user_factory):
+    user_factory("gone", org=directory.platform, state="deactivated")
+    client.force_login(directory.admin)
+    html = client.get(reverse("accounts:org_action", args=[directory.engineering.pk, "deactivate"])).content.decode()
+    # eng.admin, eng.user, plat.user (+ the deactivated one) in Engineering and Platform.
+    assert 'data-users-inside="4"' in html
+    assert "3 active, 0 invited, 0 blocked, 1 deactivated" in html
+    assert "3 of them are not deactivated" in html
+    assert "1 sub-organization" in html
 
 
 def test_sso_with_enabled_provider(client, directory):

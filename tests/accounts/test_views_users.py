@@ -63,7 +63,10 @@ def test_role_state_and_source_filters(client, directory, user_factory):
     url = reverse("accounts:user_list")
     assert usernames(client.get(url, {"role": "org-admin"})) == ["eng.admin"]
     assert usernames(client.get(url, {"state": "blocked"})) == ["blocked.user"]
-    assert usernames(client.get(url, {"source": Source.SCIM})) == []
+    # "SCIM" is not offered while no SCIM provider owns anyone: a filter that never matches is a dead end.
+    choices = dict(client.get(url).context["form"].fields["source"].choices)
+    assert Source.SCIM not in choices and Source.BULK not in choices
+    assert usernames(client.get(url, {"source": "local", "role": "org-admin"})) == ["eng.admin"]
 
 
 def test_sorting_and_aria_sort(client, directory):
@@ -381,7 +384,8 @@ def test_manager_without_assign_roles_gets_403(client, directory, user_factory):
 def test_bulk_block_reports_refused_rows(client, directory):
     client.force_login(directory.admin)
     ids = [directory.eng_user.pk, directory.sales_user.pk, directory.admin.pk]
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids, "confirmed": "1"},
+                           follow=True)
     msgs = messages_of(response)
     assert "Blocked 2 users." in msgs
     assert any(m.startswith("admin:") and "self_lockout" in m for m in msgs)
@@ -389,14 +393,16 @@ def test_bulk_block_reports_refused_rows(client, directory):
     assert state_of(directory.sales_user) == UserState.BLOCKED
     assert state_of(directory.admin) == UserState.ACTIVE
 
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "unblock", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "unblock", "ids": ids, "confirmed": "1"},
+                           follow=True)
     assert "Unblocked 2 users." in messages_of(response)
 
 
 def test_bulk_block_by_org_admin_skips_users_out_of_scope(client, directory):
     client.force_login(directory.eng_admin)
     ids = [directory.eng_user.pk, directory.sales_user.pk]
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids, "confirmed": "1"},
+                           follow=True)
     msgs = messages_of(response)
     assert "Blocked 1 user." in msgs
     assert any("not found" in m for m in msgs)
@@ -408,11 +414,13 @@ def test_bulk_block_refusal_from_service_scope(client, directory, user_factory):
     agent = user_factory("agent", org=directory.acme, roles=["help-desk", "org-manager"])
     client.force_login(agent)
     ids = [directory.eng_user.pk, directory.sales_user.pk, directory.member.pk]
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids}, follow=True)
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids, "confirmed": "1"},
+                           follow=True)
     msgs = messages_of(response)
     assert "Blocked 3 users." in msgs  # org-manager of Acme covers its whole subtree
 
-    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": [directory.admin.pk]},
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": [directory.admin.pk],
+                                                                    "confirmed": "1"},
                            follow=True)
     assert any("out_of_scope" in m for m in messages_of(response))
 
@@ -429,3 +437,45 @@ def test_bulk_without_selection(client, directory):
     client.force_login(directory.admin)
     response = client.post(reverse("accounts:user_bulk_state"), {"action": "block"}, follow=True)
     assert "Select at least one user." in messages_of(response)
+
+
+def test_bulk_asks_for_confirmation_first(client, directory):
+    client.force_login(directory.admin)
+    ids = [directory.eng_user.pk, directory.sales_user.pk, 999999]
+    response = client.post(reverse("accounts:user_bulk_state"), {"action": "block", "ids": ids})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Block 2 users?" in html and "eng.user" in html and "sales.user" in html
+    assert "1 selected user could not be found" in html
+    assert 'name="confirmed" value="1"' in html
+    assert state_of(directory.eng_user) == UserState.ACTIVE  # nothing happened yet
+    assert not AuditEvent.objects.filter(action="user.blocked").exists()
+
+
+def test_create_user_reports_every_error_at_once_and_keeps_input(client, directory):
+    client.force_login(directory.admin)
+    data = {"org": directory.acme.pk, "username": "ENG.USER", "email": "not-an-email", "first_name": "Ann",
+            "last_name": "Lee", "password": "short", "notes": "keep me"}
+    response = client.post(reverse("accounts:user_create"), data)
+    assert response.status_code == 200
+    assert error_codes(response, "username") == {"username_taken"}
+    assert error_codes(response, "email") == {"email_invalid"}
+    assert error_codes(response, "password") == {"password_invalid"}
+    assert error_codes(response, "first_name") == error_codes(response, "last_name") == set()
+    html = response.content.decode()
+    assert 'value="short"' in html and 'value="not-an-email"' in html and "keep me" in html
+    assert '<span class="code">' not in html  # codes are data attributes, not text for people
+    assert not User.objects.filter(email="not-an-email").exists()
+    assert not User.objects.filter(username__startswith="idm-probe").exists()
+
+
+def test_edit_user_reports_every_error_at_once(client, directory):
+    client.force_login(directory.admin)
+    user = directory.sales_user
+    response = client.post(reverse("accounts:user_edit", args=[user.pk]), {
+        "username": "ENG.USER", "email": "not-an-email", "first_name": "Sam", "last_name": "Seller", "notes": ""})
+    assert response.status_code == 200
+    assert error_codes(response, "username") == {"username_taken"}
+    assert error_codes(response, "email") == {"email_invalid"}
+    user.refresh_from_db()
+    assert user.username == "sales.user"

@@ -95,5 +95,5 @@ def test_org_tree_indents_with_classes_not_styles(world):  # noqa: F811
     client = Client()
     client.force_login(world.personas["cloud_admin"])
     body = client.get(reverse("accounts:org_list")).content.decode()
-    assert 'class="tree-node indent-0"' in body and 'class="tree-node indent-1"' in body
-    assert 'class="tree-node indent-2"' in body  # Acme > Engineering > Platform
+    assert 'class="tree-node depth-0"' in body and 'class="tree-node depth-1"' in body
+    assert 'class="tree-node depth-2"' in body  # Acme > Engineering > Platform

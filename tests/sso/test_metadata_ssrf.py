@@ -155,7 +155,8 @@ def test_console_shows_the_coded_error_and_saves_nothing(private_only, admin_cli
         "signature_algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "clock_skew_seconds": "180",
     })
     body = resp.content.decode()
-    assert resp.status_code in (200, 400) and "(metadata_address_refused)" in body, body[:3000]
+    # The code rides along as data-code (issue 12: codes are not shown raw to people).
+    assert resp.status_code in (200, 400) and 'data-code="metadata_address_refused"' in body, body[:3000]
     assert not IdentityProvider.objects.filter(name="Internal").exists()
     assert not AuditEvent.objects.filter(action="sso.provider_created").exists()
 

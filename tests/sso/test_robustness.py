@@ -42,6 +42,7 @@ PUBLIC = SAML_ROUTES | {"sso:signin", "sso:signout"}
 # Console pages (Identity management -> Authentication): all need manage_identity.
 CONSOLE = {"sso:provider_list", "sso:provider_add", "sso:provider_detail", "sso:provider_edit",
            "sso:provider_refresh", "sso:provider_delete", "sso:provider_break_glass", "sso:sp_key_action",
+           "sso:provider_setup_start", "sso:provider_setup", "sso:provider_test", "sso:provider_test_result",
            "sso:user_link_remove"}
 POST_ONLY = {"sso:provider_refresh", "sso:sp_key_action", "sso:user_link_remove"}
 # Console actions on users (the user page) need manage_users, not manage_identity.
