@@ -26,12 +26,12 @@ from accounts.bulk_upload.invitations import invite_path, invited_users
 from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_apply_upload, bulk_send_invitations, dispatch_hashing
+from accounts.console_actions import user_set_password
 from accounts.exceptions import IdentityError
 from accounts.forms import UserFilterForm
 from accounts.identity.types import Actor, UserState
 from accounts.models import Organization
 from accounts.params import int_param
-from accounts.services import user_set_password
 
 
 def _require(request, perm: str = "manage_users") -> Access:
