@@ -41,7 +41,7 @@ UPLOAD_MESSAGES = {
 DRY_RUN_HASH = "pbkdf2_sha256$1$dry-run$not-a-real-hash"
 
 
-@dataclass
+@dataclass(slots=True)
 class CurrentUser:
     """What the preview needs to know about an existing user (read once per upload)."""
 
@@ -78,7 +78,7 @@ def current_users(usernames: Iterable[str]) -> dict[str, CurrentUser]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class RowOutcome:
     """The preview (or result) of one line: status create/update/unchanged/error (or created/updated...)."""
 

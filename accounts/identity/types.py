@@ -118,7 +118,7 @@ class Actor:
         return cls(label=label, type=kind, source=source, provider=provider, job_id=job_id, enforce_scope=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a 100k-row upload holds 100k of these
 class IdentityChange:
     """One change to one user. Fields left ``UNSET`` are not touched.
 
