@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
@@ -71,11 +71,31 @@ def claimant(user_pk: int | None, change: IdentityChange) -> tuple:
     return ("user", user_pk) if user_pk is not None else ("new", id(change))
 
 
+@dataclass
+class RunCarry:
+    """What the accepted plans of a dry run's earlier batches would have written, in compact form,
+    so later batches of the same run plan as if it were there (nothing is written in a dry run)."""
+
+    usernames: set[str] = field(default_factory=set)  # lower-cased, created or renamed to
+    links: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    admins_added: set[Any] = field(default_factory=set)
+    admins_removed: set[Any] = field(default_factory=set)
+
+    def add(self, plans: Sequence[Plan]) -> None:
+        for plan in plans:
+            self.usernames.update(plan.username_claims)
+            for key in plan.link_claims:
+                self.links[key] = plan.user.pk
+            if plan.admin_key is not None:
+                (self.admins_added if plan.admin_after else self.admins_removed).add(plan.admin_key)
+                (self.admins_removed if plan.admin_after else self.admins_added).discard(plan.admin_key)
+
+
 class BatchState:
     """What a batch knows: loaded users, links, groups, the active admins, and accepted claims."""
 
     def __init__(self, changes: Sequence[IdentityChange], actor: Actor, orgs: OrgIndex, roles: RoleIndex,
-                 *, dry_run: bool = False) -> None:
+                 *, dry_run: bool = False, carry: RunCarry | None = None) -> None:
         self.actor = actor
         self.dry_run = dry_run
         self.orgs = orgs
@@ -142,6 +162,12 @@ class BatchState:
                 User.objects.filter(groups=cca.group_id, is_active=True, profile__state=UserState.ACTIVE)
                 .values_list("pk", flat=True)
             )
+        # Taken by earlier batches of this (dry) run: as good as in the database.
+        self.taken_usernames: set[str] = carry.usernames if carry is not None else set()
+        if carry is not None:
+            for key, owner in carry.links.items():
+                self.link_owner.setdefault(key, owner if owner is not None else -1)
+            self.active_admins = (self.active_admins - carry.admins_removed) | carry.admins_added
         # Accepted in-batch claims, so two rows can't take the same username or external id.
         self.claimed_usernames: dict[str, tuple] = {}
         self.claimed_links: dict[tuple[str, str, str], tuple] = {}

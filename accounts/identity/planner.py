@@ -90,7 +90,7 @@ def match(change: IdentityChange, state: BatchState) -> Current | None:
     if change.match_link is not None:
         link = change.match_link
         owner = state.link_owner.get((link.source, link.provider, link.external_id))
-        if owner is not None:
+        if owner in state.by_id:  # (a link taken earlier in a dry run has no loaded owner)
             return state.by_id[owner]
     if isinstance(change.username, str):
         uid = state.by_username.get(change.username.lower())
@@ -106,7 +106,7 @@ def match(change: IdentityChange, state: BatchState) -> Current | None:
 def _check_username_free(name: str, state: BatchState, me: tuple, own_id: int | None) -> str:
     lowered = name.lower()
     existing = state.by_username.get(lowered)
-    if existing is not None and existing != own_id:
+    if (existing is not None and existing != own_id) or lowered in state.taken_usernames:
         raise ConflictError("username_taken", f"The username {name!r} is taken (usernames ignore case).",
                             field="username")
     if lowered in state.claimed_usernames and state.claimed_usernames[lowered] != me:

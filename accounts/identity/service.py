@@ -13,9 +13,9 @@ single change). The flow, one module per step:
 3. ``writer``   - the batch's accepted plans in one transaction with bulk statements, and one audit
    event per changed field, role or membership (old and new values).
 
-A dry run plans every batch the same way and writes each batch but the last inside one transaction
-that is rolled back, so later batches see what earlier ones would have written (a username created
-twice across batches, the last admin removed across batches) and nothing is kept.
+A dry run writes nothing but carries what its earlier batches would have written into the later
+ones (``RunCarry``: usernames and external ids taken, admins removed or added), so a preview sees a
+username created twice across batches or the last admin removed across batches, like the real run.
 
 If a batch write fails on a race (another writer took a username meanwhile), the batch is rolled
 back and its changes are retried one by one, so one bad row never sinks the others and nothing is
@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from accounts.exceptions import ConflictError, IdentityError
-from accounts.identity.loading import BatchState, RoleIndex
+from accounts.identity.loading import BatchState, RoleIndex, RunCarry
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.planner import Plan, plan_change
 from accounts.identity.types import UNSET, Actor, BulkResult, ChangeResult, IdentityChange, Mode
@@ -49,7 +49,7 @@ _END = object()
 
 def apply_identity_change(*, change: IdentityChange, actor: Actor) -> ChangeResult:
     """Apply one change; raise its ``IdentityError`` if refused. The result carries the saved ``user``."""
-    result = _Run(actor=actor, dry_run=False, keep_users=True).batch([change], last=True)[0]
+    result = _Run(actor=actor, dry_run=False, keep_users=True).batch([change])[0]
     if result.error is not None:
         raise result.error
     return result
@@ -67,12 +67,7 @@ def apply_identity_changes(
     batch_size = batch_size or getattr(settings, "IDM_BULK_BATCH_SIZE", 2000)
     run = _Run(actor=actor, dry_run=dry_run)
     results: list[ChangeResult] = []
-    if dry_run:
-        with transaction.atomic():
-            _run_batches(run, changes, batch_size, results, on_progress)
-            transaction.set_rollback(True)  # a dry run keeps nothing
-    else:
-        _run_batches(run, changes, batch_size, results, on_progress)
+    _run_batches(run, changes, batch_size, results, on_progress)
     return BulkResult(results)
 
 
@@ -84,9 +79,9 @@ def _run_batches(run: _Run, changes: Iterable[IdentityChange], batch_size: int, 
     nxt: Any = next(pending, _END)
     while nxt is not _END:
         batch.append(nxt)
-        nxt = next(pending, _END)  # look ahead: a dry run need not write its last batch
+        nxt = next(pending, _END)
         if len(batch) >= batch_size or nxt is _END:
-            results.extend(run.batch(batch, last=nxt is _END))
+            results.extend(run.batch(batch))
             done += len(batch)
             batch = []
             if on_progress:
@@ -109,11 +104,12 @@ class _Run:
         self.keep_users = keep_users
         self.orgs = OrgIndex()
         self.roles = RoleIndex()
+        self.carry = RunCarry() if dry_run else None
 
-    def batch(self, changes: list[IdentityChange], *, last: bool) -> list[ChangeResult]:
+    def batch(self, changes: list[IdentityChange]) -> list[ChangeResult]:
         """Apply one batch; on a write race, roll it back and retry its changes one by one."""
         try:
-            return self._batch_once(changes, last=last)
+            return self._batch_once(changes)
         except IntegrityError:
             if len(changes) == 1:
                 return [_refused(changes[0], ConflictError(
@@ -121,14 +117,14 @@ class _Run:
             logger.warning("bulk batch hit a concurrent write; retrying %d changes one by one", len(changes))
             out: list[ChangeResult] = []
             for change in changes:
-                out.extend(self.batch([change], last=last))
+                out.extend(self.batch([change]))
             return out
 
-    def _batch_once(self, changes: list[IdentityChange], *, last: bool) -> list[ChangeResult]:
+    def _batch_once(self, changes: list[IdentityChange]) -> list[ChangeResult]:
         with transaction.atomic():
             if not self.dry_run and any(_may_remove_admin(c) for c in changes):
                 _admin_lock()
-            state = BatchState(changes, self.actor, self.orgs, self.roles, dry_run=self.dry_run)
+            state = BatchState(changes, self.actor, self.orgs, self.roles, dry_run=self.dry_run, carry=self.carry)
             accepted: list[Plan] = []
             results: list[ChangeResult] = []
             for change in changes:
@@ -141,10 +137,10 @@ class _Run:
                 accepted.append(plan)
                 results.append(ChangeResult(ref=change.ref, status=plan.status, changed_fields=plan.changed,
                                             warnings=plan.warnings))
-            # A dry run writes every batch but the last (without audit) so the next batch sees it;
-            # the surrounding transaction is rolled back.
-            if not self.dry_run or not last:
-                write_plans(accepted, now=state.now, audit=not self.dry_run)
+            if self.carry is not None:
+                self.carry.add(accepted)  # what this batch would have written, for the next ones
+            else:
+                write_plans(accepted, now=state.now)
             plans = iter(accepted)
             for result in results:
                 if result.status != "refused":

@@ -67,3 +67,20 @@ def test_apply_only_if_no_errors_sees_earlier_batches(settings, user_factory, sy
     # Nothing applied: not even the rows of the first batch.
     assert set(User.objects.filter(username__in=["filler1", "admin-a", "filler2", "admin-b"])
                .values_list("profile__state", flat=True)) == {UserState.ACTIVE}
+
+
+def test_dry_run_carries_links_and_new_admins_across_batches(system_actor, root_org, admin_user):
+    from accounts.identity.types import ExternalLink
+
+    link = ExternalLink("saml", "idp", "ext-9")
+    changes = [
+        IdentityChange(username="l1", org_id=root_org.pk, link=link, mode=Mode.CREATE, ref=1),
+        IdentityChange(username="l2", org_id=root_org.pk, link=link, mode=Mode.CREATE, ref=2),
+        IdentityChange(username="new-admin", org_id=root_org.pk, password="Quartz-Lamp-52",
+                       roles=frozenset({CUSTOMER_CLOUD_ADMIN}), mode=Mode.CREATE, ref=3),
+        IdentityChange(user_id=admin_user.pk, state=UserState.DEACTIVATED, ref=4),
+    ]
+    for dry_run in (True, False):
+        result = apply_identity_changes(actor=system_actor, changes=changes, batch_size=1, dry_run=dry_run)
+        assert [r.status for r in result.results] == ["created", "refused", "created", "updated"], dry_run
+        assert result.results[1].error.code == "external_id_taken"
