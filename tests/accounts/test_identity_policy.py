@@ -82,7 +82,9 @@ def test_providers_change_only_their_own_users():
         with pytest.raises(PolicyDenied) as err:
             policy.check_source_may_change(actor=okta(), owner=owner, owner_provider=provider, username="u",
                                            touched={"email"})
-        assert err.value.code == "not_owner" and "u is managed by" in err.value.message
+        assert err.value.code == "not_owner"
+        assert err.value.message == (f"u is managed by {policy.owner_label(owner, provider)}; "
+                                     "this provider may only change users it created.")
 
 
 def test_saml_only_links_users_it_did_not_create():
@@ -93,7 +95,7 @@ def test_saml_only_links_users_it_did_not_create():
     with pytest.raises(PolicyDenied) as err:
         policy.check_source_may_change(actor=saml, owner=Source.LOCAL, owner_provider="", username="u",
                                        touched={"email", "link"})
-    assert err.value.code == "not_owner"
+    assert (err.value.code, err.value.message) == ("not_owner", "Single sign-on may only link users it did not create.")
 
 
 def test_console_and_uploads_leave_provider_users_alone():
@@ -115,7 +117,8 @@ def test_console_and_uploads_leave_provider_users_alone():
     with pytest.raises(PolicyDenied) as err:
         policy.check_source_may_change(actor=bulk, owner=Source.SCIM, owner_provider="okta", username="u",
                                        touched={"notes"})
-    assert err.value.code == "managed_by_provider" and "not in an upload" in err.value.message
+    assert err.value.code == "managed_by_provider"
+    assert err.value.message == "u is managed by SCIM provisioning (okta); change it there, not in an upload."
 
 
 def test_scope():
@@ -135,8 +138,16 @@ def test_update_scope():
     profile_only = Grants({"modify_user_profile": None})
     policy.check_update_scope(profile_only, org(), {"email", "first_name", "last_name", "notes"}, is_self=False)
     policy.check_update_scope(profile_only, org(), {"roles"}, is_self=False)  # judged by role checks
-    with pytest.raises(PolicyDenied):
+    with pytest.raises(PolicyDenied) as err:
         policy.check_update_scope(profile_only, org(), {"email", "state"}, is_self=False)
+    assert (err.value.code, err.value.message) == ("out_of_scope", "You may not change users in Eng.")
+    scoped = Grants({"manage_users": {"/1/"}, "modify_user_profile": {"/1/"}})
+    policy.check_update_scope(scoped, org("/1/2/"), {"state"}, is_self=False)
+    policy.check_update_scope(Grants({"modify_user_profile": {"/1/"}}), org("/1/2/"), {"email"}, is_self=False)
+    with pytest.raises(PolicyDenied):
+        policy.check_update_scope(scoped, org("/3/"), {"state"}, is_self=False)
+    with pytest.raises(PolicyDenied):
+        policy.check_update_scope(Grants({"modify_user_profile": {"/1/"}}), org("/3/"), {"email"}, is_self=False)
     nothing = Grants({})
     policy.check_update_scope(nothing, org(), {"password"}, is_self=True)
     with pytest.raises(PolicyDenied):
@@ -156,7 +167,11 @@ def test_roles_assignable():
     assert (err.value.code, err.value.field) == ("role_not_assignable", "roles")
     with pytest.raises(PolicyDenied) as err:
         policy.check_roles_assignable(Grants({"assign_roles": {"/9/"}}), [role("help-desk", "global")], org())
-    assert err.value.code == "out_of_scope"
+    assert (err.value.code, err.value.message) == ("out_of_scope", "You may not assign roles in Eng.")
+    with pytest.raises(PolicyDenied) as err:
+        policy.check_roles_assignable(assigner, [role("help-desk", "global"), role("customer-cloud-admin", "global")],
+                                      org())
+    assert err.value.message == "You may not assign the role Customer-Cloud-Admin."
 
 
 def test_holds_role_powers_never_more_than_you_hold():
@@ -188,12 +203,14 @@ def test_self_guards():
         with pytest.raises(PolicyDenied) as err:
             policy.check_self_role_change(actor, is_self=True)
         assert (err.value.code, err.value.field) == ("self_role_change", "roles")
+        assert err.value.message == "You cannot change your own roles."
     policy.check_self_lockout(UserState.ACTIVE, is_self=True)
     policy.check_self_lockout(UserState.BLOCKED, is_self=False)
     for state in (UserState.BLOCKED, UserState.DEACTIVATED, UserState.INVITED):
         with pytest.raises(PolicyDenied) as err:
             policy.check_self_lockout(state, is_self=True)
-        assert err.value.code == "self_lockout"
+        assert (err.value.code, err.value.field) == ("self_lockout", "state")
+        assert err.value.message == "You cannot block or deactivate your own account."
 
 
 def test_last_admin():
@@ -206,7 +223,9 @@ def test_last_admin():
     for admins in ({1}, set()):
         with pytest.raises(PolicyDenied) as err:
             policy.check_last_admin(active_admins=admins, key=1, username="ann")
-        assert err.value.code == "last_admin" and err.value.message.startswith("ann is the last active")
+        assert err.value.code == "last_admin"
+    assert err.value.message == ("ann is the last active Customer Cloud Admin; give the role to someone else "
+                                 "first.")
 
 
 def test_django_admin_only_for_system_actors():
@@ -214,6 +233,9 @@ def test_django_admin_only_for_system_actors():
     with pytest.raises(PolicyDenied) as err:
         policy.check_django_admin_actor(Actor(label="a"))
     assert (err.value.code, err.value.field) == ("django_admin_system_only", "django_admin")
+    assert err.value.message == "Django admin access is granted only by setup commands (create_first_admin)."
+    with pytest.raises(PolicyDenied):
+        policy.check_django_admin_actor(okta())
 
 
 def test_directory_groups_belong_to_their_provider():
@@ -230,7 +252,7 @@ def test_directory_groups_belong_to_their_provider():
     policy.check_group_membership_owner(okta(), [okta_group, local_group])
     with pytest.raises(PolicyDenied) as err:
         policy.check_group_owner(azure, okta_group)
-    assert err.value.code == "not_owner" and "SCIM provisioning (okta)" in err.value.message
+    assert (err.value.code, err.value.message) == ("not_owner", "The group Eng belongs to SCIM provisioning (okta).")
     with pytest.raises(PolicyDenied) as err:
         policy.check_group_membership_owner(azure, [local_group, okta_group])
     assert (err.value.code, err.value.field) == ("group_not_owner", "groups")
