@@ -188,6 +188,9 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
     actor = upload_actor(upload)
     built = build_changes(valid_rows, operation=upload.operation, default_org_id=upload.default_org_id,
                           password_hashes=secrets, dry_run=False)
+    # Memory (issue 7 §6): the apply needs only the changes and outcomes; drop the per-user lookups.
+    built.current, built.rows = {}, {}
+    del valid_rows
     outcomes: dict[int, RowOutcome] = dict(built.outcomes)
     for line, errs in preview_errors.items():
         outcome = outcomes.setdefault(line, RowOutcome(line=line))
@@ -202,6 +205,7 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
             for res in failing:
                 _error(outcomes[res.ref], service_field_to_column(res.error.field, columns), res.error.code,
                        res.error.message)
+            del dry
         if failing:
             return _finish(upload, outcomes, columns, rows, status=BulkUpload.Status.FAILED,
                            message=f"Nothing was applied: {len(failing)} row(s) have errors and you chose "
