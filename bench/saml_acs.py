@@ -59,13 +59,13 @@ def main() -> None:
     db_url = setup_django(args)
 
     from django.conf import settings
-    from django.test import Client
+    from django.test import Client, RequestFactory
 
     from accounts.identity.orgs import org_create, org_update_settings
     from accounts.identity.service import apply_identity_change
     from accounts.identity.types import Actor, AuthMethod, IdentityChange, Mode
     from accounts.models import Organization
-    from sso import replay
+    from sso import binding, replay
     from sso.config import acs_url, sp_entity_id
     from sso.models import IdentityProvider
     from sso.services import provider_save
@@ -90,11 +90,17 @@ def main() -> None:
         except Exception:  # noqa: S110 (exists with --keep)
             pass
 
+    # Every outstanding request is bound to the browser that started it (sso.binding): the bench's
+    # "browser" is one token, sent as the binding cookie with every POST.
+    token = binding.browser_token(RequestFactory().get("/"))
+    cookie = {binding.cookie_name(): token}
+
     def make_responses(n: int) -> list[str]:
         out = []
         for i in range(n):
             request_id = new_id()
-            replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path="/")
+            replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path="/",
+                                    browser_hash=binding.token_hash(token))
             xml = idp.response_xml(sp_entity_id=sp_entity_id(provider), acs_url=acs_url(provider),
                                    name_id=users[i % len(users)], in_response_to=request_id)
             out.append(TestIdP.encode(xml))
@@ -106,6 +112,7 @@ def main() -> None:
 
     # Pass 1: in-process ACS latency.
     client = Client()
+    client.cookies.load(cookie)
     path = f"/sso/{provider.pk}/acs/"
     client.post(path, {"SAMLResponse": batch1[0]})  # warm-up (config build, imports)
     client.logout()
@@ -142,7 +149,7 @@ def main() -> None:
         def post(body: str) -> int:
             with requests.Session() as session:
                 return session.post(f"{base_url}{path}", data={"SAMLResponse": body}, allow_redirects=False,
-                                    timeout=30).status_code
+                                    cookies=cookie, timeout=30).status_code
 
         start = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:

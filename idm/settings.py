@@ -240,10 +240,17 @@ IDM_SSO_METADATA_REFRESH_HOURS = env_int("IDM_SSO_METADATA_REFRESH_HOURS", 6)
 IDM_SSO_SP_KEY_FILE = env_str("IDM_SSO_SP_KEY_FILE")
 IDM_SSO_SP_CERT_FILE = env_str("IDM_SSO_SP_CERT_FILE")
 IDM_SSO_XMLSEC_BINARY = env_str("IDM_SSO_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+# Metadata URLs are fetched from public addresses only (SSRF); test IdPs on loopback need the switch,
+# an internal IdP its network (comma-separated CIDRs).
+IDM_SSO_METADATA_ALLOW_PRIVATE = env_bool("IDM_SSO_METADATA_ALLOW_PRIVATE", False)
+IDM_SSO_METADATA_ALLOWED_NETWORKS = tuple(n.strip() for n in env_str("IDM_SSO_METADATA_ALLOWED_NETWORKS").split(",")
+                                          if n.strip())
 CELERY_BEAT_SCHEDULE["sso-metadata-refresh"] = {
     "task": "sso.tasks.refresh_all_metadata",
     "schedule": IDM_SSO_METADATA_REFRESH_HOURS * 3600,
 }
+# Expired SSO state rows (outstanding AuthnRequests of anonymous sign-in starts...) are deleted on a schedule.
+CELERY_BEAT_SCHEDULE["sso-purge-expired-state"] = {"task": "sso.tasks.purge_expired_state", "schedule": 15 * 60}
 # SAML replay and request state gets its own cache: the default DatabaseCache culls a third of its
 # rows beyond MAX_ENTRIES (300), which would forget assertion ids and let a response be replayed.
 # Redis: run it with an eviction policy that never drops keys early (noeviction or volatile-ttl).

@@ -80,6 +80,15 @@ status=0
 .venv/bin/ruff check . || status=$?
 record ruff "$status"
 
+# The databases run side by side (two cores, two pytest processes), each with its own Redis database
+# number so real Celery workers never share a broker; IDM_TEST_SEQUENTIAL=1 runs them one after the
+# other with live output. Each run's full output is printed once it ends.
+LOG_DIR="$ROOT/var/test-logs"
+mkdir -p "$LOG_DIR"
+redis_base="${IDM_TEST_REDIS_URL%/*}"
+redis_db="${IDM_TEST_REDIS_URL##*/}"
+declare -a run_dbs=() run_pids=()
+index=0
 for db in $IDM_TEST_DBS; do
     case "$db" in
         sqlite) db_env=() ;;
@@ -90,11 +99,30 @@ for db in $IDM_TEST_DBS; do
             continue
             ;;
     esac
-    echo "test: pytest on $db"
+    # First run keeps IDM_TEST_REDIS_URL; later ones count down from it (9, 8, ...).
+    db_env+=("IDM_TEST_REDIS_URL=$redis_base/$((redis_db - index))")
+    db_env+=("IDM_TEST_SQLITE=$ROOT/var/test-$db.sqlite3")
+    index=$((index + 1))
+    if [[ ${IDM_TEST_SEQUENTIAL:-0} == 1 ]]; then
+        echo "test: pytest on $db"
+        status=0
+        env "${db_env[@]}" .venv/bin/pytest "$@" || status=$?
+        # Exit 5 means no test was collected: never a pass.
+        record "pytest[$db]" "$status"
+        continue
+    fi
+    echo "test: pytest on $db (output in $LOG_DIR/pytest-$db.log, printed when it ends)"
+    env "${db_env[@]}" .venv/bin/pytest "$@" >"$LOG_DIR/pytest-$db.log" 2>&1 &
+    run_dbs+=("$db")
+    run_pids+=("$!")
+done
+for i in "${!run_pids[@]}"; do
     status=0
-    env "${db_env[@]}" .venv/bin/pytest "$@" || status=$?
+    wait "${run_pids[$i]}" || status=$?
+    echo "===== pytest on ${run_dbs[$i]} (exit $status) ====="
+    cat "$LOG_DIR/pytest-${run_dbs[$i]}.log"
     # Exit 5 means no test was collected: never a pass.
-    record "pytest[$db]" "$status"
+    record "pytest[${run_dbs[$i]}]" "$status"
 done
 
 joined="$(printf '%s; ' "${summary[@]}")"

@@ -38,8 +38,9 @@ class AppSettings:
 
     @property
     def REQUEST_TTL(self) -> int:
-        """Seconds an outstanding AuthnRequest id is kept server-side (the user's time at the IdP)."""
-        return int(self._get("REQUEST_TTL", 15 * 60))
+        """Seconds an outstanding AuthnRequest id is kept server-side (the user's time at the IdP); bounded to
+        1 min .. 1 h, as each anonymous sign-in start stores one (and the browser binding cookie lives as long)."""
+        return max(60, min(int(self._get("REQUEST_TTL", 15 * 60)), 3600))
 
     @property
     def REPLAY_MAX_TTL(self) -> int:
@@ -55,6 +56,16 @@ class AppSettings:
     def METADATA_MAX_BYTES(self) -> int:
         """Largest metadata document accepted (federation metadata is large)."""
         return int(self._get("METADATA_MAX_BYTES", 64 * 1024 * 1024))
+
+    @property
+    def METADATA_ALLOW_PRIVATE(self) -> bool:
+        """Fetch metadata from loopback, link-local and private addresses too (test IdPs only; SSRF)."""
+        return bool(self._get("METADATA_ALLOW_PRIVATE", False))
+
+    @property
+    def METADATA_ALLOWED_NETWORKS(self) -> tuple[str, ...]:
+        """Non-public networks (CIDR) metadata may still be fetched from, e.g. an internal AD FS."""
+        return tuple(self._get("METADATA_ALLOWED_NETWORKS", ()))
 
     @property
     def METADATA_REFRESH_HOURS(self) -> int:

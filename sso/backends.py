@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from djangosaml2.backends import Saml2Backend
 
 from accounts.backends import ConsoleModelBackend
 from accounts.identity.types import UserState
 from sso.attributes import Mapping, MappingFailed, map_identity
 from sso.signin import SignInRefused, password_sign_in_allowed, resolve_user
+
+User = get_user_model()
 
 
 class IdmSaml2Backend(Saml2Backend):
@@ -61,9 +64,13 @@ class IdmModelBackend(ConsoleModelBackend):
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is not None and not password_sign_in_allowed(user):
-            if request is not None:
-                request.idm_password_refused = True
-            return None
-        return user
+        if username is None:
+            username = kwargs.get(User.USERNAME_FIELD)
+        if isinstance(username, str) and "\x00" not in username:
+            candidate = User._default_manager.select_related("profile__org").filter(username__iexact=username).first()
+            if candidate is not None and not password_sign_in_allowed(candidate):
+                # Decided before the password is checked, so right and wrong passwords get the same answer
+                # (and the same hashing cost, as Django does for unknown users): no password oracle.
+                User().set_password(password or "")
+                return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

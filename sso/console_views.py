@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
-from accounts.identity.types import Actor
+from accounts.identity.types import Actor, Source
 from accounts.params import int_param
 from sso import keys, services
 from sso.config import acs_url, sp_entity_id
@@ -139,3 +139,23 @@ def sp_key_action(request, action: str):
     if provider_id is not None and IdentityProvider.objects.filter(pk=provider_id).exists():
         return redirect("sso:provider_detail", pk=provider_id)
     return redirect("sso:provider_list")
+
+
+@require_POST
+@requires("manage_users")
+def user_link_remove(request, user_pk: int, link_pk: int):
+    """Remove a user's SSO link (user page, External identities), so their next SSO sign-in links the
+    IdP account they now use. Scope and privilege are checked by ``accounts.identity.links``."""
+    from accounts import selectors
+    from accounts.identity.links import user_unlink
+
+    user = selectors.user_get(viewer=request.user, user_id=user_pk)
+    if user is None:
+        raise Http404("No such user.")
+    try:
+        link = user_unlink(actor=_actor(request), user=user, link_id=link_pk, source=Source.SAML)
+    except IdentityError as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+    else:
+        messages.success(request, f"Removed the link to {link.external_id} ({link.get_source_display()}).")
+    return redirect("accounts:user_detail", pk=user.pk)

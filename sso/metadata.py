@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from defusedxml import ElementTree as SafeET
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, time_util
 
+from sso import outbound
 from sso.app_settings import app_settings
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -66,12 +67,19 @@ class IdpMetadata:
 
 
 def fetch(url: str, *, verify_tls: bool = True) -> str:
-    """GET a metadata document (size-limited, TLS verified unless turned off for the provider)."""
+    """GET a metadata document (size-limited, TLS verified unless turned off for the provider).
+
+    Only from public addresses, each redirect hop checked too (``sso.outbound``: SSRF, issue 7 §5).
+    """
     if not url.lower().startswith(("https://", "http://")):
         raise MetadataError("metadata_url_scheme", "The metadata URL must start with https://.")
     try:
-        with requests.get(url, timeout=app_settings.METADATA_TIMEOUT, verify=verify_tls, stream=True,
-                          headers={"Accept": "application/samlmetadata+xml, application/xml, text/xml"}) as resp:
+        with outbound.open_checked(
+            url, timeout=app_settings.METADATA_TIMEOUT, verify_tls=verify_tls,
+            headers={"Accept": "application/samlmetadata+xml, application/xml, text/xml"},
+            allow_private=app_settings.METADATA_ALLOW_PRIVATE,
+            allowed_networks=app_settings.METADATA_ALLOWED_NETWORKS,
+        ) as resp:
             resp.raise_for_status()
             chunks, size = [], 0
             for chunk in resp.iter_content(65536):
@@ -79,6 +87,8 @@ def fetch(url: str, *, verify_tls: bool = True) -> str:
                 if size > app_settings.METADATA_MAX_BYTES:
                     raise MetadataError("metadata_too_large", "The metadata document is too large.")
                 chunks.append(chunk)
+    except outbound.AddressRefused as exc:
+        raise MetadataError(exc.code, exc.message) from exc
     except requests.exceptions.SSLError as exc:
         raise MetadataError("metadata_tls", f"The IdP's TLS certificate could not be verified: {exc}. "
                             "Fix the IdP certificate (it must chain to a trusted CA).") from exc

@@ -20,7 +20,7 @@ from sso.app_settings import app_settings
 logger = logging.getLogger(__name__)
 
 
-def _cache():
+def state_cache():
     """The "sso" cache alias when configured (never culled early), else the default cache."""
     from django.conf import settings
 
@@ -33,15 +33,17 @@ def _key(kind: str, provider_id: int, value: str) -> str:
     return f"idm:sso:{kind}:{provider_id}:{digest}"
 
 
-def remember_request(*, provider_id: int, request_id: str, next_path: str) -> None:
-    """Record an AuthnRequest we sent, with the local path to return to."""
-    _cache().set(_key("req", provider_id, request_id), {"next": next_path}, timeout=app_settings.REQUEST_TTL)
+def remember_request(*, provider_id: int, request_id: str, next_path: str, browser_hash: str) -> None:
+    """Record an AuthnRequest we sent, with the local path to return to and the hash of the token of
+    the browser that started it (``sso.binding``). The entry expires after ``IDM_SSO_REQUEST_TTL``."""
+    state_cache().set(_key("req", provider_id, request_id), {"next": next_path, "browser": browser_hash},
+                 timeout=app_settings.REQUEST_TTL)
 
 
 def consume_request(*, provider_id: int, request_id: str) -> dict | None:
     """Take an outstanding request (once): its data, or ``None`` if we never sent it or it was used."""
     key = _key("req", provider_id, request_id)
-    cache = _cache()
+    cache = state_cache()
     try:
         data = cache.get(key)
         if data is None or not cache.delete(key):  # delete fails: another worker consumed it first
@@ -65,9 +67,9 @@ def remember_assertion(*, provider_id: int, assertion_id: str, not_on_or_after: 
     else:
         ttl = int((not_on_or_after - now).total_seconds()) + skew_seconds + 1
         ttl = max(60, min(ttl, app_settings.REPLAY_MAX_TTL))
-    return _cache().add(_key("assertion", provider_id, assertion_id), now.isoformat(), timeout=ttl)
+    return state_cache().add(_key("assertion", provider_id, assertion_id), now.isoformat(), timeout=ttl)
 
 
 def remember_message(*, kind: str, provider_id: int, message_id: str, ttl: int) -> bool:
     """Record a protocol message id (e.g. a LogoutRequest) for ``ttl`` seconds; ``False`` if seen before."""
-    return _cache().add(_key(kind, provider_id, message_id), timezone.now().isoformat(), timeout=ttl)
+    return state_cache().add(_key(kind, provider_id, message_id), timezone.now().isoformat(), timeout=ttl)

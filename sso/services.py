@@ -212,3 +212,30 @@ def sp_key_discard_next(*, actor: Actor) -> ServiceProviderKey:
         raise PolicyDenied("sp_no_next_key", "There is no next key to discard.")
     _audit_key(actor, "sso.sp_key_discarded", key, old=_key_facts(key))
     return key
+
+
+def purge_expired_state() -> int:
+    """Delete expired rows of the SSO state cache (outstanding AuthnRequests, seen assertion and logout ids,
+    sign-in throttle counters) when it is a database cache; returns the number of rows deleted.
+
+    Each anonymous visit to ``/sso/<id>/login/`` writes a row that expires after ``IDM_SSO_REQUEST_TTL``,
+    but Django's ``DatabaseCache`` deletes expired rows only when it culls, and the SSO cache never
+    culls (it must not forget assertion ids early). Without this, anonymous requests grow the table
+    forever (issue 7 §5). Redis drops expired keys itself: nothing to do there (0).
+    """
+    from django.core.cache.backends.db import DatabaseCache
+    from django.db import connections, router
+
+    from sso.replay import state_cache
+
+    cache = state_cache()
+    if not isinstance(cache, DatabaseCache):
+        return 0
+    db = router.db_for_write(cache.cache_model_class)
+    connection = connections[db]
+    table = connection.ops.quote_name(cache._table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now().replace(microsecond=0))
+    with transaction.atomic(using=db), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {connection.ops.quote_name('expires')} < %s", [now])  # noqa: S608
+        deleted = cursor.rowcount
+    return max(deleted, 0)

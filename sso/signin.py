@@ -26,12 +26,13 @@ User = get_user_model()
 class SignInRefused(PermissionDenied):
     """SSO sign-in refused for a reason the user may see (``code`` + ``message``)."""
 
-    def __init__(self, code: str, message: str, *, username: str = "", status: int = 403):
+    def __init__(self, code: str, message: str, *, username: str = "", status: int = 403, detail: str = ""):
         super().__init__(message)
         self.code = code
         self.message = message
         self.username = username
         self.status = status
+        self.detail = detail  # for the audit event only, never shown
 
 
 def provider_actor(provider: IdentityProvider, *, request=None) -> Actor:
@@ -95,6 +96,21 @@ def _check_uses_provider(user, provider: IdentityProvider, username: str) -> Non
         )
 
 
+def _check_not_linked_elsewhere(user, provider: IdentityProvider, identity: SamlIdentity) -> None:
+    """A user matched by username who is already linked to another account at this IdP is refused, not
+    relinked: otherwise whoever holds an IdP account with that username takes the user over (issue 7 §5).
+    An administrator removes the old link on the user's page when the IdP account really changed."""
+    other = (ExternalIdentity.objects.filter(user=user, source=Source.SAML, provider=provider.provider_key)
+             .exclude(external_id=identity.name_id).values_list("external_id", flat=True).first())
+    if other is not None:
+        raise SignInRefused(
+            "linked_to_other_account",
+            "Your idm account is linked to another account at this identity provider. Ask your administrator "
+            "to remove the old link if your identity provider account changed.",
+            username=identity.username, detail=f"linked NameID {other[:150]!r}, asserted {identity.name_id[:150]!r}",
+        )
+
+
 def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=None):
     """The user an assertion from ``provider`` signs in, linking or creating through the identity service."""
     link = ExternalLink(source=Source.SAML, provider=provider.provider_key, external_id=identity.name_id,
@@ -112,6 +128,7 @@ def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=
     if user is not None:
         _check_state(user, identity.username)
         _check_uses_provider(user, provider, identity.username)
+        _check_not_linked_elsewhere(user, provider, identity)
         change = IdentityChange(user_id=user.pk, link=link, mode=Mode.UPDATE)
         try:
             apply_identity_change(change=change, actor=actor)

@@ -23,4 +23,5 @@ urlpatterns = [
     path("providers/<int:pk>/delete/", console_views.provider_delete, name="provider_delete"),
     path("providers/<int:pk>/break-glass/", console_views.provider_break_glass, name="provider_break_glass"),
     path("sp-key/<slug:action>/", console_views.sp_key_action, name="sp_key_action"),
+    path("users/<int:user_pk>/links/<int:link_pk>/remove/", console_views.user_link_remove, name="user_link_remove"),
 ]

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
+import time
 from dataclasses import dataclass
 from xml.etree.ElementTree import Comment, ProcessingInstruction, TreeBuilder  # noqa: S405
 
 from defusedxml import ElementTree as SafeET
+from saml2 import time_util
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 
-STRONG_ALGORITHMS = frozenset({
+# What idm accepts in an IdP's signatures; SP metadata advertises exactly these (sso.sp_metadata).
+ACCEPTED_SIGNATURE_METHODS = (
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
@@ -31,14 +35,17 @@ STRONG_ALGORITHMS = frozenset({
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
     "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+)
+ACCEPTED_DIGEST_METHODS = (
     "http://www.w3.org/2001/04/xmlenc#sha256",
     "http://www.w3.org/2001/04/xmldsig-more#sha384",
     "http://www.w3.org/2001/04/xmlenc#sha512",
-})
-LEGACY_ALGORITHMS = frozenset({
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-    "http://www.w3.org/2000/09/xmldsig#sha1",
-})
+)
+# SHA-1: only for a provider whose legacy switch is on. MD5: never.
+LEGACY_SIGNATURE_METHODS = ("http://www.w3.org/2000/09/xmldsig#rsa-sha1",)
+LEGACY_DIGEST_METHODS = ("http://www.w3.org/2000/09/xmldsig#sha1",)
+STRONG_ALGORITHMS = frozenset(ACCEPTED_SIGNATURE_METHODS + ACCEPTED_DIGEST_METHODS)
+LEGACY_ALGORITHMS = frozenset(LEGACY_SIGNATURE_METHODS + LEGACY_DIGEST_METHODS)
 # Canonicalisation and transforms a SAML signature may use (no XSLT/XPath transforms).
 ALLOWED_TRANSFORMS = frozenset({
     "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
@@ -51,11 +58,12 @@ ALLOWED_TRANSFORMS = frozenset({
 class ResponseRejected(Exception):
     """A response refused before or during validation; ``code`` names the reason (audit, error page)."""
 
-    def __init__(self, code: str, detail: str = "", *, status: int = 400):
+    def __init__(self, code: str, detail: str = "", *, status: int = 400, extra: dict | None = None):
         super().__init__(detail or code)
         self.code = code
         self.detail = detail or code
         self.status = status
+        self.extra = extra or {}  # structured facts for the audit event (e.g. the clock difference)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,9 @@ class ResponseFacts:
     issuer: str
     assertion_id: str
     claimed_name_id: str  # unverified, for the audit record of a failure only
+    issue_instant: str = ""
+    not_on_or_after: tuple[str, ...] = ()  # Conditions and bearer SubjectConfirmationData
+    not_before: tuple[str, ...] = ()
 
 
 def decode(saml_response: str, *, max_bytes: int = 1_000_000) -> bytes:
@@ -164,18 +175,76 @@ def inspect(xml: bytes, *, acs_url: str, allow_legacy_algorithms: bool = False) 
     bearer = [c for c in confirmations if c.get("Method") == "urn:oasis:names:tc:SAML:2.0:cm:bearer"]
     if not bearer:
         raise ResponseRejected("no_bearer_confirmation", "the assertion has no bearer subject confirmation")
+    in_response_to = root.get("InResponseTo", "")
     for conf in bearer:
         data = conf.find(f"{{{SAML}}}SubjectConfirmationData")
         recipient = data.get("Recipient") if data is not None else None
         if recipient != acs_url:
             raise ResponseRejected("wrong_recipient", f"Recipient {str(recipient)[:200]!r}")
+        # The unsigned Response's InResponseTo must name the request the signed assertion answers: a
+        # response to another browser's request with the Response's InResponseTo removed must not pass
+        # as IdP-initiated (and skip the browser binding, issue 7 §4).
+        if (data.get("InResponseTo") or "") != in_response_to:
+            raise ResponseRejected("in_response_to_mismatch", "the Response and its assertion answer "
+                                   "different requests (or only one of them names a request)")
 
     issuer = root.findtext(f"{{{SAML}}}Issuer") or assertion.findtext(f"{{{SAML}}}Issuer") or ""
     name_id = assertion.findtext(f"{{{SAML}}}Subject/{{{SAML}}}NameID") or ""
+    timed = [el for el in (assertion.find(f"{{{SAML}}}Conditions"),
+                           *(c.find(f"{{{SAML}}}SubjectConfirmationData") for c in bearer)) if el is not None]
     return ResponseFacts(
-        response_id=root.get("ID", ""), in_response_to=root.get("InResponseTo", ""), issuer=issuer.strip(),
+        response_id=root.get("ID", ""), in_response_to=in_response_to, issuer=issuer.strip(),
         assertion_id=assertion.get("ID", ""), claimed_name_id=name_id.strip()[:150],
+        issue_instant=root.get("IssueInstant", ""),
+        not_on_or_after=tuple(el.get("NotOnOrAfter") for el in timed if el.get("NotOnOrAfter")),
+        not_before=tuple(el.get("NotBefore") for el in timed if el.get("NotBefore")),
     )
+
+
+# pysaml2 refuses a Response issued more than a day away from its clock (``issue_instant_ok``).
+ISSUE_INSTANT_WINDOW = 24 * 3600
+
+
+def _epoch(value: str) -> int | None:
+    try:
+        return calendar.timegm(time_util.str_to_time(value))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def lifetime_problem(facts: ResponseFacts, *, now: float, skew_seconds: int) -> ResponseRejected | None:
+    """Name a timing refusal so clock problems can be diagnosed (issue 7 §4): ``expired`` or
+    ``not_yet_valid``, with the clock difference in seconds, or ``None`` when the times are fine.
+
+    Run on a response pysaml2 refused (after its signature check), so the times are the IdP's.
+    """
+    def stamp(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+    expiries = [e for e in map(_epoch, facts.not_on_or_after) if e is not None]
+    issued = _epoch(facts.issue_instant) if facts.issue_instant else None
+    if expiries and now > min(expiries) + skew_seconds:
+        late = int(now - min(expiries))
+        return ResponseRejected("expired", f"the assertion expired at {stamp(min(expiries))}; idm's clock reads "
+                                f"{stamp(now)}, {late} s later (allowed clock skew {skew_seconds} s)",
+                                extra={"clock_difference_seconds": late, "not_on_or_after": stamp(min(expiries)),
+                                       "idm_time": stamp(now), "clock_skew_seconds": skew_seconds})
+    if issued is not None and now - issued > ISSUE_INSTANT_WINDOW + skew_seconds:
+        late = int(now - issued)
+        return ResponseRejected("expired", f"the response was issued at {stamp(issued)}; idm's clock reads "
+                                f"{stamp(now)}, {late} s later (at most {ISSUE_INSTANT_WINDOW} s accepted)",
+                                extra={"clock_difference_seconds": late, "issue_instant": stamp(issued),
+                                       "idm_time": stamp(now), "clock_skew_seconds": skew_seconds})
+    starts = [e for e in map(_epoch, facts.not_before) if e is not None and e - now > skew_seconds]
+    if issued is not None and issued - now > ISSUE_INSTANT_WINDOW + skew_seconds:
+        starts.append(issued)
+    if starts:
+        ahead = int(max(starts) - now)
+        return ResponseRejected("not_yet_valid", f"the response is valid from {stamp(max(starts))}; idm's clock "
+                                f"reads {stamp(now)}, {ahead} s earlier (allowed clock skew {skew_seconds} s)",
+                                extra={"clock_difference_seconds": -ahead, "not_before": stamp(max(starts)),
+                                       "idm_time": stamp(now), "clock_skew_seconds": skew_seconds})
+    return None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import time
 from urllib.parse import urlencode
 
 import saml2
@@ -44,12 +45,13 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor, Source
+from sso import binding as browser_binding
 from sso import replay
 from sso.config import acs_url, sp_config
 from sso.logout import handle_logout_request, remember_session
 from sso.models import IdentityProvider
 from sso.signin import SignInRefused, sso_provider_for
-from sso.validation import ResponseRejected, decode, inspect
+from sso.validation import ResponseRejected, decode, inspect, lifetime_problem
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,11 @@ MESSAGES = {
     "unsolicited": "This sign-in did not start at idm. Start again from the sign-in page.",
     "unknown_in_response_to": "This sign-in did not start here, or it was already used. Start again from the "
                               "sign-in page.",
+    "in_response_to_mismatch": "This sign-in response does not match a sign-in started here. Start again from "
+                               "the sign-in page.",
     "replayed": "This sign-in response was already used. Start again from the sign-in page.",
+    "other_browser": "This sign-in was started in another browser (or your browser did not keep idm's sign-in "
+                     "cookie). Start again from the sign-in page in this browser.",
     "expired": "The sign-in response has expired. Start again from the sign-in page.",
     "not_yet_valid": "The sign-in response is not valid yet (check the clocks of idm and your identity provider).",
     "idp_error": "Your identity provider did not sign you in.",
@@ -94,7 +100,7 @@ def safe_next(value: str | None, default: str | None = None) -> str:
 
 
 def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, ok: bool, reason: str = "",
-                  detail: str = "", user=None) -> None:
+                  detail: str = "", user=None, extra: dict | None = None) -> None:
     """One audit event per SSO sign-in attempt: provider, username, reason."""
     actor = Actor(label=(username or "(unknown)")[:150], type="user" if user else "anonymous", user=user,
                   source=Source.SAML, provider=provider.provider_key if provider else "",
@@ -102,7 +108,7 @@ def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, 
     new = {"method": "sso", "provider": provider.name if provider else None,
            "provider_id": provider.pk if provider else None}
     if not ok:
-        new |= {"reason": reason, "reference": reference_id(request)}
+        new |= {"reason": reason, "reference": reference_id(request)} | (extra or {})
     record_event(actor=actor, action="auth.sso_login_succeeded" if ok else "auth.sso_login_failed",
                  target_type="user", target_id=user.pk if user else "", target_label=username[:150],
                  new=new, message=detail[:1000])
@@ -177,10 +183,15 @@ class SsoLoginView(FriendlyErrorsMixin, SamlSessionMixin, View):
             logger.warning("SSO sign-in could not start: provider=%s ref=%s", provider.pk, reference_id(request),
                            exc_info=True)
             return error_page(request, code="provider_unusable", status=409, provider=provider)
-        replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path)
+        token = browser_binding.browser_token(request)
+        replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path,
+                                browser_hash=browser_binding.token_hash(token))
         if binding == saml2.BINDING_HTTP_REDIRECT:
-            return HttpResponseRedirect(dict(info["headers"])["Location"])
-        return HttpResponse(info["data"])
+            response = HttpResponseRedirect(dict(info["headers"])["Location"])
+        else:
+            response = HttpResponse(info["data"])
+        browser_binding.set_cookie(response, token)
+        return response
 
 
 def _not_on_or_after(assertion) -> dt.datetime | None:
@@ -217,6 +228,16 @@ def _code_for(exc: Exception) -> str:
     return "invalid_response"
 
 
+def _timing_refusal(exc: Exception, facts, provider: IdentityProvider) -> Exception:
+    """``expired`` / ``not_yet_valid`` with the clock difference when the response's times explain
+    pysaml2's refusal (its own messages vary, or it just returns ``None``); else ``exc`` unchanged.
+    A signature failure stays one: the times of an unverified response prove nothing."""
+    if isinstance(exc, (SignatureError, MissingKey)):
+        return exc
+    timing = lifetime_problem(facts, now=time.time(), skew_seconds=provider.clock_skew_seconds)
+    return timing or exc
+
+
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
 class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceView):
     """Assertion consumer: our checks, then pysaml2's, then replay protection, then the backend.
@@ -233,7 +254,8 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
         else:
             code, detail = _code_for(exception) if exception else "invalid_response", repr(exception)[:500]
         username = kwargs.get("username", "") or getattr(exception, "username", "")
-        audit_sign_in(request, provider=provider, username=username, ok=False, reason=code, detail=detail)
+        audit_sign_in(request, provider=provider, username=username, ok=False, reason=code, detail=detail,
+                      extra=getattr(exception, "extra", None))
         logger.info("SSO sign-in refused: provider=%s code=%s ref=%s", getattr(provider, "pk", None), code,
                     reference_id(request))
         message = exception.message if isinstance(exception, SignInRefused) else ""
@@ -266,6 +288,10 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
                 pending = replay.consume_request(provider_id=provider.pk, request_id=facts.in_response_to)
                 if pending is None:
                     raise ResponseRejected("unknown_in_response_to")
+                if not browser_binding.same_browser(request, pending.get("browser")):
+                    # Login CSRF: a response to a request another browser started (issue 7 §4).
+                    raise ResponseRejected("other_browser", "the request was started in another browser "
+                                           "(browser token missing or different)", status=403)
                 outstanding = {facts.in_response_to: pending["next"]}
             elif not provider.allow_idp_initiated:
                 raise ResponseRejected("unsolicited", "IdP-initiated sign-in is off for this provider")
@@ -278,10 +304,13 @@ class AcsView(FriendlyErrorsMixin, SamlSessionMixin, AssertionConsumerServiceVie
         try:
             response = client.parse_authn_request_response(raw, saml2.BINDING_HTTP_POST, outstanding)
         except Exception as exc:  # pysaml2 raises many types; each is a refusal, never a 500
-            return self.handle_acs_failure(request, exc, provider=provider, username=facts.claimed_name_id)
-        if response is None:  # pysaml2's _verify returns None for a wrong Destination or status
-            return self.handle_acs_failure(request, ResponseRejected("wrong_destination_or_status"),
-                                           provider=provider, username=facts.claimed_name_id)
+            return self.handle_acs_failure(request, _timing_refusal(exc, facts, provider), provider=provider,
+                                           username=facts.claimed_name_id)
+        # pysaml2 answers None for a wrong Destination or status, and a response without an assertion
+        # for an IssueInstant outside its window: refusals, named by the response's times if they explain it.
+        if response is None or getattr(response, "assertion", None) is None:
+            refusal = _timing_refusal(ResponseRejected("wrong_destination_or_status"), facts, provider)
+            return self.handle_acs_failure(request, refusal, provider=provider, username=facts.claimed_name_id)
 
         assertion = response.assertion
         try:
@@ -339,10 +368,18 @@ class MetadataView(FriendlyErrorsMixin, View):
         return response
 
 
+@method_decorator(never_cache, name="dispatch")
 class SsoLogoutView(FriendlyErrorsMixin, SamlSessionMixin, LogoutInitView):
-    """SP-initiated single logout (signed LogoutRequest); local sign-out when the IdP has no SLO."""
+    """SP-initiated single logout (signed LogoutRequest); local sign-out when the IdP has no SLO.
+
+    POST only signs out (CSRF-protected); a GET shows a confirmation page, so an ``<img>`` on another
+    site cannot sign the user out (logout CSRF, issue 7 §5).
+    """
 
     def get(self, request, *args, **kwargs):
+        return signout_confirmation(request, action=request.path)
+
+    def post(self, request, *args, **kwargs):
         signed_out = HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
         provider = _provider(kwargs.get("provider_id"))
         if (provider is None or not provider.supports_slo or not provider.enabled
@@ -351,7 +388,7 @@ class SsoLogoutView(FriendlyErrorsMixin, SamlSessionMixin, LogoutInitView):
             return signed_out
         request.idm_sso_provider = provider
         try:
-            response = super().get(request)
+            response = super().get(request)  # djangosaml2's LogoutInitView builds and sends the LogoutRequest
         except Exception as exc:  # pysaml2 cannot build the LogoutRequest: still end the local session
             logger.info("SP-initiated SLO failed: provider=%s %r", provider.pk, exc)
             response = None
@@ -449,19 +486,31 @@ class SsoSloView(FriendlyErrorsMixin, SamlSessionMixin, LogoutView):
                           title="Sign-out failed")
 
 
+def signout_confirmation(request, *, action: str) -> HttpResponse:
+    """The page a GET on a sign-out URL shows: one button that POSTs (with the CSRF token) to ``action``."""
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
+    return render(request, "sso/signout_confirm.html", {"action": action})
+
+
 @method_decorator(never_cache, name="dispatch")
 class SignOutView(View):
-    """Sign out: through the IdP (SLO) after an SSO sign-in when it supports it, else locally."""
+    """Sign out (POST only): through the IdP (SLO) after an SSO sign-in when it supports it, else locally.
+
+    A GET shows a confirmation page with a POST form (logout CSRF, issue 7 §5).
+    """
 
     def get(self, request):
+        return signout_confirmation(request, action=reverse("sso:signout"))
+
+    def post(self, request):
         provider_id = request.session.get(SESSION_PROVIDER_KEY)
         provider = _provider(provider_id) if provider_id else None
         if provider is not None and provider.supports_slo and provider.enabled:
-            return HttpResponseRedirect(reverse("sso:logout", args=[provider.pk]))
+            # The CSRF check of this POST covers the SLO too: no redirect to a URL a GET could trigger.
+            return SsoLogoutView.as_view()(request, provider_id=provider.pk)
         auth.logout(request)
         return HttpResponseRedirect(resolve_url(settings.LOGOUT_REDIRECT_URL))
-
-    post = get
 
 
 @method_decorator([csrf_protect, never_cache], name="dispatch")
@@ -489,15 +538,18 @@ class SignInView(View):
         if not username:
             return render(request, self.template_name, {"step": "username", "next": next_path,
                                                         "error": "Enter your username."}, status=400)
+        # The org's method decides before any password is looked at: a user who must sign in through their
+        # IdP goes there from either step, whatever password was sent, so the password step cannot tell
+        # a right local password from a wrong one (password oracle, issue 7 §5).
+        # No username holds a NUL byte, and PostgreSQL refuses one in a query: treat it as unknown.
+        user = None if "\x00" in username else (
+            get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first())
+        provider = sso_provider_for(user) if user is not None else None
+        if provider is not None:
+            if not provider.enabled:
+                return error_page(request, code="provider_disabled", status=403, provider=provider)
+            return HttpResponseRedirect(f"{reverse('sso:login', args=[provider.pk])}?{urlencode({'next': next_path})}")
         if "password" not in request.POST:
-            # No username holds a NUL byte, and PostgreSQL refuses one in a query: treat it as unknown.
-            user = None if "\x00" in username else (
-                get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first())
-            provider = sso_provider_for(user) if user is not None else None
-            if provider is not None:
-                if not provider.enabled:
-                    return error_page(request, code="provider_disabled", status=403, provider=provider)
-                return HttpResponseRedirect(f"{reverse('sso:login', args=[provider.pk])}?{urlencode({'next': next_path})}")
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path})
         from accounts.throttle import SignInThrottle
@@ -513,8 +565,7 @@ class SignInView(View):
         user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is None:
             throttle.failure()
-            error = "Sign in with your organization's identity provider." if getattr(
-                request, "idm_password_refused", False) else "The username or password is not correct."
+            error = "The username or password is not correct."
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path, "error": error}, status=400)
         from accounts.access import Access

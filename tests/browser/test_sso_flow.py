@@ -19,6 +19,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from accounts.identity.orgs import org_update_settings
 from accounts.identity.types import Actor, AuthMethod
+from accounts.models import AuditEvent
 from sso.models import IdentityProvider
 from sso.services import provider_save
 from sso.sp_metadata import sp_metadata_xml
@@ -93,8 +94,9 @@ class LoopbackIdP:
         self.httpd.server_close()
 
 
-@pytest.mark.browser
-def test_sso_round_trip_signs_in(page, live_server, settings, tmp_path, user_factory, org_factory):
+@pytest.fixture
+def sso_site(live_server, settings, tmp_path, user_factory, org_factory):
+    """idm on ``localhost`` with a provider, an SSO org and alice; yields the running loopback IdP."""
     assert "localhost" in live_server.url  # idm on localhost, the IdP on 127.0.0.1: two sites
     settings.IDM_BASE_URL = live_server.url
     settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
@@ -110,16 +112,65 @@ def test_sso_round_trip_signs_in(page, live_server, settings, tmp_path, user_fac
         org = org_factory("Browser SSO org")
         org_update_settings(actor=actor, org=org, auth_method=AuthMethod.SSO, auth_provider=provider)
         user_factory("alice", org=org, email="alice@example.com")
+        yield idp
 
-        page.goto(f"{live_server.url}/sso/signin/?next=/account/")
-        page.fill("#id_username", "alice")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{idp.base_url}/sso/redirect*")
-        assert "Test IdP" in page.content()
-        page.fill("#idp-username", "alice")
-        page.fill("#idp-password", IDP_PASSWORD)
-        page.click("#idp-submit")
-        page.wait_for_url(f"{live_server.url}/account/")
-        assert "alice" in page.content()
-        cookies = {c["name"]: c for c in page.context.cookies(live_server.url)}
-        assert cookies["sessionid"]["sameSite"] == "Lax"
+
+def _sign_in_at_idp(page, username: str = "alice") -> None:
+    page.fill("#idp-username", username)
+    page.fill("#idp-password", IDP_PASSWORD)
+    page.click("#idp-submit")
+
+
+@pytest.mark.browser
+def test_sso_round_trip_signs_in(page, live_server, sso_site):
+    idp = sso_site
+    page.goto(f"{live_server.url}/sso/signin/?next=/account/")
+    page.fill("#id_username", "alice")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{idp.base_url}/sso/redirect*")
+    assert "Test IdP" in page.content()
+    _sign_in_at_idp(page)
+    page.wait_for_url(f"{live_server.url}/account/")
+    assert "alice" in page.content()
+    cookies = {c["name"]: c for c in page.context.cookies(live_server.url)}
+    assert cookies["sessionid"]["sameSite"] == "Lax"
+    # The browser binding cookie survived the IdP's cross-site POST (SameSite=None; Secure on localhost).
+    bound = cookies["idm_sso_browser"]
+    assert (bound["sameSite"], bound["secure"], bound["httpOnly"]) == ("None", True, True)
+
+
+@pytest.mark.browser
+def test_response_to_another_browsers_request_is_refused(browser, live_server, sso_site):
+    """Login CSRF: the attacker's browser starts a sign-in; the IdP's answer is posted by the victim's browser."""
+    idp = sso_site
+    attacker = browser.new_context()
+    victim = browser.new_context()
+    try:
+        a_page = attacker.new_page()
+        a_page.goto(f"{live_server.url}/sso/signin/?next=/account/")
+        a_page.fill("#id_username", "alice")
+        a_page.click("button[type=submit]")
+        a_page.wait_for_url(f"{idp.base_url}/sso/redirect*")
+        idp_url = a_page.url  # carries the AuthnRequest the attacker's browser started
+
+        v_page = victim.new_page()
+        v_page.goto(idp_url)  # the victim's browser is made to continue the attacker's sign-in
+        _sign_in_at_idp(v_page)
+        v_page.wait_for_selector("[data-sso-error]")
+        assert v_page.get_attribute("[data-sso-error]", "data-sso-error") == "other_browser"
+        assert "started in another browser" in v_page.content()
+        assert "sessionid" not in {c["name"] for c in victim.cookies(live_server.url)}
+        event = AuditEvent.objects.filter(action="auth.sso_login_failed").first()
+        assert event.new_value["reason"] == "other_browser"
+
+        # The normal flow in the attacker's own browser still works (a fresh request).
+        a_page.goto(f"{live_server.url}/sso/signin/?next=/account/")
+        a_page.fill("#id_username", "alice")
+        a_page.click("button[type=submit]")
+        a_page.wait_for_url(f"{idp.base_url}/sso/redirect*")
+        _sign_in_at_idp(a_page)
+        a_page.wait_for_url(f"{live_server.url}/account/")
+        assert AuditEvent.objects.filter(action="auth.sso_login_succeeded").count() == 1
+    finally:
+        attacker.close()
+        victim.close()

@@ -31,6 +31,7 @@ def sso_settings(settings, saml_keys, tmp_path):
     settings.IDM_BASE_URL = "http://testserver"
     settings.IDM_SSO_SP_KEY_FILE, settings.IDM_SSO_SP_CERT_FILE = saml_keys["sp"]
     settings.IDM_SSO_KEY_DIR = str(tmp_path / "sp-keys")
+    settings.IDM_SSO_METADATA_ALLOW_PRIVATE = True  # the test metadata server is on loopback
     return settings
 
 

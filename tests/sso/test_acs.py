@@ -197,7 +197,7 @@ def test_replay_refused_with_a_fresh_request_id_reused_assertion(acs, sso_user):
     new_irt = acs.start()
     # Only the (unsigned) Response's InResponseTo can be changed; the signed confirmation still names
     # the old request, so the mismatch is refused before the replay check is even reached.
-    failure(acs.post_xml(xml.replace(old_irt, new_irt, 1)), "unsolicited")
+    failure(acs.post_xml(xml.replace(old_irt, new_irt, 1)), "in_response_to_mismatch")
 
 
 def test_unknown_in_response_to_refused(acs, sso_user):

@@ -10,8 +10,8 @@ from sso import replay
 
 
 def test_request_id_is_single_use(db):
-    replay.remember_request(provider_id=1, request_id="id-1", next_path="/x/")
-    assert replay.consume_request(provider_id=1, request_id="id-1") == {"next": "/x/"}
+    replay.remember_request(provider_id=1, request_id="id-1", next_path="/x/", browser_hash="h")
+    assert replay.consume_request(provider_id=1, request_id="id-1") == {"next": "/x/", "browser": "h"}
     assert replay.consume_request(provider_id=1, request_id="id-1") is None
     assert replay.consume_request(provider_id=2, request_id="id-1") is None
 

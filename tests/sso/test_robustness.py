@@ -41,8 +41,11 @@ SAML_ROUTES = {"sso:login", "sso:acs", "sso:metadata", "sso:logout", "sso:slo"}
 PUBLIC = SAML_ROUTES | {"sso:signin", "sso:signout"}
 # Console pages (Identity management -> Authentication): all need manage_identity.
 CONSOLE = {"sso:provider_list", "sso:provider_add", "sso:provider_detail", "sso:provider_edit",
-           "sso:provider_refresh", "sso:provider_delete", "sso:provider_break_glass", "sso:sp_key_action"}
-POST_ONLY = {"sso:provider_refresh", "sso:sp_key_action"}
+           "sso:provider_refresh", "sso:provider_delete", "sso:provider_break_glass", "sso:sp_key_action",
+           "sso:user_link_remove"}
+POST_ONLY = {"sso:provider_refresh", "sso:sp_key_action", "sso:user_link_remove"}
+# Console actions on users (the user page) need manage_users, not manage_identity.
+ROUTE_PERMS = {"sso:user_link_remove": "manage_users"}
 # POSTs that change what the sweep walks over; run after everything else.
 LAST = ("sso:provider_delete",)
 
@@ -204,6 +207,9 @@ def targets(providers: dict[str, IdentityProvider | None]) -> list[Target]:
         keys = list(pattern.pattern.converters)
         if not keys:
             out.append(Target(reverse(name), name, "", True))
+        elif keys == ["user_pk", "link_pk"]:  # no such user (the link's own cases: test_link_takeover.py)
+            out.append(Target(reverse(name, kwargs={"user_pk": MISSING_ID, "link_pk": MISSING_ID}), name, "missing",
+                              False))
         elif keys == ["action"]:
             for action in SP_KEY_ACTIONS:
                 # The slug converter refuses "²": that URL is a 404 from the resolver.
@@ -222,7 +228,7 @@ def targets(providers: dict[str, IdentityProvider | None]) -> list[Target]:
 def expected_allowed(user: User | None, target: Target) -> bool:
     if target.name in PUBLIC:
         return True
-    return user is not None and Access(user).has("manage_identity")
+    return user is not None and Access(user).has(ROUTE_PERMS.get(target.name, "manage_identity"))
 
 
 def body_of(response) -> str:
@@ -268,7 +274,7 @@ def check(problems: list[str], label: str, response, *, target: Target, user: Us
 
 
 # The methods each SAML endpoint takes; any other gets the friendly page with a 405.
-SAML_METHODS = {"sso:login": {"GET"}, "sso:metadata": {"GET"}, "sso:logout": {"GET"}, "sso:acs": {"POST"},
+SAML_METHODS = {"sso:login": {"GET"}, "sso:metadata": {"GET"}, "sso:logout": {"GET", "POST"}, "sso:acs": {"POST"},
                 "sso:slo": {"GET", "POST"}}
 
 
@@ -283,6 +289,8 @@ def check_saml(problems: list[str], label: str, response, body: str, *, target: 
         expected = {302}  # already signed out: to the sign-in page
     elif method not in SAML_METHODS[target.name]:
         expected = {405}
+    elif target.name == "sso:logout" and method == "GET":  # a confirmation page; signing out needs a POST
+        expected = {200}
     elif target.name == "sso:logout":  # no SSO session (or no usable SLO): the local session ends, a redirect
         expected = {302}
     elif target.variant == "missing":
@@ -489,7 +497,7 @@ def test_sso_sign_out_without_an_sso_session_signs_out_locally(providers, admin_
     """Was a 500 (pysaml2 ``global_logout(None)``): a password sign-in opening an SLO-capable provider's logout."""
     user = admin_user
     client = signed_in_client(user)
-    response = client.get(reverse("sso:logout", args=[providers["existing"].pk]))
+    response = client.post(reverse("sso:logout", args=[providers["existing"].pk]))
     assert response.status_code == 302 and response["Location"] == reverse("accounts:login")
     assert SESSION_KEY not in client.session
 
@@ -498,7 +506,7 @@ def test_sso_sign_out_at_another_provider_signs_out_locally(acs, sso_user, provi
     """Signed in through one provider, signing out through another: nothing to tell it, the session still ends."""
     assert acs.login().status_code == 302
     other = provider_factory("Other IdP", metadata=idp.metadata().replace("idp.example.test", "other.example.test"))
-    response = acs.client.get(reverse("sso:logout", args=[other.pk]))
+    response = acs.client.post(reverse("sso:logout", args=[other.pk]))
     assert response.status_code == 302 and urlparse(response["Location"]).netloc in REDIRECT_HOSTS
     assert SESSION_KEY not in acs.client.session
 

@@ -1,0 +1,77 @@
+"""Removing an external identity link (an administrator unlinks a user from an account at a source).
+
+Part of the identity write path: scope, privilege and audit are decided here, never in a view.
+SSO refuses to relink a user who is already linked to another account at the same IdP
+(``sso.signin``, issue 7 §5); after this removal the user's next SSO sign-in links the new account.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.exceptions import NotFound, PolicyDenied
+from accounts.identity.audit import record_event
+from accounts.identity.types import Actor
+from accounts.models import ExternalIdentity
+
+try:  # the privilege rule of issue 7 §1 (accounts/identity/privilege.py), merged separately
+    from accounts.identity.privilege import check_may_change_user
+except ImportError:  # pragma: no cover - until it is merged: only Cloud Admins may unlink others
+    check_may_change_user = None
+
+
+def _check_actor(actor: Actor, user) -> None:
+    if not actor.enforce_scope or actor.user is None:
+        return
+    from accounts.access import Access
+
+    access = Access.of(actor.user)
+    profile = getattr(user, "profile", None)
+    if profile is None or not access.can("manage_users", profile.org):
+        raise PolicyDenied("out_of_scope", "You may not change users in this organization.")
+    if actor.user.pk == user.pk:
+        raise PolicyDenied("self_unlink", "You cannot remove your own external identity links.")
+    if check_may_change_user is not None:
+        check_may_change_user(actor, user)  # PolicyDenied("target_more_privileged", ...)
+    elif not _covers(access, Access(user)):
+        raise PolicyDenied("target_more_privileged", f"{user.get_username()} holds permissions you do not; "
+                           "a Customer Cloud Admin can remove this link.")
+
+
+def _covers(actor, target) -> bool:
+    """Stand-in for the privilege rule until it is merged: the actor holds every permission the target
+    holds, at least everywhere the target holds it; Cloud Admins and superusers only by their peers."""
+    from accounts.access import SIGN_IN_PERMS
+
+    if target.user.is_superuser and not actor.user.is_superuser:
+        return False
+    if target.is_cloud_admin and not actor.is_cloud_admin:
+        return False
+    for perm in set(target.grants) - SIGN_IN_PERMS:
+        if perm not in actor.grants:
+            return False
+        mine, theirs = actor.grants[perm], target.grants[perm]
+        if mine is None:
+            continue
+        if theirs is None or not all(any(t.startswith(m) for m in mine) for t in theirs):
+            return False
+    return True
+
+
+def user_unlink(*, actor: Actor, user, link_id: int, source: str | None = None) -> ExternalIdentity:
+    """Remove the external identity ``link_id`` of ``user``; returns the removed link (unsaved).
+
+    Refusals: ``NotFound("link_not_found")``, ``PolicyDenied`` (out of scope, own account, a more
+    privileged target). Writes ``user.unlinked`` (old value ``source:provider:external_id``).
+    """
+    _check_actor(actor, user)
+    with transaction.atomic():
+        links = ExternalIdentity.objects.select_for_update().filter(pk=link_id, user=user)
+        link = (links.filter(source=source) if source else links).first()
+        if link is None:
+            raise NotFound("link_not_found", "This external identity link does not exist (any more).")
+        label = str(link)
+        link.delete()
+        record_event(actor=actor, action="user.unlinked", target_type="user", target_id=user.pk,
+                     target_label=user.get_username(), field="external_id", old=label, new=None)
+    return link
