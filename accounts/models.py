@@ -143,6 +143,11 @@ class DirectoryGroup(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices)
     provider = models.CharField(max_length=100, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
+    # The provisioning source that owns the group (a real reference; ``source``/``provider`` stay as
+    # the protocol keys). PROTECT: a source is released from its groups before it is deleted.
+    owner_source = models.ForeignKey(
+        "provisioning.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="groups"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -170,6 +175,11 @@ class UserProfile(models.Model):
     # Which source owns (manages) the user: local, or a SCIM provider / LDAP directory.
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.LOCAL, db_index=True)
     source_provider = models.CharField(max_length=100, blank=True)
+    # The provisioning source that owns the user (NULL: local). Replaces reading ``source_provider``
+    # as a key; see provisioning/models.py and migration 0005_prov_owner_source.
+    owner_source = models.ForeignKey(
+        "provisioning.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="profiles"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -240,6 +240,12 @@ IDM_SSO_METADATA_REFRESH_HOURS = env_int("IDM_SSO_METADATA_REFRESH_HOURS", 6)
 IDM_SSO_SP_KEY_FILE = env_str("IDM_SSO_SP_KEY_FILE")
 IDM_SSO_SP_CERT_FILE = env_str("IDM_SSO_SP_CERT_FILE")
 IDM_SSO_XMLSEC_BINARY = env_str("IDM_SSO_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+# Provisioning: blocked users whose source grace period is over are deactivated by this sweep.
+IDM_PROVISIONING_SWEEP_SECONDS = env_int("IDM_PROVISIONING_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["provisioning-deactivate-due"] = {
+    "task": "provisioning.tasks.deactivate_due_users",
+    "schedule": IDM_PROVISIONING_SWEEP_SECONDS,
+}
 # Metadata URLs are fetched from public addresses only (SSRF); test IdPs on loopback need the switch,
 # an internal IdP its network (comma-separated CIDRs).
 IDM_SSO_METADATA_ALLOW_PRIVATE = env_bool("IDM_SSO_METADATA_ALLOW_PRIVATE", False)

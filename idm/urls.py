@@ -10,5 +10,6 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("sso/", include("sso.urls")),
     path("users/upload/", include("accounts.bulk_upload.urls")),
+    path("provisioning/", include("provisioning.urls")),
     path("", include("accounts.urls")),
 ]

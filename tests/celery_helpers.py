@@ -226,3 +226,35 @@ def celery_worker_process(request: pytest.FixtureRequest, transactional_db: None
     env = {"REDIS_URL": url, "DATABASE_URL": test_database_url(), **extra_env}
     with running_worker(env=env, redis_url=url) as worker:
         yield worker
+
+
+@contextlib.contextmanager
+def running_beat(*, env: dict[str, str] | None = None, redis_url: str | None = None) -> Iterator[subprocess.Popen]:
+    """Start ``celery -A idm beat`` with a throw-away schedule file on ``redis_url``; stop it by pid.
+
+    Beat only publishes due tasks; pair it with ``running_worker`` on the same Redis database.
+    Shorten a schedule through its setting's environment variable in ``env``.
+    """
+    url = redis_url or test_redis_url()
+    workdir = Path(tempfile.mkdtemp(prefix="idm-celery-beat-"))
+    child_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "idm.settings"),
+        "REDIS_URL": url,
+        **(env or {}),
+    }
+    child_env.pop("IDM_CELERY_EAGER", None)
+    log_path = workdir / "beat.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "idm", "beat", "--loglevel", "INFO",
+             "--schedule", str(workdir / "schedule"), "--pidfile", ""],
+            cwd=BASE_DIR, env=child_env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        _stop(process)
+        for path in workdir.iterdir():
+            path.unlink(missing_ok=True)
+        workdir.rmdir()

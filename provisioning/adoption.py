@@ -1,0 +1,119 @@
+"""Adoption: a source taking over users that already exist in idm (issue 8 "Sources").
+
+Only when the admin enabled adoption for the source, matched by username or by email (the source's
+``adopt_by``), and never for break-glass users (local sign-in kept for when SSO fails), Customer
+Cloud Admins, or users another source owns: two sources never own one user, and a conflict is
+reported, not resolved. ``plan_adoption`` is the preview (read-only, a few queries for any number of
+candidates): who would be adopted, who would not and why.
+
+Applying a plan needs the identity service to transfer ownership (``UserProfile.owner_source`` and
+the link in one write); that lands with the writer of the identity-service split, see
+docs/provisioning.md "Integration points".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db.models.functions import Lower
+
+from accounts.identity.types import Source as SourceKind
+from accounts.models import ExternalIdentity, UserProfile
+from accounts.roles import CUSTOMER_CLOUD_ADMIN
+from provisioning.models import Source
+
+
+@dataclass(frozen=True)
+class AdoptionCandidate:
+    """A user as the source describes it, not yet linked: its external id, username and email."""
+
+    external_id: str
+    username: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class AdoptionDecision:
+    """``adopt``: the source would take ``user_id`` over; else ``code`` and ``message`` say why not."""
+
+    candidate: AdoptionCandidate
+    adopt: bool
+    code: str
+    message: str
+    user_id: int | None = None
+    username: str = ""
+
+
+REASONS = {
+    "adopt": "Will be adopted.",
+    "adoption_disabled": "Adoption is off for this source.",
+    "already_linked": "Already linked to this source.",
+    "no_match": "No existing user matches; the source would create one.",
+    "match_ambiguous": "Several existing users match; adopt by username or fix the duplicates.",
+    "break_glass": "A break-glass user (local sign-in for when SSO fails) is never adopted.",
+    "cloud_admin": "A Customer Cloud Admin is never adopted.",
+    "owned_by_other_source": "Another source owns this user; two sources never own one user.",
+    "claimed_twice": "Another candidate of this run matches the same user.",
+}
+
+
+def _decision(candidate, code, user=None) -> AdoptionDecision:
+    return AdoptionDecision(candidate=candidate, adopt=code == "adopt", code=code, message=REASONS[code],
+                            user_id=user[0] if user else None, username=user[1] if user else "")
+
+
+def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate]) -> list[AdoptionDecision]:
+    """The adoption preview for ``candidates`` (in input order)."""
+    candidates = list(candidates)
+    if not source.adoption_enabled:
+        return [_decision(c, "adoption_disabled") for c in candidates]
+    by_email = source.adopt_by == Source.AdoptBy.EMAIL
+    linked = set(ExternalIdentity.objects.filter(source=source.kind, provider=source.slug,
+                                                 external_id__in=[c.external_id for c in candidates])
+                 .values_list("external_id", flat=True))
+    keys = {(c.email if by_email else c.username).strip().lower() for c in candidates} - {""}
+    field = "email" if by_email else "username"
+    matches: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for pk, username, key in (User.objects.annotate(key=Lower(field)).filter(key__in=keys)
+                              .values_list("pk", "username", "key")):
+        matches[key].append((pk, username))
+    user_ids = [pk for found in matches.values() for pk, _ in found]
+    owners = {uid: (kind, provider, owner_id) for uid, kind, provider, owner_id in UserProfile.objects.filter(
+        user_id__in=user_ids).values_list("user_id", "source", "source_provider", "owner_source_id")}
+    break_glass = set(User.objects.filter(pk__in=user_ids, sso_break_glass_for__isnull=False)
+                      .values_list("pk", flat=True))
+    cloud_admins = set(User.objects.filter(pk__in=user_ids, groups__role__slug=CUSTOMER_CLOUD_ADMIN)
+                       .values_list("pk", flat=True)) | set(
+        User.objects.filter(pk__in=user_ids, is_superuser=True).values_list("pk", flat=True))
+    claimed: set[int] = set()
+    decisions = []
+    for candidate in candidates:
+        if candidate.external_id in linked:
+            decisions.append(_decision(candidate, "already_linked"))
+            continue
+        found = matches.get((candidate.email if by_email else candidate.username).strip().lower(), [])
+        if not found:
+            decisions.append(_decision(candidate, "no_match"))
+            continue
+        if len(found) > 1:
+            decisions.append(_decision(candidate, "match_ambiguous"))
+            continue
+        user = found[0]
+        kind, provider, owner_id = owners.get(user[0], (SourceKind.LOCAL, "", None))
+        if user[0] in break_glass:
+            code = "break_glass"
+        elif user[0] in cloud_admins:
+            code = "cloud_admin"
+        elif owner_id not in (None, source.pk) or (owner_id is None and kind in (SourceKind.SCIM, SourceKind.LDAP)
+                                                   and (kind, provider) != (source.kind, source.slug)):
+            code = "owned_by_other_source"
+        elif user[0] in claimed:
+            code = "claimed_twice"
+        else:
+            code = "adopt"
+            claimed.add(user[0])
+        decisions.append(_decision(candidate, code, user))
+    return decisions

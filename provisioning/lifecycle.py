@@ -1,0 +1,163 @@
+"""Block now, deactivate after the grace period (issue 8 "Lifecycle").
+
+When a source says a user is inactive or gone, the user is blocked at once through the identity
+service (which ends their sessions and audits with the source as actor) and a ``UserBlock`` row
+records who blocked, why, and when the block becomes a deactivation. ``deactivate_due`` -- run by a
+Celery beat sweep (``provisioning.tasks.deactivate_due_users``) -- deactivates every block whose time
+has come. Nothing is held in a worker's memory, so a restart loses nothing: the next sweep finds
+the rows.
+
+A source saying "active" again lifts only its own block: within the grace period the user is
+unblocked, after it reactivated. A block placed by an admin (a ``UserBlock`` without source, or a
+blocked user with no row at all) is never lifted by a source.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.identity.service import apply_identity_changes
+from accounts.identity.types import Actor, IdentityChange, Mode, UserState
+from accounts.models import UserProfile
+from provisioning.models import Source, UserBlock
+
+
+def source_actor(source: Source, *, job_id: str = "") -> Actor:
+    """The actor for work a source does (audited as the provider or sync job)."""
+    return Actor.provider_actor(source=source.kind, provider=source.slug, label=source.name, job_id=job_id)
+
+
+@dataclass
+class LifecycleCounts:
+    blocked: int = 0
+    deactivated: int = 0
+    unblocked: int = 0
+    reactivated: int = 0
+    kept_admin_block: int = 0
+    refused: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if k != "errors"}
+
+
+def _apply_states(changes: list[IdentityChange], actor: Actor, counts: LifecycleCounts) -> set[int]:
+    """Apply state changes; the ids of users whose change was accepted (or was already in place)."""
+    done: set[int] = set()
+    if not changes:
+        return done
+    for change, result in zip(changes, apply_identity_changes(changes=changes, actor=actor).results, strict=True):
+        if result.status == "refused":
+            counts.refused += 1
+            counts.errors.append(f"{change.user_id}: {result.error.code}")
+        else:
+            done.add(change.user_id)
+    return done
+
+
+def source_says_inactive(*, source: Source, user_ids: Iterable[int], reason: str = "inactive at the source",
+                         actor: Actor | None = None, now: datetime | None = None) -> LifecycleCounts:
+    """Block the users now and schedule their deactivation after the source's grace period.
+
+    A user an admin already blocked stays blocked by the admin (the row keeps the admin's name and
+    reason) but gets the deactivation date too: the source still says the user is gone.
+    """
+    actor = actor or source_actor(source)
+    now = now or timezone.now()
+    due = now + source.grace_period
+    counts = LifecycleCounts()
+    ids = list(user_ids)
+    states = dict(UserProfile.objects.filter(user_id__in=ids).values_list("user_id", "state"))
+    blocks = {b.user_id: b for b in UserBlock.objects.filter(user_id__in=ids)}
+    to_block = [uid for uid in ids if states.get(uid) in (UserState.ACTIVE, UserState.INVITED)]
+    with transaction.atomic():
+        blocked = _apply_states(
+            [IdentityChange(user_id=uid, state=UserState.BLOCKED, mode=Mode.UPDATE) for uid in to_block], actor, counts
+        )
+        counts.blocked = len(blocked)
+        for uid in ids:
+            state = states.get(uid)
+            block = blocks.get(uid)
+            if uid in blocked:
+                UserBlock.objects.update_or_create(user_id=uid, defaults={
+                    "source": source, "blocked_by_label": actor.label[:255], "reason": reason[:255],
+                    "deactivate_after": due})
+            elif state == UserState.BLOCKED:
+                if block is None:
+                    # Blocked before blocks were recorded: treat it as an admin's block.
+                    UserBlock.objects.create(user_id=uid, source=None, blocked_by_label="(before provisioning)",
+                                             reason="", deactivate_after=due)
+                    counts.kept_admin_block += 1
+                elif block.deactivate_after is None:
+                    block.deactivate_after = due
+                    block.save(update_fields=["deactivate_after"])
+                    counts.kept_admin_block += block.source_id is None
+    return counts
+
+
+def source_says_active(*, source: Source, user_ids: Iterable[int], actor: Actor | None = None) -> LifecycleCounts:
+    """Lift this source's blocks: unblock within the grace period, reactivate after it.
+
+    Admin blocks stay; a deactivation the source had scheduled on top of one is cancelled.
+    """
+    actor = actor or source_actor(source)
+    counts = LifecycleCounts()
+    ids = list(user_ids)
+    blocks = {b.user_id: b for b in UserBlock.objects.filter(user_id__in=ids)}
+    states = dict(UserProfile.objects.filter(user_id__in=ids).values_list("user_id", "state"))
+    ours = [uid for uid, b in blocks.items() if b.source_id == source.pk]
+    with transaction.atomic():
+        done = _apply_states(
+            [IdentityChange(user_id=uid, state=UserState.ACTIVE, mode=Mode.UPDATE) for uid in ours], actor, counts
+        )
+        for uid in done:
+            if states.get(uid) == UserState.DEACTIVATED:
+                counts.reactivated += 1
+            elif states.get(uid) == UserState.BLOCKED:
+                counts.unblocked += 1
+        UserBlock.objects.filter(user_id__in=done, source=source).delete()
+        admin_blocked = [uid for uid, b in blocks.items() if b.source_id is None]
+        counts.kept_admin_block = len(admin_blocked)
+        UserBlock.objects.filter(user_id__in=admin_blocked, source__isnull=True).update(deactivate_after=None)
+    return counts
+
+
+def deactivate_due(*, now: datetime | None = None, limit: int = 5000) -> LifecycleCounts:
+    """Deactivate blocked users whose grace period is over (the beat sweep). Safe to run twice at
+    once: each row is claimed under a row lock, and a second sweep skips locked rows."""
+    now = now or timezone.now()
+    counts = LifecycleCounts()
+    with transaction.atomic():
+        due = list(UserBlock.objects.select_for_update(skip_locked=True)
+                   .filter(deactivate_after__lte=now).order_by("deactivate_after")
+                   .values_list("pk", "user_id", "source_id")[:limit])
+        by_source: dict[int | None, list[int]] = defaultdict(list)
+        for _, user_id, source_id in due:
+            by_source[source_id].append(user_id)
+        sources = Source.objects.in_bulk([s for s in by_source if s is not None])
+        states = dict(UserProfile.objects.filter(user_id__in=[u for _, u, _ in due]).values_list("user_id", "state"))
+        for source_id, user_ids in by_source.items():
+            actor = source_actor(sources[source_id]) if source_id in sources else Actor.system("deactivation sweep")
+            wanted = [uid for uid in user_ids if states.get(uid) == UserState.BLOCKED]
+            done = _apply_states(
+                [IdentityChange(user_id=uid, state=UserState.DEACTIVATED, mode=Mode.UPDATE) for uid in wanted],
+                actor, counts,
+            )
+            counts.deactivated += len(done)
+        # The row stays (who blocked and why); only the pending deactivation is cleared.
+        UserBlock.objects.filter(pk__in=[pk for pk, _, _ in due]).update(deactivate_after=None)
+    return counts
+
+
+def record_admin_block(*, user_ids: Iterable[int], actor: Actor, reason: str = "") -> None:
+    """Remember that an admin blocked these users, so no source lifts the block (the console's
+    block action calls this after the identity service blocked them)."""
+    for uid in user_ids:
+        UserBlock.objects.update_or_create(user_id=uid, defaults={
+            "source": None, "blocked_by_label": actor.label[:255], "reason": reason[:255], "deactivate_after": None})

@@ -1,0 +1,157 @@
+"""Re-apply a source's rules to every user it owns (after the rules changed), as one journaled run.
+
+For each linked user the stored ``SourceRecord`` is evaluated (``preview.user_diffs``, the same code
+as the console preview, so what was previewed is what is applied); only users whose org, roles or
+active state would change become ``IdentityChange`` values, applied through the identity service's
+bulk path in batches with the source as actor. Roles: the source removes only roles it granted
+(``RoleGrant`` rows with this source) and records a grant row for each role it now grants; manual
+grants are never removed. Inactive / back again goes through ``provisioning.lifecycle``.
+
+TODO(core merge): the ``RoleGrant`` bookkeeping below runs in the same transaction as the service's
+batch but outside the writer; once ``accounts/identity/writer.py`` records grant origins itself it
+moves there (see docs/provisioning.md "Integration points").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+
+from accounts.exceptions import IdentityError
+from accounts.identity.orgs import org_create
+from accounts.identity.types import IdentityChange, Mode
+from accounts.models import Organization, Role
+from provisioning.journal import JournalRecorder, apply_journaled, finish_run, run_actor, start_run
+from provisioning.lifecycle import source_actor, source_says_active, source_says_inactive
+from provisioning.models import JournalEntry, ProvisioningRun, RoleGrant, Source
+from provisioning.preview import UserDiff, user_diffs
+from provisioning.resolve import source_links
+
+BATCH = 1000
+
+
+def _org_for(diff: UserDiff, created: dict, actor, recorder: JournalRecorder, dry_run: bool) -> int | None:
+    """The org id a diff moves the user to, creating a named org once per run (never in a dry run)."""
+    if diff.create_org is None:
+        return diff.org_after_id
+    name, parent_id = diff.create_org
+    key = (name.lower(), parent_id)
+    if key not in created:
+        if dry_run:
+            created[key] = None
+        else:
+            try:
+                created[key] = org_create(actor=actor, name=name, parent=Organization.objects.get(pk=parent_id)).pk
+                recorder.add(subject="org_created", result=JournalEntry.Result.APPLIED, new=name)
+            except (IdentityError, Organization.DoesNotExist) as exc:
+                created[key] = None
+                recorder.add(subject="org_created", result=JournalEntry.Result.REFUSED, new=name,
+                             code=getattr(exc, "code", "org_not_found"), message=str(exc))
+    return created[key]
+
+
+def _record_grants(source: Source, diffs: list[UserDiff], refused: set[int]) -> None:
+    role_ids = dict(Role.objects.values_list("slug", "pk"))
+    rows = [RoleGrant(user_id=d.user_id, role_id=role_ids[slug], source=source, granted_by_label=source.name)
+            for d in diffs if d.user_id not in refused for slug in d.grants_add if slug in role_ids]
+    RoleGrant.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+    # Two statements for the whole batch, not one per user.
+    losing = {d.user_id: d.lose for d in diffs if d.lose and d.user_id not in refused}
+    if losing:
+        doomed = [pk for pk, user_id, slug in RoleGrant.objects.filter(user_id__in=list(losing), source=source)
+                  .values_list("pk", "user_id", "role__slug") if slug in losing[user_id]]
+        RoleGrant.objects.filter(pk__in=doomed).delete()
+
+
+def reapply_rules(*, source: Source, run: ProvisioningRun | None = None, dry_run: bool = False,
+                  batch_size: int = BATCH, on_progress: Callable[[int], None] | None = None) -> ProvisioningRun:
+    """Apply ``source``'s saved rules to all its linked users; return the finished run."""
+    actor = source_actor(source)
+    run = run or start_run(kind=ProvisioningRun.Kind.RULES_REAPPLY, actor=actor, source=source, dry_run=dry_run)
+    run.progress_total = source_links(source).count()
+    run.save(update_fields=["progress_total"])
+    try:
+        counts = apply_rules(source=source, run=run, dry_run=dry_run, batch_size=batch_size, on_progress=on_progress)
+    except Exception as exc:  # the run must end as "failed" with the reason, never stay "running"
+        finish_run(run, counts={}, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return finish_run(run, counts=counts)
+
+
+def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, batch_size: int = BATCH,
+                on_progress: Callable[[int], None] | None = None, user_ids=None, records=None) -> dict[str, int]:
+    """The rules' org / roles / active decisions for the source's linked users (``user_ids``: some of
+    them; ``records``: evaluate these instead of the stored ones), written as part of ``run``.
+    Returns counts; the caller finishes the run."""
+    actor = run_actor(source_actor(source), run)
+    recorder = JournalRecorder(run)
+    counts = {"users": 0, "updated": 0, "refused": 0, "blocked": 0, "reactivated": 0, "unchanged": 0, "errors": 0}
+    created_orgs: dict = {}
+    pending: list[UserDiff] = []
+
+    def flush() -> None:
+        changes, diffs = [], []
+        for diff in pending:
+            roles_add = diff.gain
+            org_id = _org_for(diff, created_orgs, actor, recorder, dry_run)
+            if roles_add or diff.lose or org_id is not None:
+                changes.append(IdentityChange(user_id=diff.user_id, mode=Mode.UPDATE, roles_add=roles_add,
+                                              roles_remove=diff.lose,
+                                              org_id=org_id if org_id is not None else IdentityChange.org_id,
+                                              ref=diff.username))
+                diffs.append(diff)
+            elif diff.grants_add and not dry_run:
+                diffs.append(diff)  # nothing to change, but the source now also grants roles held by hand
+        with transaction.atomic():
+            result_counts = apply_journaled(changes=changes, actor=actor, run=run, dry_run=dry_run,
+                                            batch_size=batch_size, track_progress=False) if changes else {}
+            counts["updated"] += result_counts.get("updated", 0)
+            counts["refused"] += result_counts.get("refused", 0)
+            refused = set(JournalEntry.objects.filter(run=run, result=JournalEntry.Result.REFUSED)
+                          .values_list("user_id", flat=True)) if result_counts.get("refused") else set()
+            if not dry_run:
+                _record_grants(source, diffs, refused)
+        inactive = [d.user_id for d in pending if d.inactive]
+        back = [d.user_id for d in pending if d.reactivate]
+        for diff in pending:
+            if diff.inactive or diff.reactivate:
+                recorder.add(subject="state", user_id=diff.user_id, user_label=diff.username,
+                             new="blocked" if diff.inactive else "active", ref=diff.username,
+                             result=JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED)
+        if not dry_run:
+            counts["blocked"] += source_says_inactive(source=source, user_ids=inactive, actor=actor,
+                                                      reason="inactive by the source's rules").blocked
+            back_counts = source_says_active(source=source, user_ids=back, actor=actor)
+            counts["reactivated"] += back_counts.unblocked + back_counts.reactivated
+        else:
+            counts["blocked"] += len(inactive)
+            counts["reactivated"] += len(back)
+        recorder.flush()
+        pending.clear()
+
+    done = 0
+    for diff in user_diffs(source=source, rules=source.rule_set(), org_policy=source.org_policy(),
+                           user_ids=user_ids, records=records):
+        done += 1
+        counts["users"] += 1
+        if diff is not None and diff.error:
+            counts["errors"] += 1
+            recorder.add(subject="record", user_id=diff.user_id, user_label=diff.username, code=diff.error,
+                         result=JournalEntry.Result.REFUSED, message="The stored source data cannot be evaluated.")
+        elif diff is None or not (diff.kinds() or diff.grants_add):
+            counts["unchanged"] += 1
+        else:
+            pending.append(diff)
+        if len(pending) >= batch_size:
+            flush()
+        if done % batch_size == 0:
+            ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
+            if on_progress:
+                on_progress(done)
+    if pending:
+        flush()
+    ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
+    run.progress_done = done
+    recorder.flush()
+    return counts

@@ -1,0 +1,75 @@
+"""The database side of the evaluator: the role catalogue it needs, and turning its ``OrgTarget``
+into an org id (read-only; org creation itself goes through ``accounts.identity.orgs``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounts.exceptions import IdentityError
+from accounts.identity.orgs import OrgIndex
+from accounts.models import ExternalIdentity, Role
+from accounts.roles import ALL_PERMS, CUSTOMER_CLOUD_ADMIN
+from provisioning.models import Source
+from provisioning.rules import OrgTarget, RoleInfo, SourceRecord
+
+# ExternalIdentity.raw key under which a provisioning source's last-known SourceRecord is kept.
+RECORD_KEY = "record"
+
+
+def role_catalogue() -> dict[str, RoleInfo]:
+    """Every role as the evaluator sees it. A role whose permissions include all of Customer Cloud
+    Admin's counts as Cloud Admin too, so copying the role cannot get around the rule."""
+    everything = frozenset(ALL_PERMS)
+    out: dict[str, RoleInfo] = {}
+    for role in Role.objects.prefetch_related("group__permissions"):
+        perms = {p.codename for p in role.group.permissions.all()}
+        out[role.slug] = RoleInfo(
+            slug=role.slug,
+            is_admin=role.is_admin_role,
+            grants_cloud_admin=role.slug == CUSTOMER_CLOUD_ADMIN or everything <= perms,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ResolvedOrg:
+    """Where an ``OrgTarget`` lands: an existing org id, or a path to create under a parent."""
+
+    org_id: int | None = None
+    create_name: str = ""
+    create_under_id: int | None = None
+    reason: str = ""
+
+
+def resolve_org(target: OrgTarget | None, index: OrgIndex, *, is_new: bool) -> ResolvedOrg | None:
+    """``None``: leave the user's org alone. Never writes."""
+    if target is None or (target.new_users_only and not is_new):
+        return None
+    if target.org_id is not None:
+        return ResolvedOrg(org_id=target.org_id) if index.get(target.org_id) else ResolvedOrg(reason="org_gone")
+    try:
+        return ResolvedOrg(org_id=index.lookup(target.name).pk)
+    except IdentityError as exc:
+        if exc.code == "org_not_found" and target.create_under_id is not None and "/" not in target.name:
+            return ResolvedOrg(create_name=target.name, create_under_id=target.create_under_id)
+        if target.fallback_org_id is not None:
+            return ResolvedOrg(org_id=target.fallback_org_id, reason=exc.code)
+        return ResolvedOrg(reason=exc.code)
+
+
+def source_links(source: Source):
+    """The source's current users: their external identity links (queryset, not evaluated)."""
+    return ExternalIdentity.objects.filter(source=source.kind, provider=source.slug)
+
+
+def stored_record(raw: dict | None) -> SourceRecord | None:
+    """The last ``SourceRecord`` a source sent for a user, or ``None`` if none was kept."""
+    data = (raw or {}).get(RECORD_KEY)
+    if data is None:
+        return None
+    return SourceRecord.from_json(data)
+
+
+def link_raw(record: SourceRecord) -> dict:
+    """What a front door puts in ``ExternalLink.raw`` so previews can re-evaluate the user later."""
+    return {RECORD_KEY: record.to_json()}

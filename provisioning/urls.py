@@ -1,0 +1,20 @@
+"""Console routes: Identity management -> Provisioning, mounted at /provisioning/."""
+
+from django.urls import path
+
+from provisioning import views
+
+app_name = "provisioning"
+
+urlpatterns = [
+    path("", views.source_list, name="source_list"),
+    path("sources/add/", views.source_edit, name="source_add"),
+    path("sources/<int:pk>/", views.source_detail, name="source_detail"),
+    path("sources/<int:pk>/edit/", views.source_edit, name="source_edit"),
+    path("sources/<int:pk>/rules/", views.source_rules, name="source_rules"),
+    path("sources/<int:pk>/reapply/", views.source_reapply, name="source_reapply"),
+    path("sources/<int:pk>/rules/<int:rule_pk>/", views.source_rules, name="rule_edit"),
+    path("sources/<int:pk>/rules/<int:rule_pk>/delete/", views.rule_remove, name="rule_delete"),
+    path("runs/<str:run_id>/", views.run_detail, name="run_detail"),
+    path("runs/<str:run_id>/journal.csv", views.run_export, name="run_export"),
+]

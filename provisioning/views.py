@@ -1,0 +1,184 @@
+"""Console pages: Identity management -> Provisioning (sources, their rules, run journals).
+
+Thin: forms check input shape, ``provisioning.services`` validates and audits, ``preview`` reads.
+Every page needs ``manage_identity``; rules granting admin roles need a Customer Cloud Admin
+(enforced in the service, shown here).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import requires
+from accounts.exceptions import IdentityError
+from accounts.forms import add_identity_error
+from accounts.identity.audit import record_event
+from accounts.identity.types import Actor
+from accounts.models import UserProfile
+from accounts.views import csv_safe
+from provisioning.forms import JournalFilterForm, RuleForm, SourceForm
+from provisioning.journal import start_run
+from provisioning.models import MappingRule, ProvisioningRun, Source
+from provisioning.preview import preview_rules
+from provisioning.resolve import role_catalogue
+from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
+from provisioning.services import actor_is_cloud_admin, rule_delete, rule_save, source_save
+from provisioning.tasks import reapply_source_rules
+
+requires_manage_identity = requires("manage_identity")
+JOURNAL_PAGE = 100
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.for_user(request.user, request=request)
+
+
+@requires_manage_identity
+def source_list(request: HttpRequest) -> HttpResponse:
+    sources = Source.objects.annotate(user_count=Count("profiles", distinct=True),
+                                      rule_count=Count("rules", distinct=True))
+    return render(request, "provisioning/source_list.html", {"sources": sources})
+
+
+@requires_manage_identity
+def source_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    source = get_object_or_404(Source, pk=pk) if pk else None
+    form = SourceForm(request.POST or None, instance=source)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = source_save(actor=_actor(request), source=form.save(commit=False))
+        except IdentityError as exc:
+            add_identity_error(form, exc)
+        else:
+            messages.success(request, f"Saved {saved.name}.")
+            return redirect("provisioning:source_detail", pk=saved.pk)
+    return render(request, "provisioning/source_form.html", {"form": form, "source": source})
+
+
+@requires_manage_identity
+def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    source = get_object_or_404(Source, pk=pk)
+    users = UserProfile.objects.filter(owner_source=source)
+    return render(request, "provisioning/source_detail.html", {
+        "source": source, "user_count": users.count(),
+        "sample_users": users.select_related("user", "org").order_by("user__username")[:10],
+        "runs": source.runs.all()[:20], "rule_count": source.rules.count(),
+    })
+
+
+def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None, cloud_admin: bool) -> tuple:
+    """The source's rules as they would be if ``form`` were saved (validated, not written)."""
+    data = form.rule_input()
+    try:
+        kind, condition = RuleKind(data.kind), ConditionKind(data.condition)
+    except ValueError:
+        raise IdentityError("rule_kind_unknown", "Choose a rule kind and a condition.") from None
+    proposed = validate_rule(
+        Rule(kind, Condition(condition, attribute=data.attribute.strip(), value=data.value.strip()),
+             position=data.position, org_id=data.target_org_id, roles=data.role_slugs),
+        roles=role_catalogue(), saver_is_cloud_admin=cloud_admin,
+    )
+    others = tuple(r for r in source.rule_set() if editing is None or r.rule_id != editing.pk)
+    return (*others, proposed)
+
+
+@requires_manage_identity
+def source_rules(request: HttpRequest, pk: int, rule_pk: int | None = None) -> HttpResponse:
+    """The rules editor: list, add or edit one rule, preview its effect before saving."""
+    source = get_object_or_404(Source, pk=pk)
+    editing = get_object_or_404(MappingRule, pk=rule_pk, source=source) if rule_pk else None
+    actor = _actor(request)
+    cloud_admin = actor_is_cloud_admin(actor)
+    initial = RuleForm.initial_for(editing) if editing else None
+    form = RuleForm(request.POST or None, initial=initial)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            if "preview" in request.POST:
+                preview = preview_rules(source=source, rules=_proposed_rules(source, form, editing, cloud_admin),
+                                        org_policy=source.org_policy())
+            else:
+                rule_save(actor=actor, source=source, data=form.rule_input(), rule=editing)
+                messages.success(request, "Rule saved. Re-apply the rules to update the source's users.")
+                return redirect("provisioning:source_rules", pk=source.pk)
+        except IdentityError as exc:
+            add_identity_error(form, exc, {"target_org": "target_org", "roles": "roles"})
+    elif request.method == "GET" and request.GET.get("preview") == "current":
+        preview = preview_rules(source=source, rules=source.rule_set(), org_policy=source.org_policy())
+    rules = source.rules.prefetch_related("roles").select_related("target_org").order_by("kind", "position", "pk")
+    return render(request, "provisioning/source_rules.html", {
+        "source": source, "rules": rules, "form": form, "editing": editing, "preview": preview,
+        "cloud_admin": cloud_admin,
+    })
+
+
+@require_POST
+@requires_manage_identity
+def rule_remove(request: HttpRequest, pk: int, rule_pk: int) -> HttpResponse:
+    rule = get_object_or_404(MappingRule, pk=rule_pk, source_id=pk)
+    try:
+        rule_delete(actor=_actor(request), rule=rule)
+    except IdentityError as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+    else:
+        messages.success(request, "Rule deleted.")
+    return redirect("provisioning:source_rules", pk=pk)
+
+
+@require_POST
+@requires_manage_identity
+def source_reapply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start re-applying the source's rules to all its users (a Celery task); show the run's progress."""
+    source = get_object_or_404(Source, pk=pk)
+    run = start_run(kind=ProvisioningRun.Kind.RULES_REAPPLY, actor=_actor(request), source=source,
+                    dry_run=request.POST.get("dry_run") == "1")
+    record_event(actor=_actor(request), action="provisioning_rules_reapply_started", target_type="source",
+                 target_id=source.pk, target_label=source.name, new={"run": run.run_id, "dry_run": run.dry_run})
+    transaction.on_commit(lambda: reapply_source_rules.delay(source.pk, run.run_id))
+    return redirect("provisioning:run_detail", run_id=run.run_id)
+
+
+@requires_manage_identity
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    """A run's journal, filtered, 100 entries a page."""
+    run = get_object_or_404(ProvisioningRun.objects.select_related("source"), run_id=run_id)
+    form = JournalFilterForm(request.GET or None)
+    entries = form.apply(run.entries.all())
+    page = Paginator(entries, JOURNAL_PAGE).get_page(request.GET.get("page"))
+    return render(request, "provisioning/run_detail.html", {"run": run, "form": form, "page": page})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+JOURNAL_COLUMNS = ["run", "user", "subject", "old_value", "new_value", "result", "code", "message", "ref"]
+
+
+def _journal_rows(run: ProvisioningRun, entries) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(JOURNAL_COLUMNS)
+    for e in entries.iterator(chunk_size=2000):
+        yield writer.writerow([csv_safe(v) for v in (run.run_id, e.user_label, e.subject, e.old_value, e.new_value,
+                                                     e.result, e.code, e.message, e.ref)])
+
+
+@requires_manage_identity
+def run_export(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
+    """The filtered journal as CSV, streamed."""
+    run = get_object_or_404(ProvisioningRun, run_id=run_id)
+    form = JournalFilterForm(request.GET or None)
+    response = StreamingHttpResponse(_journal_rows(run, form.apply(run.entries.all())),
+                                     content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="idm-journal-{run.run_id[:12]}.csv"'
+    return response
