@@ -11,3 +11,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, signals  # noqa: F401
+        from .credentials import middleware  # noqa: F401  (the user_logged_in receiver)

@@ -81,7 +81,8 @@ class UserFilterForm(forms.Form):
                                   empty_label="Any role", to_field_name="slug")
     source = forms.ChoiceField(label="Source", required=False,
                                choices=[("", "Any source"), *[(s.value, s.label) for s in Source if s != Source.SYSTEM]])
-    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *UserState.choices])
+    state = forms.ChoiceField(label="State", required=False, choices=[
+        ("", "Any state"), *UserState.choices, ("locked", "Locked (failed sign-ins)")])
 
     def __init__(self, *args, access: Access, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,7 +100,7 @@ class UserCreateForm(forms.Form):
     password = forms.CharField(
         label="Password", required=False, strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional. Without a password the user is invited and sets one on first sign-in.",
+        help_text="Optional. Without a password the user is invited: the next page emails or copies their invitation link.",
     )
     roles = RoleChoiceField(label="Roles", queryset=Role.objects.none(), required=False,
                             help_text="Leave empty to give the organization's default roles.")
@@ -120,12 +121,18 @@ class UserEditForm(forms.Form):
     last_name = forms.CharField(label="Last name", max_length=150, required=False)
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
 
-    def __init__(self, *args, can_rename: bool = True, **kwargs):
+    def __init__(self, *args, can_rename: bool = True, can_change_sign_in: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if not can_rename:
             # Profile-only editors (User Modify) may not change usernames; the service refuses it too.
             self.fields["username"].disabled = True
             self.fields["username"].help_text = "Only user managers can change usernames."
+        if not can_change_sign_in:
+            # The privilege rule: username and email lead to sign-in (reset links); the service refuses too.
+            for name in ("username", "email"):
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "This user holds permissions you do not: only a more privileged " \
+                                              "admin can change it."
 
     def changed_values(self) -> dict:
         """Only the fields that changed: untouched fields must not reach the service (provider-owned users)."""

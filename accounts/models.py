@@ -284,4 +284,6 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
 from accounts.bulk_upload.models import *  # noqa: E402,F401,F403
+from accounts.credentials.models import *  # noqa: E402,F401,F403
 from accounts.mfa.models import *  # noqa: E402,F401,F403
+from accounts.sessions import UserSession  # noqa: E402,F401  (model defined beside its service)

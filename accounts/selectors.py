@@ -51,7 +51,11 @@ def user_list(
         qs = qs.filter(groups=role.group_id)
     if source:
         qs = qs.filter(profile__source=source)
-    if state:
+    if state == "locked":  # locked by sign-in throttling (accounts/throttle.py), whatever the state
+        from accounts.credentials.service import locked_users
+
+        qs = locked_users(qs)
+    elif state:
         qs = qs.filter(profile__state=state)
     order = USER_SORTS.get(sort, "username")
     return qs.select_related("profile", "profile__org").order_by(order, "pk")

@@ -10,7 +10,9 @@ usual trade-off against password and TOTP guessing, and the lock ends by itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import time
 
 from django.conf import settings
 from django.core.cache import caches
@@ -34,6 +36,7 @@ class SignInThrottle:
 
     def __init__(self, *, username: str, ip: str | None):
         self.cache = caches["security"]
+        self.username = (username or "").lower()
         self.keys = [("user", _key("user", username or ""))]
         if ip:
             self.keys.append(("ip", _key("ip", ip)))
@@ -45,15 +48,53 @@ class SignInThrottle:
         return any(counts.get(key, 0) >= (per_user if kind == "user" else per_ip) for kind, key in self.keys)
 
     def failure(self) -> None:
-        """Count one failed password or code; the window starts at the first failure."""
-        lockout = _limits()[2]
-        for _, key in self.keys:
-            if not self.cache.add(key, 1, timeout=lockout):
+        """Count one failed password or code; the window starts at the first failure.
+
+        The failure that reaches a limit starts the lock: it lasts the full lockout from then, and a
+        username lock is recorded (``SignInLock``) so the console can show and lift it.
+        """
+        per_user, per_ip, lockout = _limits()
+        for kind, key in self.keys:
+            if self.cache.add(key, 1, timeout=lockout):
+                count = 1
+            else:
                 try:
-                    self.cache.incr(key)
+                    count = self.cache.incr(key)
                 except ValueError:  # expired between add and incr
                     self.cache.add(key, 1, timeout=lockout)
+                    count = 1
+            if count == (per_user if kind == "user" else per_ip):
+                self._lock(kind, key, lockout)
+
+    def _lock(self, kind: str, key: str, lockout: int) -> None:
+        until = time.time() + lockout
+        self.cache.touch(key, lockout)
+        self.cache.set(f"{key}:until", until, timeout=lockout)
+        if kind == "user" and self.username:
+            from django.utils import timezone
+
+            from accounts.credentials.models import SignInLock
+
+            now = timezone.now()
+            SignInLock.objects.filter(locked_until__lte=now).delete()  # expired locks, any user
+            SignInLock.objects.update_or_create(username=self.username[:150], defaults={
+                "locked_until": dt.datetime.fromtimestamp(until, dt.UTC)})
+
+    def locked_until(self) -> dt.datetime | None:
+        """When the current lock (username or address, the later one) ends; ``None`` if unknown."""
+        stamps = self.cache.get_many([f"{key}:until" for _, key in self.keys])
+        latest = max(stamps.values(), default=None)
+        return dt.datetime.fromtimestamp(latest, dt.UTC) if latest else None
 
     def success(self) -> None:
         """A successful sign-in clears the username's counter (not the address's)."""
-        self.cache.delete(self.keys[0][1])
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear the username's counter and lock (sign-in success, or an admin's unlock)."""
+        key = self.keys[0][1]
+        self.cache.delete_many([key, f"{key}:until"])
+        if self.username:
+            from accounts.credentials.models import SignInLock
+
+            SignInLock.objects.filter(username=self.username[:150]).delete()

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import views
+from accounts.credentials import urls as credential_urls
 from accounts.mfa import views as mfa_views
 from sso.views import SignInView
 
@@ -42,4 +43,6 @@ urlpatterns = [
     # Audit log
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
+    # Credentials: resets, invitations, required actions, recovery codes, unlock
+    *credential_urls.urlpatterns,
 ]

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 from accounts import console_actions, selectors
 from accounts.access import Access
 from accounts.decorators import requires
-from accounts.exceptions import IdentityError
+from accounts.exceptions import IdentityError, PolicyDenied
 from accounts.forms import (
     AuditFilterForm,
     OrgForm,
@@ -42,6 +42,7 @@ from accounts.forms import (
     add_identity_error,
 )
 from accounts.identity import orgs as org_service
+from accounts.identity.privilege import changeable_user_ids, check_may_change_user, may_change_user
 from accounts.identity.types import Actor, UserState
 from accounts.mfa import flow as mfa_flow
 from accounts.models import Organization, Role
@@ -99,8 +100,9 @@ def home(request: HttpRequest) -> HttpResponse:
     access = _access(request)
     if not access.has("view_directory"):
         return account(request)
-    users = selectors.user_list(viewer=request.user)
-    by_state = dict(users.order_by().values_list("profile__state").annotate(n=Count("pk")))
+    from ops.dashboard import dashboard_context, user_counts  # charts, alerts, backups (issue 11)
+
+    by_state, by_source = user_counts(access=access, users=selectors.user_list(viewer=request.user))
     counts = [
         {"state": s.value, "label": s.label, "count": by_state.get(s.value, 0),
          "url": f"{reverse('accounts:user_list')}?state={s.value}"}
@@ -110,6 +112,7 @@ def home(request: HttpRequest) -> HttpResponse:
     recent = selectors.audit_event_list()[:8] if access.has("view_audit_log") else []
     return render(request, "accounts/home.html", {
         "counts": counts, "total": sum(by_state.values()), "org_count": org_count, "recent": recent,
+        **dashboard_context(access=access, by_source=by_source),
     })
 
 
@@ -160,9 +163,12 @@ def user_list(request: HttpRequest) -> HttpResponse:
         source=filters.get("source", ""), state=filters.get("state", ""), sort=sort,
     )
     page = DeferredJoinPaginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
+    can_bulk = access.has("manage_users")
     return render(request, "accounts/user_list.html", {
         "form": form, "page": page, "headers": _sort_headers(sort), "sort": sort,
-        "can_bulk": access.has("manage_users"), "can_create": access.has("manage_users"),
+        "can_bulk": can_bulk, "can_create": access.has("manage_users"),
+        # Bulk block/unblock only offers the users the viewer may change (the privilege rule).
+        "changeable": changeable_user_ids(request.user, page.object_list) if can_bulk else set(),
     })
 
 
@@ -209,6 +215,16 @@ def _visible_user(request: HttpRequest, pk: int):
     return user
 
 
+def _refuse_more_privileged(request: HttpRequest, user) -> HttpResponse | None:
+    """The privilege rule at the front door: back to the user's page with who can do it, or ``None``."""
+    try:
+        check_may_change_user(_actor(request), user)
+    except PolicyDenied as exc:
+        _report_error(request, exc)
+        return redirect("accounts:user_detail", pk=user.pk)
+    return None
+
+
 def _require_on(request: HttpRequest, perm: str, org: Organization) -> None:
     if not _access(request).can(perm, org):
         raise PermissionDenied(f"missing permission {perm} in {org}")
@@ -221,19 +237,22 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
     org = user.profile.org
     is_self = user.pk == request.user.pk
     events = selectors.audit_event_list(target_type="user", target_id=user.pk)
+    # Hide what the privilege rule would refuse: credentials, sign-in, roles, org of a more privileged user.
+    may_change = may_change_user(request.user, user)
     return render(request, "accounts/user_detail.html", {
         "subject": user, "profile": user.profile, "org_path": org.ancestors() + [org],
         "roles": selectors.user_roles(user),
         "links": user.external_identities.order_by("source", "provider"),
         "events": events[:25] if access.has("view_audit_log") else None,
         "events_more": access.has("view_audit_log") and events[25:26].exists(),
-        "can_manage": access.can("manage_users", org) and not is_self,
+        "can_manage": access.can("manage_users", org) and not is_self and may_change,
+        "may_change": may_change,
         "can_edit": access.can("manage_users", org) or access.can("modify_user_profile", org),
-        "can_roles": access.can("assign_roles", org) and not is_self,
+        "can_roles": access.can("assign_roles", org) and not is_self and may_change,
         "is_self": is_self,
         "mfa_device": mfa_flow.confirmed_device(user),
         "mfa_required": mfa_flow.org_requires(user),
-        "can_reset_mfa": access.can("manage_mfa", org),
+        "can_reset_mfa": access.can("manage_mfa", org) and may_change,
     })
 
 
@@ -256,9 +275,11 @@ def user_create(request: HttpRequest) -> HttpResponse:
         except IdentityError as exc:
             add_identity_error(form, exc)
         else:
-            state = result.user.profile.state
-            note = " They are invited and set a password on first sign-in." if state == UserState.INVITED else ""
-            messages.success(request, f"Created {result.user.username}.{note}")
+            if result.user.profile.state == UserState.INVITED:  # no password: send or copy the invitation
+                messages.success(request, f"Created {result.user.username}. They are invited: send them "
+                                 "their invitation by email, or copy the link.")
+                return redirect("accounts:user_invitation", pk=result.user.pk)
+            messages.success(request, f"Created {result.user.username}.")
             return redirect("accounts:user_detail", pk=result.user.pk)
     return render(request, "accounts/user_form.html", {"form": form, "title": "Create user"})
 
@@ -273,7 +294,8 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("may not edit this user")
     initial = {"username": user.username, "email": user.email, "first_name": user.first_name,
                "last_name": user.last_name, "notes": user.profile.notes}
-    form = UserEditForm(request.POST or None, initial=initial, can_rename=can_manage)
+    form = UserEditForm(request.POST or None, initial=initial, can_rename=can_manage,
+                        can_change_sign_in=may_change_user(request.user, user))
     if request.method == "POST" and form.is_valid():
         changes = form.changed_values()
         try:
@@ -303,6 +325,8 @@ def user_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404
     user = _visible_user(request, pk)
     _require_on(request, "manage_users", user.profile.org)
+    if refused := _refuse_more_privileged(request, user):
+        return refused
     func, label, done = STATE_ACTIONS[action]
     if request.method == "POST":
         try:
@@ -322,6 +346,8 @@ def user_state(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 def user_move(request: HttpRequest, pk: int) -> HttpResponse:
     user = _visible_user(request, pk)
     _require_on(request, "manage_users", user.profile.org)
+    if refused := _refuse_more_privileged(request, user):
+        return refused
     form = UserMoveForm(request.POST or None, access=_access(request), current=user.profile.org)
     if request.method == "POST" and form.is_valid():
         try:
@@ -338,6 +364,8 @@ def user_move(request: HttpRequest, pk: int) -> HttpResponse:
 def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
     user = _visible_user(request, pk)
     _require_on(request, "assign_roles", user.profile.org)
+    if refused := _refuse_more_privileged(request, user):
+        return refused
     held = {r.slug for r in selectors.user_roles(user)}
     form = UserRolesForm(request.POST or None, access=_access(request), held=held)
     if request.method == "POST" and form.is_valid():
@@ -572,10 +600,17 @@ def _audit_rows(events) -> Iterator[str]:
 
 @requires("view_audit_log")
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered audit log as CSV, streamed row by row (no full load into memory)."""
+    """The filtered audit log as CSV (or JSON lines with ``?format=jsonl``), newest first, at most
+    AUDIT_EXPORT_LIMIT events, streamed row by row (no full load into memory)."""
+    from ops.audit_export import AUDIT_EXPORT_LIMIT, jsonl_rows
+
     form = AuditFilterForm(request.GET or None)
-    events = selectors.audit_event_list(**form.filters())
-    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
+    events = selectors.audit_event_list(**form.filters())[:AUDIT_EXPORT_LIMIT]
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if request.GET.get("format") == "jsonl":
+        response = StreamingHttpResponse(jsonl_rows(events), content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.jsonl"'
+        return response
+    response = StreamingHttpResponse(_audit_rows(events), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="idm-audit-{stamp}.csv"'
     return response

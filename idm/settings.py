@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "accounts",
     "sso",
     "provisioning",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -44,9 +45,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.UserSessionMiddleware",  # ended sessions stay ended (issue 7 §5)
     "accounts.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.credentials.middleware.RequiredActionsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ops.middleware.SecurityHeadersMiddleware",
+    "ops.middleware.RequestObservabilityMiddleware",
 ]
 
 ROOT_URLCONF = "idm.urls"
@@ -137,7 +142,8 @@ SESSION_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 CSRF_COOKIE_SECURE = env_bool("IDM_SECURE_COOKIES", _secure)
 SECURE_SSL_REDIRECT = env_bool("IDM_SSL_REDIRECT", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("IDM_BEHIND_PROXY") else None
-SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 0)
+# HSTS (sent by SecurityMiddleware on HTTPS requests only): a year by default when the base URL is https.
+SECURE_HSTS_SECONDS = env_int("IDM_HSTS_SECONDS", 31_536_000 if _secure else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -161,7 +167,15 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- Email (invitations, password reset) ----------------------------------------------------
-EMAIL_BACKEND = env_str("IDM_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# With no mail server (IDM_EMAIL_HOST unset) mail is kept in the console's Outbox (ops.mail) instead.
+EMAIL_HOST = env_str("IDM_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("IDM_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("IDM_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env_str("IDM_EMAIL_PASSWORD")
+EMAIL_USE_TLS = env_bool("IDM_EMAIL_TLS", True)
+EMAIL_TIMEOUT = 20
+EMAIL_BACKEND = env_str("IDM_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+                        if env_str("IDM_EMAIL_HOST") else "ops.mail.OutboxEmailBackend")
 DEFAULT_FROM_EMAIL = env_str("IDM_FROM_EMAIL", "idm@localhost")
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -199,11 +213,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "accounts.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "ops.logformat.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"],
+                             "formatter": "json" if env_str("IDM_LOG_FORMAT") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env_str("IDM_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "saml2": {"level": "WARNING"}, "xmlschema": {"level": "WARNING"}},
 }
+
+# Celery keeps the handlers above (JSON lines included) instead of installing its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- idm --------------------------------------------------------------------------------------
 # Application settings with defaults live in accounts/app_settings.py (IDM_* names).
@@ -272,3 +291,20 @@ CACHES["security"] = {**_security_cache, "KEY_PREFIX": "security"}
 IDM_SIGNIN_MAX_FAILURES = env_int("IDM_SIGNIN_MAX_FAILURES", 10)
 IDM_SIGNIN_MAX_FAILURES_PER_IP = env_int("IDM_SIGNIN_MAX_FAILURES_PER_IP", 50)
 IDM_SIGNIN_LOCKOUT_SECONDS = env_int("IDM_SIGNIN_LOCKOUT_SECONDS", 900)
+
+# --- Operations (ops app: health, metrics, backups, audit retention; defaults in ops/app_settings.py)
+IDM_METRICS_TOKEN = env_str("IDM_METRICS_TOKEN")
+IDM_READYZ_WORKER_TIMEOUT = float(env_str("IDM_READYZ_WORKER_TIMEOUT", "1") or 1)
+IDM_BACKUP_DIR = env_str("IDM_BACKUP_DIR", str(VAR_DIR / "backups"))
+IDM_BACKUP_KEEP_DAILY = env_int("IDM_BACKUP_KEEP_DAILY", 7)
+IDM_BACKUP_KEEP_WEEKLY = env_int("IDM_BACKUP_KEEP_WEEKLY", 4)
+IDM_BACKUP_MAX_AGE_HOURS = env_int("IDM_BACKUP_MAX_AGE_HOURS", 26)
+IDM_AUDIT_RETENTION_DAYS = env_int("IDM_AUDIT_RETENTION_DAYS", 90)
+IDM_OUTBOX_DAYS = env_int("IDM_OUTBOX_DAYS", 30)
+CELERY_BEAT_SCHEDULE["ops-backup-daily"] = {"task": "ops.backup_daily", "schedule": 24 * 3600}
+CELERY_BEAT_SCHEDULE["ops-audit-purge"] = {"task": "ops.audit_purge", "schedule": 24 * 3600}
+CELERY_BEAT_SCHEDULE["ops-dashboard-warm"] = {"task": "ops.dashboard_warm", "schedule": 1800}
+# Credential links (accounts/credentials/tokens.py): reset links 1 hour, invitations 7 days.
+IDM_PASSWORD_RESET_TIMEOUT = env_int("IDM_PASSWORD_RESET_TIMEOUT", 3600)
+IDM_INVITATION_TIMEOUT = env_int("IDM_INVITATION_TIMEOUT", 7 * 24 * 3600)
+IDM_PASSWORD_RESET_MAX_REQUESTS = env_int("IDM_PASSWORD_RESET_MAX_REQUESTS", 5)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("django-admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
     path("django-admin/", admin.site.urls),
     path("sso/", include("sso.urls")),
+    path("", include("ops.urls")),  # /healthz, /readyz, /metrics, /outbox/
     path("users/upload/", include("accounts.bulk_upload.urls")),
     path("provisioning/", include("provisioning.urls")),
     path("", include("accounts.urls")),

@@ -49,7 +49,13 @@ trap 'stop_children; exit 130' INT
 trap 'stop_children; exit 143' TERM
 trap stop_children EXIT
 
+# Metrics of every gunicorn and Celery process on this host add up in one directory (ops/metrics.py).
+export PROMETHEUS_MULTIPROC_DIR="$VAR/prometheus"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+# gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl, which a second idm on the same host
+# would take over: keep it in this instance's var/.
 .venv/bin/gunicorn idm.wsgi:application --bind "$BIND" --workers 2 --timeout 120 \
+    --control-socket "$VAR/gunicorn.ctl" \
     --access-logfile - --error-logfile - --forwarded-allow-ips 127.0.0.1 &
 pids+=($!)
 .venv/bin/celery -A idm worker --loglevel INFO --concurrency 2 &

@@ -16,6 +16,7 @@ APT_PACKAGES=(
     build-essential pkg-config python3-dev python3-venv
     xmlsec1 libxmlsec1-dev libldap2-dev libsasl2-dev
     slapd ldap-utils
+    samba samba-ad-provision
     chromium
     postgresql-client redis-tools
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404
@@ -106,9 +107,13 @@ def provider_break_glass(request, pk: int):
     initial = "\n".join(provider.break_glass_users.order_by("username").values_list("username", flat=True))
     form = BreakGlassForm(request.POST or None, initial={"usernames": initial})
     if request.method == "POST" and form.is_valid():
-        break_glass_set(actor=_actor(request), provider=provider, users=form.cleaned_data["usernames"])
-        messages.success(request, "Break-glass users saved.")
-        return redirect("sso:provider_detail", pk=pk)
+        try:
+            break_glass_set(actor=_actor(request), provider=provider, users=form.cleaned_data["usernames"])
+        except IdentityError as exc:
+            form.add_error("usernames", forms.ValidationError(exc.message, code=exc.code))
+        else:
+            messages.success(request, "Break-glass users saved.")
+            return redirect("sso:provider_detail", pk=pk)
     return render(request, "sso/provider_break_glass.html", {"p": provider, "form": form})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models.functions import Lower
 
 from accounts.models import Organization
 from sso.attributes import PRESETS, preset_fields
@@ -68,8 +69,10 @@ class BreakGlassForm(forms.Form):
 
     def clean_usernames(self):
         names = [n.strip() for n in self.cleaned_data["usernames"].splitlines() if n.strip()]
-        users = list(get_user_model().objects.filter(username__in=names))
-        missing = sorted(set(n.lower() for n in names) - {u.username.lower() for u in users})
+        wanted = {n.lower() for n in names}
+        # Usernames ignore case (the identity service keeps them unique that way): "Alice" is alice.
+        users = list(get_user_model().objects.annotate(_lu=Lower("username")).filter(_lu__in=wanted))
+        missing = sorted(wanted - {u.username.lower() for u in users})
         if missing:
             raise forms.ValidationError(f"No such user: {', '.join(missing)}", code="unknown_user")
         return users

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.exceptions import PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
+from accounts.identity.privilege import check_may_change_user
 from accounts.identity.types import Actor
 from sso import keys
 from sso import metadata as md
@@ -147,11 +148,17 @@ def provider_delete(*, actor: Actor, provider: IdentityProvider) -> None:
 
 @transaction.atomic
 def break_glass_set(*, actor: Actor, provider: IdentityProvider, users: list) -> None:
-    """Replace the provider's break-glass (password sign-in) users."""
+    """Replace the provider's break-glass (password sign-in) users.
+
+    Adding or removing someone changes how they sign in, so the privilege rule applies to each of
+    them: ``PolicyDenied("target_more_privileged")`` names the first user the actor may not change.
+    """
     old = set(provider.break_glass_users.all())
     new = set(users)
     if old == new:
         return
+    for user in sorted(old ^ new, key=lambda u: u.username):
+        check_may_change_user(actor, user)
     provider.break_glass_users.set(new)
     _audit(actor, "sso.break_glass_changed", provider, "break_glass_users",
            sorted(u.username for u in old), sorted(u.username for u in new))

@@ -559,13 +559,18 @@ class SignInView(View):
             record_event(actor=Actor(label=username, type="anonymous", request_id=getattr(request, "request_id", ""),
                                      ip=getattr(request, "client_ip", None)),
                          action="auth.login_throttled", target_type="user", target_label=username)
+            from accounts.credentials.views import lock_message
+
             return render(request, self.template_name, {
                 "step": "password", "username": username, "next": next_path,
-                "error": "Too many failed sign-in attempts. Wait a few minutes, then try again."}, status=429)
+                "error": lock_message(throttle.locked_until())}, status=429)
         user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is None:
             throttle.failure()
-            error = "The username or password is not correct."
+            from accounts.credentials.views import invitation_hint
+
+            # An invited user has no password yet: point them to their invitation.
+            error = invitation_hint(username) or "The username or password is not correct."
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path, "error": error}, status=400)
         from accounts.access import Access

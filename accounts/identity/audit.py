@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.dispatch import Signal
+
 from accounts.identity.types import Actor
 from accounts.models import AuditEvent
+
+# Sent with ``events`` (saved AuditEvent objects) after each save: alerts and metrics listen here
+# (bulk_create sends no post_save).
+events_saved = Signal()
 
 # Fields whose values must never reach the audit log.
 _SECRET_FIELDS = frozenset({"password", "password_hash", "token", "secret"})
@@ -57,6 +63,7 @@ def record_event(**kwargs: Any) -> AuditEvent:
     """Build and save one event (for events outside a bulk write: sign-ins, config changes)."""
     event = build_event(**kwargs)
     event.save(force_insert=True)
+    events_saved.send(sender=AuditEvent, events=[event])
     return event
 
 
@@ -64,3 +71,4 @@ def save_events(events: list[AuditEvent]) -> None:
     """Insert many events at once."""
     if events:
         AuditEvent.objects.bulk_create(events, batch_size=2000)
+        events_saved.send(sender=AuditEvent, events=events)

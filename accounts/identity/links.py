@@ -11,13 +11,9 @@ from django.db import transaction
 
 from accounts.exceptions import NotFound, PolicyDenied
 from accounts.identity.audit import record_event
+from accounts.identity.privilege import check_may_change_user
 from accounts.identity.types import Actor
 from accounts.models import ExternalIdentity
-
-try:  # the privilege rule of issue 7 §1 (accounts/identity/privilege.py), merged separately
-    from accounts.identity.privilege import check_may_change_user
-except ImportError:  # pragma: no cover - until it is merged: only Cloud Admins may unlink others
-    check_may_change_user = None
 
 
 def _check_actor(actor: Actor, user) -> None:
@@ -31,31 +27,7 @@ def _check_actor(actor: Actor, user) -> None:
         raise PolicyDenied("out_of_scope", "You may not change users in this organization.")
     if actor.user.pk == user.pk:
         raise PolicyDenied("self_unlink", "You cannot remove your own external identity links.")
-    if check_may_change_user is not None:
-        check_may_change_user(actor, user)  # PolicyDenied("target_more_privileged", ...)
-    elif not _covers(access, Access(user)):
-        raise PolicyDenied("target_more_privileged", f"{user.get_username()} holds permissions you do not; "
-                           "a Customer Cloud Admin can remove this link.")
-
-
-def _covers(actor, target) -> bool:
-    """Stand-in for the privilege rule until it is merged: the actor holds every permission the target
-    holds, at least everywhere the target holds it; Cloud Admins and superusers only by their peers."""
-    from accounts.access import SIGN_IN_PERMS
-
-    if target.user.is_superuser and not actor.user.is_superuser:
-        return False
-    if target.is_cloud_admin and not actor.is_cloud_admin:
-        return False
-    for perm in set(target.grants) - SIGN_IN_PERMS:
-        if perm not in actor.grants:
-            return False
-        mine, theirs = actor.grants[perm], target.grants[perm]
-        if mine is None:
-            continue
-        if theirs is None or not all(any(t.startswith(m) for m in mine) for t in theirs):
-            return False
-    return True
+    check_may_change_user(actor, user)  # PolicyDenied("target_more_privileged", ...), issue 7 §1
 
 
 def user_unlink(*, actor: Actor, user, link_id: int, source: str | None = None) -> ExternalIdentity:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.access import Access
 from accounts.exceptions import NotFound
+from accounts.identity import privilege
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UNSET, Actor, IdentityChange, UserState
 from accounts.models import DirectoryGroup, ExternalIdentity, Role, UserProfile
@@ -102,6 +103,7 @@ class BatchState:
         self.roles = roles
         self.now = timezone.now()
         self.access = Access.of(actor.user) if actor.user is not None and actor.enforce_scope else None
+        self.powers = privilege.powers_of_actor(actor)  # for the privilege rule (issue 7 §1)
 
         ids = {c.user_id for c in changes if c.user_id}
         names = {c.username.lower() for c in changes if isinstance(c.username, str)}

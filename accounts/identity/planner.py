@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from accounts.exceptions import ConflictError, NotFound, ValidationFailed
-from accounts.identity import policy
+from accounts.identity import policy, privilege
 from accounts.identity.audit import build_event
 from accounts.identity.loading import BatchState, Current, claimant
 from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode, Source, UserState
@@ -239,6 +239,7 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
             )
     else:
         policy.check_roles_assignable(state.access, [state.roles.by_slug[s] for s in sorted(roles)], org)
+    privilege.check_privilege(actor=state.powers, target=None, grants_roles=roles)
 
     groups: set[int] = set()
     if change.groups is not UNSET:
@@ -462,9 +463,22 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
     if not plan.changed:
         plan.status = "unchanged"
         return plan
+    if not is_self:  # no one takes over a more privileged account (issue 7 §1, privilege.py)
+        privilege.check_planned_update(
+            actor=state.powers, changed=plan.changed, target_label=current.user.username,
+            superuser=current.user.is_superuser,
+            target_roles=privilege.role_tuples(state.roles.by_slug[s] for s in current.role_slugs),
+            org_path=_org_path(state, current.profile.org_id), new_org_path=_org_path(state, profile.org_id),
+            added_roles={state.roles.by_group[g].slug for g in plan.add_groups if g in state.roles.by_group},
+            via_sign_in=actor.source == Source.SAML)
     if actor.source not in policy.PROVIDER_SOURCES and actor.source != Source.SAML:
         # Console and uploads: judged on what really changes, so re-uploading an export that
         # includes provider-owned users leaves them "unchanged" instead of refusing them.
         policy.check_source_may_change(actor=actor, owner=owner, owner_provider=owner_provider,
                                        username=current.user.username, touched=set(plan.changed))
     return plan
+
+
+def _org_path(state: BatchState, org_id: int | None) -> str | None:
+    org = state.orgs.get(org_id) if org_id else None
+    return org.path if org is not None else None

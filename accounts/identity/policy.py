@@ -92,7 +92,7 @@ def check_update_scope(access: Any, org: Any, touched: Set[str], *, is_self: boo
         return
     perm_ok = access.can("manage_users", org) or (
         touched <= PROFILE_ONLY_FIELDS and access.can("modify_user_profile", org)
-    )
+    ) or (touched <= {"password"} and access.can("reset_passwords", org))  # Help Desk resets
     if touched - {"roles"} and not perm_ok and not (is_self and touched <= {"password"}):
         raise PolicyDenied("out_of_scope", f"You may not change users in {org.name}.")
 

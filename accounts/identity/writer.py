@@ -7,14 +7,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.contrib.auth.models import User
+from django.db import transaction
 
 from accounts.identity.audit import save_events
 from accounts.identity.loading import MembershipThrough, chunks
 from accounts.identity.planner import Plan
+from accounts.identity.types import Actor
 from accounts.models import ExternalIdentity, PasswordHistory, UserProfile
+from accounts.sessions import end_sessions_on_commit
 
 
-def write_plans(plans: Sequence[Plan], *, now, audit: bool = True) -> None:
+def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True) -> None:
     """Insert, update and delete what ``plans`` need, then their audit events (unless ``audit`` is off,
     for dry runs that write only so later batches see earlier ones, and are rolled back)."""
     creates = [p for p in plans if p.status == "created"]
@@ -77,3 +80,11 @@ def write_plans(plans: Sequence[Plan], *, now, audit: bool = True) -> None:
                 event.target_id = str(p.user.pk)
                 events.append(event)
         save_events(events)
+    # Blocked, deactivated, or a password someone else set: end the user's sessions once committed.
+    end_sessions_on_commit(actor=actor, changes=[(p.user.pk, p.profile.state, p.changed) for p in updates])
+    # Users who lost roles and with them console access: their sessions end too (issue 12).
+    lost_roles = [p.user.pk for p in updates if p.remove_groups]
+    if lost_roles:
+        from accounts.credentials.service import end_sessions_if_console_access_lost
+
+        transaction.on_commit(lambda: end_sessions_if_console_access_lost(actor=actor, user_ids=lost_roles))

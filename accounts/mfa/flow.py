@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.identity.audit import record_event
+from accounts.identity.privilege import check_may_change_user
 from accounts.identity.types import Actor
 from accounts.mfa import totp
 from accounts.mfa.models import TotpDevice
@@ -50,8 +51,15 @@ def org_requires(user) -> bool:
     return profile is not None and effective_settings(profile.org).two_factor_required
 
 
+def enrolment_required(user) -> bool:
+    """An admin asked this user to set up two-factor authentication at their next sign-in."""
+    from accounts.credentials.models import RequiredAction
+
+    return RequiredAction.objects.filter(user=user, kind=RequiredAction.Kind.ENROL_MFA).exists()
+
+
 def second_factor_needed(user) -> bool:
-    return org_requires(user) or confirmed_device(user) is not None
+    return org_requires(user) or confirmed_device(user) is not None or enrolment_required(user)
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,18 +127,30 @@ def check_code(*, actor: Actor, user, code: str | None, confirm: bool, context: 
         device.save(update_fields=fields)
         if confirm:
             _audit("auth.mfa_enrolled", actor=actor, user=user, new={"context": context})
+            from accounts.credentials.service import complete_action
+
+            complete_action(actor=actor, user=user, kind="enrol_mfa")
         _audit("auth.mfa_succeeded", actor=actor, user=user, new={"context": context})
     return True
 
 
 def remove_device(*, actor: Actor, user, action: str) -> bool:
-    """Delete the user's device (``auth.mfa_disabled`` by the user, ``user.mfa_reset`` by an admin)."""
+    """Delete the user's device (``auth.mfa_disabled`` by the user, ``user.mfa_reset`` by an admin).
+
+    An admin reset obeys the privilege rule: ``PolicyDenied("target_more_privileged")`` when the user
+    holds more than the admin (issue 7 §1).
+    """
+    if actor.user is None or actor.user.pk != user.pk:
+        check_may_change_user(actor, user)
     with transaction.atomic():
         device = TotpDevice.objects.select_for_update().filter(user=user).first()
         if device is None:
             return False
         was_confirmed = device.is_confirmed
         device.delete()
+        from accounts.credentials.service import delete_recovery_codes
+
+        delete_recovery_codes(user)  # they belong to the device's protection
         _audit(action, actor=actor, user=user, new={"had_confirmed_device": was_confirmed})
     return True
 
@@ -196,7 +216,13 @@ def submit_code(request: HttpRequest, state: Pending, code: str | None, *, enrol
         _audit("auth.mfa_failed", actor=actor, user=state.user, new={"reason": "throttled"})
         clear(request)
         return "locked"
-    if check_code(actor=actor, user=state.user, code=code, confirm=enrol, context="sign_in"):
+    from accounts.credentials.service import normalise_recovery_code, use_recovery_code
+
+    if not enrol and normalise_recovery_code(code) is not None:  # a recovery code in place of a TOTP code
+        accepted = use_recovery_code(actor=actor, user=state.user, code=code)
+    else:
+        accepted = check_code(actor=actor, user=state.user, code=code, confirm=enrol, context="sign_in")
+    if accepted:
         clear(request)
         throttle.success()
         auth.login(request, state.user, backend=state.backend)

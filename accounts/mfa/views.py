@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import Access
 from accounts.decorators import requires
+from accounts.exceptions import PolicyDenied
 from accounts.identity.types import Actor
 from accounts.mfa import flow, totp
 from accounts.mfa.models import TotpDevice
@@ -49,6 +51,8 @@ def _second_step(request: HttpRequest, *, enrol: bool) -> HttpResponse:
     if request.method == "POST":
         outcome = flow.submit_code(request, state, request.POST.get("code"), enrol=enrol)
         if outcome == "ok":
+            if enrol:  # just enrolled: ten recovery codes, shown once, then on to where they were going
+                return _show_new_recovery_codes(request, state.user, next_path=state.next_path)
             return redirect(state.next_path)
         if outcome == "locked":
             messages.error(request, "Too many wrong codes. Enter your username and password again.")
@@ -81,26 +85,42 @@ def enrol(request: HttpRequest) -> HttpResponse:
 # My account
 
 
+def _show_new_recovery_codes(request: HttpRequest, user, *, next_path: str) -> HttpResponse:
+    from accounts.credentials.middleware import NEXT_KEY, RECOVERY_CODES_KEY
+    from accounts.credentials.service import generate_recovery_codes
+
+    request.session[RECOVERY_CODES_KEY] = generate_recovery_codes(actor=Actor.for_user(user, request=request),
+                                                                  user=user)
+    request.session[NEXT_KEY] = next_path
+    return redirect("accounts:recovery_codes")
+
+
 @requires("console_access")
 @never_cache
 def account_setup(request: HttpRequest) -> HttpResponse:
-    """Set up two-factor authentication from "My account": new secret, then one code to confirm."""
+    """Set up two-factor authentication from "My account".
+
+    GET only explains (no secret is made, nothing is audited); POST ``start`` makes a new secret and
+    shows the QR code; POST ``code`` confirms it, then the recovery codes are shown once.
+    """
     user = request.user
     actor = Actor.for_user(user, request=request)
     if flow.confirmed_device(user) is not None:
         messages.info(request, "Two-factor authentication is already on.")
         return redirect("accounts:account")
-    device = TotpDevice.objects.filter(user=user).first()
     context: dict = {"username": user.get_username(), "account": True}
+    if request.method != "POST":
+        return render(request, "accounts/mfa_start.html", context)
+    device = TotpDevice.objects.filter(user=user).first()
     status = 200
-    if request.method == "POST" and device is not None:
-        if flow.check_code(actor=actor, user=user, code=request.POST.get("code"), confirm=True, context="account"):
-            messages.success(request, "Two-factor authentication is on. You will need a code at every sign-in.")
-            return redirect("accounts:account")
+    if "start" in request.POST or device is None:
+        device = flow.begin_enrolment(actor=actor, user=user)
+    elif flow.check_code(actor=actor, user=user, code=request.POST.get("code"), confirm=True, context="account"):
+        messages.success(request, "Two-factor authentication is on. You will need a code at every sign-in.")
+        return _show_new_recovery_codes(request, user, next_path=reverse("accounts:account"))
+    else:
         context["error"] = INVALID
         status = 400
-    elif device is None or request.method == "GET":
-        device = flow.begin_enrolment(actor=actor, user=user)
     return render(request, "accounts/mfa_enrol.html", context | _setup_context(device, user.get_username()),
                   status=status)
 
@@ -133,7 +153,13 @@ def user_reset(request: HttpRequest, pk: int) -> HttpResponse:
     user = _visible_user(request, pk)
     if not Access.of(request.user).can("manage_mfa", user.profile.org):
         raise PermissionDenied("missing permission manage_mfa")
-    if flow.remove_device(actor=Actor.for_user(request.user, request=request), user=user, action="user.mfa_reset"):
+    try:
+        removed = flow.remove_device(actor=Actor.for_user(request.user, request=request), user=user,
+                                     action="user.mfa_reset")
+    except PolicyDenied as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+        return redirect("accounts:user_detail", pk=user.pk)
+    if removed:
         messages.success(request, f"Two-factor authentication of {user.username} was reset.")
     else:
         messages.info(request, f"{user.username} has no two-factor device.")

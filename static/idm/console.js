@@ -57,7 +57,13 @@
     update();
   }
 
+  // Read-only link fields select their text on click (was an inline onclick, which the CSP forbids).
+  function initSelectOnClick(el) {
+    el.addEventListener("click", function () { el.select(); });
+  }
+
   ready(function () {
+    document.querySelectorAll("[data-select-on-click]").forEach(initSelectOnClick);
     document.querySelectorAll("[data-bulk]").forEach(initBulk);
     document.querySelectorAll("[data-inherit-group]").forEach(initInherit);
     initAuthMethod();

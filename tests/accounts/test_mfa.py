@@ -125,12 +125,17 @@ def test_inherited_requirement_enrol_then_verify(client, user_factory, strict_or
     resp = client.post("/sign-in/enrol/", {"code": wrong_code(secret)})
     assert resp.status_code == 400 and SESSION_KEY not in client.session
     resp = client.post("/sign-in/enrol/", {"code": totp.totp(secret)})
-    assert resp.status_code == 302 and resp["Location"] == "/orgs/"
+    # Signed in; the ten recovery codes are shown once, then on to where the user was going.
+    assert resp.status_code == 302 and resp["Location"] == "/account/two-factor/recovery-codes/"
     assert str(client.session[SESSION_KEY]) == str(user.pk)
+    codes_page = client.get(resp["Location"])
+    assert len(codes_page.context["codes"]) == 10 and codes_page.context["next"] == "/orgs/"
+    assert client.get(resp["Location"]).context["codes"] is None  # shown once
     assert TotpDevice.objects.get(user=user).is_confirmed
     assert flow.PENDING_KEY not in client.session
     log = actions(user)
-    assert log[-4:] == ["auth.mfa_failed", "auth.mfa_enrolled", "auth.mfa_succeeded", "auth.login_succeeded"]
+    assert log[-5:] == ["auth.mfa_failed", "auth.mfa_enrolled", "auth.mfa_succeeded", "auth.login_succeeded",
+                        "auth.recovery_codes_generated"]
 
     # Next sign-in: the code page, not the enrolment page; the next step's code is accepted (window).
     client.post("/sign-out/")
@@ -210,7 +215,7 @@ def test_expired_pending_state(client, user_factory):
     assert resp.status_code == 302 and resp["Location"] == "/sign-in/"
     assert SESSION_KEY not in client.session and flow.PENDING_KEY not in client.session
     assert AuditEvent.objects.filter(action="auth.mfa_failed", target_id=str(user.pk)).latest("id").new_value == {
-        "reason": "expired"}
+        "reason": "expired", "method": "two_factor"}
 
 
 def test_second_step_pages_without_pending_state(client, db):
@@ -264,11 +269,16 @@ def test_voluntary_setup_and_turn_off(client, user_factory):
     user = user_factory("bob")
     client.force_login(user)
     assert b"Set up two-factor authentication" in client.get("/account/").content
+    # GET only explains: no secret, no audit event (issue 7 §5). POST "start" makes the secret.
     page = client.get("/account/two-factor/")
+    assert page.status_code == 200 and b"Start set-up" in page.content
+    assert not TotpDevice.objects.filter(user=user).exists() and "auth.mfa_enrolment_started" not in actions(user)
+    page = client.post("/account/two-factor/", {"start": "1"})
     secret = page.context["secret_groups"].replace(" ", "")
+    assert actions(user).count("auth.mfa_enrolment_started") == 1
     assert client.post("/account/two-factor/", {"code": wrong_code(secret)}).status_code == 400
     code = totp.totp(secret)
-    assert client.post("/account/two-factor/", {"code": code})["Location"] == "/account/"
+    assert client.post("/account/two-factor/", {"code": code})["Location"] == "/account/two-factor/recovery-codes/"
     assert TotpDevice.objects.get(user=user).is_confirmed
     assert b"Turn off" in client.get("/account/").content
     # Turning off needs a fresh code (the one just used is refused as a replay).

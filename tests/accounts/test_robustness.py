@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db
 NAMESPACES = ("accounts", "bulk")
 # Routes anyone may open (the invite page checks its token itself; the two-factor sign-in steps need the
 # pending sign-in in the session and send everyone else back to sign-in).
-PUBLIC = {"accounts:login", "bulk:invite", "accounts:mfa_verify", "accounts:mfa_enrol"}
+PUBLIC = {"accounts:login", "bulk:invite", "accounts:mfa_verify", "accounts:mfa_enrol",
+          "accounts:password_forgot", "accounts:password_reset_confirm", "accounts:invitation_accept"}
 # The permission each route needs (``None``: any signed-in console user). ``user_edit`` also accepts
 # ``modify_user_profile``; see ``expected_allowed``.
 PERMS = {
@@ -46,7 +47,15 @@ PERMS = {
     "bulk:detail": "manage_users", "bulk:confirm": "manage_users", "bulk:cancel": "manage_users",
     "bulk:status": "manage_users", "bulk:report": "manage_users", "bulk:invitations_csv": "manage_users",
     "bulk:invitations_send": "manage_users",
+    "accounts:required_password": None, "accounts:recovery_codes": None,
+    # Credential actions: reset_passwords or manage_users (see CREDENTIAL_ROUTES).
+    "accounts:user_reset_link": "reset_passwords", "accounts:user_temporary_password": "reset_passwords",
+    "accounts:user_invitation": "reset_passwords", "accounts:user_required_actions": "reset_passwords",
+    "accounts:user_unlock": "reset_passwords",
+    # Sessions: oneself, or reset_passwords / manage_users on the user (see SESSION_ROUTES).
+    "accounts:user_session_end": "reset_passwords", "accounts:user_sessions_end_all": "reset_passwords",
 }
+CREDENTIAL_ROUTES = {name for name, perm in PERMS.items() if perm == "reset_passwords"}
 # Routes whose object belongs to the upload's creator (everyone else but global managers gets 404).
 UPLOAD_ROUTES = {"bulk:detail", "bulk:confirm", "bulk:cancel", "bulk:status", "bulk:report",
                  "bulk:invitations_csv", "bulk:invitations_send"}
@@ -164,6 +173,8 @@ def targets(world: World) -> list[Target]:
                 org = obj.profile.org if isinstance(obj, User) else obj
                 variants.append(({"pk": obj.pk}, org, scope == "in_scope"))
             variants.append(({"pk": 999999}, None, False))
+            if "session_id" in keys:
+                variants = [({**p, "session_id": 999999}, o, e) for p, o, e in variants]
             if "action" in keys:
                 actions = ["block", "evil"] if name == "accounts:user_state" else ["deactivate", "evil"]
                 variants = [({**p, "action": a}, o, e and a != "evil") for p, o, e in variants for a in actions]
@@ -185,6 +196,10 @@ def expected_allowed(user: User | None, target: Target) -> bool:
     if target.name == "accounts:user_edit":
         ok = any(access.can(p, target.org) if target.org else access.has(p)
                  for p in ("manage_users", "modify_user_profile"))
+        return ok and (target.org is None or access.can("view_directory", target.org))
+    if target.name in CREDENTIAL_ROUTES:
+        ok = any(access.can(p, target.org) if target.org else access.has(p)
+                 for p in ("reset_passwords", "manage_users"))
         return ok and (target.org is None or access.can("view_directory", target.org))
     if target.name in UPLOAD_ROUTES:
         return access.is_global("manage_users")  # the upload was made by the Cloud Admin

@@ -23,7 +23,7 @@ def test_tree_lists_orgs_in_path_order_with_counts(client, directory):
     counts = {o.name: o.user_count for o in tree}
     assert counts["Engineering"] == 2 and counts["Platform"] == 1
     html = response.content.decode()
-    assert "padding-left: 4.5rem" in html  # Platform: depth 3 below the root
+    assert "tree-node indent-3" in html  # Platform: depth 3 below the root (a class: the CSP forbids inline styles)
 
 
 def test_org_admin_sees_own_subtree_only(client, directory):

@@ -281,11 +281,20 @@ def test_cannot_deactivate_self(client, directory):
 
 
 def test_last_admin_cannot_be_deactivated(client, directory, user_factory):
-    cross = user_factory("cross", org=directory.acme, roles=["cross-org-admin"])
-    client.force_login(cross)
+    # A Django superuser without the Cloud Admin role may change the admin, but not remove the last one.
+    root = user_factory("root", org=directory.acme, roles=["console-user"], django_admin=True)
+    client.force_login(root)
     response = client.post(reverse("accounts:user_state", args=[directory.admin.pk, "deactivate"]), follow=True)
     assert response.status_code == 200
     assert any("last_admin" in m for m in messages_of(response))
+    assert state_of(directory.admin) == UserState.ACTIVE
+
+
+def test_cross_org_admin_cannot_deactivate_a_cloud_admin(client, directory, user_factory):
+    cross = user_factory("cross", org=directory.acme, roles=["cross-org-admin"])
+    client.force_login(cross)
+    response = client.post(reverse("accounts:user_state", args=[directory.admin.pk, "deactivate"]), follow=True)
+    assert "Only a Customer Cloud Admin can change admin. (target_more_privileged)" in messages_of(response)
     assert state_of(directory.admin) == UserState.ACTIVE
 
 
@@ -338,15 +347,18 @@ def test_self_demotion_is_refused(client, directory):
     assert directory.admin.groups.filter(role__slug=CUSTOMER_CLOUD_ADMIN).exists()
 
 
-def test_org_admin_keeps_roles_they_cannot_assign(client, directory, user_factory):
+def test_org_admin_cannot_change_roles_of_a_more_privileged_user(client, directory, user_factory):
+    """The privilege rule (issue 7 §1): an Identity Management Administrator holds manage_identity
+    everywhere, which an Org Admin does not, so the Org Admin may not change their roles at all."""
     boss = user_factory("boss", org=directory.platform, roles=["identity-management-administrator"])
     client.force_login(directory.eng_admin)
     response = client.get(reverse("accounts:user_roles", args=[boss.pk]))
-    rows = {r["role"].slug: r for r in response.context["form"].rows}
-    assert not rows["identity-management-administrator"]["assignable"]
-    assert rows["identity-management-administrator"]["checked"]
+    assert response["Location"] == reverse("accounts:user_detail", args=[boss.pk])
     client.post(reverse("accounts:user_roles", args=[boss.pk]), {"roles": [_role_pk("user-modify")]})
-    assert {g.role.slug for g in boss.groups.all()} == {"identity-management-administrator", "user-modify"}
+    assert {g.role.slug for g in boss.groups.all()} == {"identity-management-administrator"}
+    page = client.get(reverse("accounts:user_detail", args=[boss.pk]))
+    assert "(target_more_privileged)" in " ".join(messages_of(page))
+    assert reverse("accounts:user_roles", args=[boss.pk]) not in page.content.decode()
 
 
 def test_org_admin_cannot_grant_cloud_admin(client, directory):

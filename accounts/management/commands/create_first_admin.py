@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.credentials.service import require_password_change
 from accounts.exceptions import IdentityError
 from accounts.identity.service import apply_identity_change
 from accounts.identity.types import Actor, IdentityChange, Mode
@@ -43,19 +44,26 @@ class Command(BaseCommand):
         if User.objects.filter(groups__role__slug=CUSTOMER_CLOUD_ADMIN, is_active=True).exists():
             self.stdout.write("An admin already exists; sign in with its username and password.")
             return
-        password = options["password"] or os.environ.get("IDM_ADMIN_PASSWORD") or _generated_password()
+        chosen = options["password"] or os.environ.get("IDM_ADMIN_PASSWORD")
+        password = chosen or _generated_password()
         root = Organization.objects.filter(parent__isnull=True).order_by("id").first()
         if root is None:
             raise CommandError("No organization exists; run migrate first.")
         try:
-            apply_identity_change(actor=Actor.system("setup"), change=IdentityChange(
+            result = apply_identity_change(actor=Actor.system("setup"), change=IdentityChange(
                 username=options["username"], email=options["email"], first_name="First", last_name="Admin",
                 password=password, org_id=root.pk, roles=frozenset({CUSTOMER_CLOUD_ADMIN}), mode=Mode.CREATE,
                 django_admin=True,  # Django's admin site is for superusers: the first admin gets it
             ))
         except IdentityError as exc:
             raise CommandError(f"{exc.message} ({exc.code})") from exc
+        if chosen:
+            self.stdout.write(self.style.SUCCESS(
+                f"\nSign in at {settings.IDM_BASE_URL}/ as {options['username']!r} with the password you gave.\n"))
+            return
+        # A generated password reached a terminal or a run log: it must be changed at the first sign-in.
+        require_password_change(actor=Actor.system("setup"), user=result.user)
         self.stdout.write(self.style.SUCCESS(
             f"\nSign in at {settings.IDM_BASE_URL}/ as {options['username']!r} with password: {password}\n"
-            "(shown once; change it after signing in)\n"
+            "(shown once; you choose a new password at the first sign-in)\n"
         ))

@@ -1,0 +1,254 @@
+"""The privilege rule (issue 7 §1): no one takes over a more privileged account.
+
+An actor may change another user's credentials or sign-in — password, email, username, state
+(block / deactivate / reactivate), second factor, break-glass membership, external identity links —
+and their roles or organization only when the actor holds every permission the target holds, at
+least everywhere the target holds it (a target's org-scoped permission applies in the target's org
+subtree; a global one everywhere, so only a global holder covers it). Customer Cloud Admins are
+changed only by Customer Cloud Admins, Django superusers only by superusers. Sign-in permissions
+(console / desktop access) carry no power over others and are left out, as in
+``Access.can_assign_role``. Models: Microsoft Entra's "who can reset whose password" table and
+Okta's "help desk admins cannot reset super admins".
+
+Provider actors (SCIM, directory sync, SAML just-in-time) never grant Customer Cloud Admin and
+never change a Cloud Admin or a superuser. System actors (setup commands, seeders) are unrestricted.
+The actor's own account is governed by the ``self_*`` guards of the identity service, not here.
+
+``check_privilege`` is the one pure decision. The helpers below it load ``Powers`` from the
+database for the console (``may_change_user``) and the front doors that write outside the identity
+service (MFA reset, break-glass list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from accounts.exceptions import PolicyDenied
+
+CLOUD_ADMIN_SLUG = "customer-cloud-admin"  # == accounts.roles.CUSTOMER_CLOUD_ADMIN (kept import-free)
+SIGN_IN_PERMS = frozenset({"console_access", "desktop_access"})
+
+USER, PROVIDER, SYSTEM = "user", "provider", "system"
+
+# The changes this rule governs, as the identity service names them in a plan's ``changed`` list,
+# plus the two that are written outside it.
+SENSITIVE_CHANGES = frozenset({"username", "email", "password", "state", "org", "roles", "link",
+                               "mfa_reset", "break_glass"})
+
+PERM_LABELS = {
+    "view_directory": "View directory",
+    "manage_users": "Manage users",
+    "modify_user_profile": "Modify user profiles",
+    "assign_roles": "Assign roles",
+    "manage_orgs": "Manage organizations",
+    "reset_passwords": "Reset passwords",
+    "view_audit_log": "View audit log",
+    "manage_identity": "Manage identity providers",
+    "manage_mfa": "Manage two-factor authentication",
+}
+
+
+@dataclass(frozen=True)
+class Powers:
+    """What one party may do, and where.
+
+    ``grants`` maps a permission to ``None`` (everywhere) or the org paths whose subtrees it covers.
+    ``kind`` is ``user``, ``provider`` (SCIM, directory sync, SAML JIT) or ``system``.
+    """
+
+    grants: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    cloud_admin: bool = False
+    superuser: bool = False
+    kind: str = USER
+
+
+def covers(actor_reach: frozenset[str] | None, target_reach: frozenset[str] | None) -> bool:
+    """Does the actor's reach of a permission include all of the target's reach?"""
+    if actor_reach is None:
+        return True
+    if target_reach is None:
+        return False
+    return all(any(path.startswith(mine) for mine in actor_reach) for path in target_reach)
+
+
+def check_privilege(*, actor: Powers, target: Powers | None, grants_roles: Iterable[str] = (),
+                    target_label: str = "this user") -> None:
+    """Raise ``PolicyDenied`` unless ``actor`` may change ``target``'s credentials, sign-in, roles or org.
+
+    ``target`` is the user's current powers (``None`` when the user is being created);
+    ``grants_roles`` the role slugs the change adds. Roles an actor may assign at all are judged by
+    ``Access.can_assign_role``; this adds the provider limit on Cloud Admin.
+    """
+    if actor.kind == SYSTEM:
+        return
+    if actor.kind != USER:
+        if CLOUD_ADMIN_SLUG in set(grants_roles):
+            raise PolicyDenied(
+                "role_not_assignable",
+                "Provisioning and single sign-on never grant Customer Cloud Admin: a Customer Cloud Admin "
+                "assigns it in the console.", field="roles")
+        if target is not None and (target.cloud_admin or target.superuser):
+            raise PolicyDenied(
+                "target_more_privileged",
+                f"Only a Customer Cloud Admin can change {target_label}: provisioning and single sign-on "
+                f"never change a Customer Cloud Admin.")
+        return
+    if target is None:
+        return
+    if target.superuser and not actor.superuser:
+        raise PolicyDenied(
+            "target_more_privileged",
+            f"Only a Django superuser can change {target_label}, who has Django admin access.")
+    if target.cloud_admin and not actor.cloud_admin:
+        raise PolicyDenied("target_more_privileged", f"Only a Customer Cloud Admin can change {target_label}.")
+    missing = sorted(
+        perm for perm, reach in target.grants.items()
+        if perm not in SIGN_IN_PERMS and (perm not in actor.grants or not covers(actor.grants[perm], reach))
+    )
+    if missing:
+        labels = ", ".join(PERM_LABELS.get(p, p) for p in missing)
+        raise PolicyDenied(
+            "target_more_privileged",
+            f"Only a Customer Cloud Admin, or an admin who also holds {labels} wherever {target_label} "
+            f"holds {'it' if len(missing) == 1 else 'them'}, can change {target_label}.")
+
+
+def powers_from_roles(roles: Iterable[tuple[str, Iterable[str], str]], *, org_path: str | None,
+                      superuser: bool = False) -> Powers:
+    """Powers of a user from ``(slug, perms, scope)`` of each role held and their org path.
+
+    Unlike ``Access`` this ignores whether the user is active: a blocked Cloud Admin is still one
+    (otherwise blocking an admin would open them to takeover).
+    """
+    grants: dict[str, frozenset[str] | None] = {}
+    cloud_admin = superuser
+    for slug, perms, scope in roles:
+        cloud_admin = cloud_admin or slug == CLOUD_ADMIN_SLUG
+        for perm in perms:
+            if scope == "global" or slug == CLOUD_ADMIN_SLUG:
+                grants[perm] = None
+            elif grants.get(perm, frozenset()) is not None and org_path:
+                grants[perm] = frozenset({org_path})  # a user's org-scoped roles all act in their one org
+    if superuser:
+        from accounts.roles import ALL_PERMS
+
+        grants = {perm: None for perm in ALL_PERMS}
+    return Powers(grants=grants, cloud_admin=cloud_admin, superuser=superuser)
+
+
+def with_paths(powers: Powers, extra_path: str) -> Powers:
+    """``powers`` with every org-scoped grant also at ``extra_path`` (a user about to move there)."""
+    grants = {perm: None if reach is None else reach | {extra_path} for perm, reach in powers.grants.items()}
+    return Powers(grants=grants, cloud_admin=powers.cloud_admin, superuser=powers.superuser, kind=powers.kind)
+
+
+def check_planned_update(*, actor: Powers, changed: Iterable[str], target_roles: Iterable[tuple[str, Iterable[str], str]],
+                         superuser: bool, org_path: str | None, new_org_path: str | None = None,
+                         added_roles: Iterable[str] = (), target_label: str = "this user",
+                         via_sign_in: bool = False) -> None:
+    """The rule for one planned update of another user (the identity service's planning step).
+
+    Judged on what really changes (``changed``), so re-uploading an unchanged export passes. A move
+    counts the target's org-scoped permissions at the new org too. ``via_sign_in``: the change comes
+    from the user's own SAML sign-in, which links only users whose org signs in through that IdP
+    (``sso.signin``): the link gives the IdP nothing it does not hold already, so it is not counted.
+    """
+    added = set(added_roles)
+    sensitive = set(changed) & SENSITIVE_CHANGES
+    if via_sign_in:
+        sensitive.discard("link")
+    if not sensitive and not added:
+        return
+    target = powers_from_roles(target_roles, org_path=org_path, superuser=superuser)
+    if new_org_path and new_org_path != org_path:
+        target = with_paths(target, new_org_path)
+    check_privilege(actor=actor, target=target, grants_roles=added, target_label=target_label)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading powers (the I/O edge: the decision above stays pure)
+
+
+def powers_of_access(access) -> Powers:
+    """Powers of an acting console user from their ``accounts.access.Access``."""
+    user = access.user
+    return Powers(
+        grants={perm: None if paths is None else frozenset(paths) for perm, paths in access.grants.items()},
+        cloud_admin=access.is_cloud_admin,
+        superuser=bool(getattr(user, "is_superuser", False)) and bool(access.grants),
+    )
+
+
+def powers_of_actor(actor) -> Powers:
+    """Powers of an ``accounts.identity.types.Actor``."""
+    from accounts.access import Access
+
+    if actor.type == SYSTEM:
+        return Powers(kind=SYSTEM)
+    if actor.user is None or actor.type in ("provider", "sync"):
+        return Powers(kind=PROVIDER)
+    return powers_of_access(Access.of(actor.user))
+
+
+def role_tuples(roles) -> list[tuple[str, list[str], str]]:
+    """``(slug, perms, scope)`` of ``Role`` objects (with ``group__permissions`` prefetched)."""
+    return [(r.slug, [p.codename for p in r.group.permissions.all()], r.scope) for r in roles]
+
+
+def powers_of_users(users: Iterable) -> dict[int, Powers]:
+    """Powers of each user (active or not), in three queries whatever their number."""
+    from django.contrib.auth.models import User
+
+    from accounts.models import Role
+
+    users = list(users)
+    ids = [u.pk for u in users]
+    roles = {r.group_id: r for r in Role.objects.select_related("group").prefetch_related("group__permissions")}
+    held: dict[int, list] = {pk: [] for pk in ids}
+    for uid, gid in User.groups.through.objects.filter(user_id__in=ids, group_id__in=list(roles)).values_list(
+            "user_id", "group_id"):
+        held[uid].append(roles[gid])
+    paths = dict(User.objects.filter(pk__in=ids).values_list("pk", "profile__org__path"))
+    return {u.pk: powers_from_roles(role_tuples(held[u.pk]), org_path=paths.get(u.pk), superuser=u.is_superuser)
+            for u in users}
+
+
+def check_may_change_user(actor, target, *, grants_roles: Iterable[str] = ()) -> None:
+    """``check_privilege`` for an ``Actor`` (or a console user) and a ``User``; own account passes."""
+    from accounts.identity.types import Actor
+
+    if not isinstance(actor, Actor):
+        actor = Actor.for_user(actor)
+    if actor.user is not None and actor.user.pk == target.pk:
+        return
+    check_privilege(actor=powers_of_actor(actor), target=powers_of_users([target])[target.pk],
+                    grants_roles=grants_roles, target_label=target.get_username())
+
+
+def may_change_user(actor_user, target) -> bool:
+    """May the signed-in ``actor_user`` change ``target``'s credentials and sign-in (for the console)?"""
+    try:
+        check_may_change_user(actor_user, target)
+    except PolicyDenied:
+        return False
+    return True
+
+
+def changeable_user_ids(actor_user, users: Iterable) -> set[int]:
+    """Of ``users``, those the signed-in ``actor_user`` may change (users list bulk actions)."""
+    from accounts.access import Access
+
+    users = list(users)
+    actor = powers_of_access(Access.of(actor_user))
+    out = set()
+    for pk, target in powers_of_users(users).items():
+        if pk == actor_user.pk:
+            out.add(pk)
+            continue
+        try:
+            check_privilege(actor=actor, target=target)
+        except PolicyDenied:
+            continue
+        out.add(pk)
+    return out

@@ -1,0 +1,98 @@
+"""Health, readiness and metrics endpoints (no sign-in), and the console's operations pages."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from ops.app_settings import ops_settings
+from ops.health import readiness
+from ops.metrics import exposition
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Touches nothing else, so a slow database never restarts it."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, caches, a Celery worker, the last backup and scheduled jobs (ops.health)."""
+    status, body = readiness(strict=request.GET.get("strict") in ("1", "true"))
+    return JsonResponse(body, status=status)
+
+
+def _metrics_allowed(request: HttpRequest) -> bool:
+    token = ops_settings.metrics_token
+    if token:
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode())
+    if settings.SECURE_PROXY_SSL_HEADER:
+        return False  # behind a proxy every client looks like loopback: a token is required
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics: with IDM_METRICS_TOKEN a bearer token is required, else loopback clients only."""
+    if not _metrics_allowed(request):
+        return JsonResponse({"error": "metrics_forbidden",
+                             "message": "Send Authorization: Bearer <IDM_METRICS_TOKEN>."}, status=403)
+    return HttpResponse(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+# --- Console: outbox (Customer Cloud Admins only: messages may hold set-password links) -------------
+
+
+def _cloud_admin_only(view):
+    from functools import wraps
+
+    from django.contrib.auth.decorators import login_required
+    from django.core.exceptions import PermissionDenied
+
+    from accounts.access import Access
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not Access.of(request.user).is_cloud_admin:
+            raise PermissionDenied("Customer Cloud Admins only")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@_cloud_admin_only
+@never_cache
+def outbox(request: HttpRequest) -> HttpResponse:
+    """Mail idm would have sent (no mail server configured), newest first, 50 a page."""
+    from django.core.paginator import Paginator
+    from django.shortcuts import render
+
+    from ops.models import OutboxMessage
+
+    page = Paginator(OutboxMessage.objects.all(), 50).get_page(request.GET.get("page"))
+    return render(request, "ops/outbox.html", {
+        "page": page, "mail_configured": settings.EMAIL_BACKEND != "ops.mail.OutboxEmailBackend"})
+
+
+@_cloud_admin_only
+@never_cache
+def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
+    from django.shortcuts import get_object_or_404, render
+
+    from ops.models import OutboxMessage
+
+    return render(request, "ops/outbox_message.html", {"message": get_object_or_404(OutboxMessage, pk=pk)})

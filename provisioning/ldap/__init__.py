@@ -1,0 +1,1 @@
+"""LDAP / Active Directory directory sync: client, translation of entries, synchronizers."""
