@@ -12,9 +12,7 @@ from operator import or_
 
 from django.db.models import Q
 
-from accounts.roles import CUSTOMER_CLOUD_ADMIN
-
-SIGN_IN_PERMS = frozenset({"console_access", "desktop_access"})
+from accounts.permissions import ALL_PERMS, CUSTOMER_CLOUD_ADMIN, SIGN_IN_PERMS  # never roles.py: no cycle
 
 
 class Access:
@@ -27,8 +25,6 @@ class Access:
         if not getattr(user, "is_authenticated", False) or not user.is_active:
             return
         if user.is_superuser:
-            from accounts.roles import ALL_PERMS
-
             self.grants = {perm: None for perm in ALL_PERMS}
             self.role_slugs = {CUSTOMER_CLOUD_ADMIN}
             return

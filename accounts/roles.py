@@ -12,25 +12,15 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 
-CUSTOMER_CLOUD_ADMIN = "customer-cloud-admin"
-CONSOLE_USER = "console-user"
-DESKTOP_USER = "desktop-user"
-DEFAULT_ROLE_SLUGS = (CONSOLE_USER, DESKTOP_USER)
-DEFAULT_ORG_NAME = "Default Organization"
-
-ALL_PERMS = (
-    "console_access",
-    "desktop_access",
-    "view_directory",
-    "manage_users",
-    "modify_user_profile",
-    "assign_roles",
-    "manage_orgs",
-    "reset_passwords",
-    "view_audit_log",
-    "manage_identity",
-    "manage_mfa",
+from accounts.permissions import (  # noqa: F401 - re-exported: the catalogue's names
+    ALL_PERMS,
+    CONSOLE_USER,
+    CUSTOMER_CLOUD_ADMIN,
+    DEFAULT_ROLE_SLUGS,
+    DESKTOP_USER,
 )
+
+DEFAULT_ORG_NAME = "Default Organization"
 
 
 @dataclass(frozen=True)

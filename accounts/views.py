@@ -1,7 +1,7 @@
 """The console: thin views over selectors (reads) and services (writes).
 
 Every page checks ``Access`` server-side (menus only hide what the checks refuse). Writes go through
-``accounts.services`` / ``accounts.identity.orgs`` with ``Actor.for_user``; an ``IdentityError``
+``accounts.console_actions`` / ``accounts.identity.orgs`` with ``Actor.for_user``; an ``IdentityError``
 becomes a form error or a message with its code, never a 500.
 """
 
@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts import selectors, services
+from accounts import console_actions, selectors
 from accounts.access import Access
 from accounts.csv_export import csv_lines, json_cell
 from accounts.decorators import requires
@@ -88,7 +88,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(user=request.user, data=request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.user_set_password(actor=_actor(request), user=request.user,
+            console_actions.user_set_password(actor=_actor(request), user=request.user,
                                        password=form.cleaned_data["new_password1"])
         except IdentityError as exc:
             add_identity_error(form, exc, {"password": "new_password1"})
@@ -206,7 +206,7 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
             "names": sorted(names.values(), key=str.lower), "missing": len(missing), "next": back,
         })
     state = UserState.BLOCKED if action == "block" else UserState.ACTIVE
-    result = services.users_set_state(actor=_actor(request), user_ids=list(names), state=state)
+    result = console_actions.users_set_state(actor=_actor(request), user_ids=list(names), state=state)
     counts = result.counts()
     done = counts["updated"]
     verb = "Blocked" if action == "block" else "Unblocked"
@@ -286,10 +286,10 @@ def user_create(request: HttpRequest) -> HttpResponse:
                       last_name=d["last_name"], password=d["password"] or None,
                       roles=[r.slug for r in d["roles"]], notes=d["notes"])
         try:
-            result = services.user_create(actor=_actor(request), **values)
+            result = console_actions.user_create(actor=_actor(request), **values)
         except IdentityError as exc:
             # Every field's error at once, not one per submit.
-            for problem in services.user_create_problems(actor=_actor(request), **values) or [exc]:
+            for problem in console_actions.user_create_problems(actor=_actor(request), **values) or [exc]:
                 add_identity_error(form, problem)
         else:
             if result.user.profile.state == UserState.INVITED:  # no password: send or copy the invitation
@@ -317,9 +317,9 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
         changes = form.changed_values()
         try:
             if changes:
-                services.user_update(actor=_actor(request), user=user, **changes)
+                console_actions.user_update(actor=_actor(request), user=user, **changes)
         except IdentityError as exc:
-            for problem in services.user_update_problems(actor=_actor(request), user=user, **changes) or [exc]:
+            for problem in console_actions.user_update_problems(actor=_actor(request), user=user, **changes) or [exc]:
                 add_identity_error(form, problem)
         else:
             messages.success(request, "Saved." if changes else "Nothing to change.")
@@ -329,10 +329,10 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 STATE_ACTIONS = {
-    "block": (services.user_block, "Block", "Blocked {}. They are signed out and cannot sign in."),
-    "unblock": (services.user_unblock, "Unblock", "Unblocked {}."),
-    "deactivate": (services.user_deactivate, "Deactivate", "Deactivated {}."),
-    "reactivate": (services.user_reactivate, "Reactivate", "Reactivated {}."),
+    "block": (console_actions.user_block, "Block", "Blocked {}. They are signed out and cannot sign in."),
+    "unblock": (console_actions.user_unblock, "Unblock", "Unblocked {}."),
+    "deactivate": (console_actions.user_deactivate, "Deactivate", "Deactivated {}."),
+    "reactivate": (console_actions.user_reactivate, "Reactivate", "Reactivated {}."),
 }
 
 
@@ -369,7 +369,7 @@ def user_move(request: HttpRequest, pk: int) -> HttpResponse:
     form = UserMoveForm(request.POST or None, access=_access(request), current=user.profile.org)
     if request.method == "POST" and form.is_valid():
         try:
-            services.user_move(actor=_actor(request), user=user, org_id=form.cleaned_data["org"].pk)
+            console_actions.user_move(actor=_actor(request), user=user, org_id=form.cleaned_data["org"].pk)
         except IdentityError as exc:
             add_identity_error(form, exc)
         else:
@@ -388,7 +388,7 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
     form = UserRolesForm(request.POST or None, access=_access(request), held=held)
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.user_set_roles(actor=_actor(request), user=user, roles=form.target_slugs())
+            result = console_actions.user_set_roles(actor=_actor(request), user=user, roles=form.target_slugs())
         except IdentityError as exc:
             add_identity_error(form, exc)
         else:

@@ -20,7 +20,7 @@ from django.db import transaction
 
 from accounts.exceptions import IdentityError
 from accounts.identity.orgs import org_create
-from accounts.identity.types import IdentityChange, Mode
+from accounts.identity.types import UNSET, IdentityChange, Mode
 from accounts.models import Organization, Role
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, run_actor, start_run
 from provisioning.lifecycle import source_actor, source_says_active, source_says_inactive
@@ -98,7 +98,7 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
             if roles_add or diff.lose or org_id is not None:
                 changes.append(IdentityChange(user_id=diff.user_id, mode=Mode.UPDATE, roles_add=roles_add,
                                               roles_remove=diff.lose,
-                                              org_id=org_id if org_id is not None else IdentityChange.org_id,
+                                              org_id=org_id if org_id is not None else UNSET,
                                               ref=diff.username))
                 diffs.append(diff)
             elif diff.grants_add and not dry_run:

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from accounts.identity.service import apply_identity_change
-from accounts.identity.types import Actor, IdentityChange, Mode
+from accounts.identity.types import UNSET, Actor, IdentityChange, Mode
 from accounts.models import Organization
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
 
@@ -53,9 +53,9 @@ def user_factory(db, root_org, system_actor):
             username=username or f"user{next(_counter)}",
             email=fields.pop("email", f"{username or 'user'}{next(_counter)}@example.com"),
             first_name=fields.pop("first_name", "Test"), last_name=fields.pop("last_name", "User"),
-            password=password if password else IdentityChange.password,
-            org_id=(org or root_org).pk, roles=frozenset(roles) if roles else IdentityChange.roles,
-            state=state if state else IdentityChange.state, mode=Mode.CREATE, **fields,
+            password=password if password else UNSET,
+            org_id=(org or root_org).pk, roles=frozenset(roles) if roles else UNSET,
+            state=state if state else UNSET, mode=Mode.CREATE, **fields,
         )
         return apply_identity_change(change=change, actor=actor or system_actor).user
 

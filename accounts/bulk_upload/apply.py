@@ -243,6 +243,9 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
     actor = upload_actor(upload)
     built = build_changes(valid_rows, operation=upload.operation, default_org_id=upload.default_org_id,
                           password_hashes=secrets, dry_run=False, actor=actor)
+    # Memory (issue 7 §6): the apply needs only the changes and outcomes; drop the per-user lookups.
+    built.current, built.rows = {}, {}
+    del valid_rows
     outcomes: dict[int, RowOutcome] = dict(built.outcomes)
     for line, errs in preview_errors.items():
         outcome = outcomes.setdefault(line, RowOutcome(line=line))
@@ -256,6 +259,7 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
             failing = [r for r in dry.results if r.status == "refused"]
             for res in failing:
                 add_service_error(outcomes[res.ref], res.error, columns)
+            del dry
         if failing:
             return _finish(upload, outcomes, columns, rows, status=BulkUpload.Status.FAILED,
                            message=f"Nothing was applied: {len(failing)} row(s) have errors and you chose "

@@ -43,7 +43,7 @@ UPLOAD_MESSAGES = {
 DRY_RUN_HASH = "pbkdf2_sha256$1$dry-run$not-a-real-hash"
 
 
-@dataclass
+@dataclass(slots=True)
 class CurrentUser:
     """What the preview needs to know about an existing user (read once per upload)."""
 
@@ -56,7 +56,7 @@ class CurrentUser:
     state: str
     org_id: int | None
     source: str
-    role_slugs: set[str] = field(default_factory=set)
+    role_slugs: frozenset[str] = frozenset()  # shared empty value: 100k users, most without roles
 
 
 def current_users(usernames: Iterable[str]) -> dict[str, CurrentUser]:
@@ -76,11 +76,11 @@ def current_users(usernames: Iterable[str]) -> dict[str, CurrentUser]:
             by_pk[pk] = cur
         memberships = MembershipThrough.objects.filter(user_id__in=list(by_pk), group_id__in=list(role_by_group))
         for uid, gid in memberships.values_list("user_id", "group_id"):
-            by_pk[uid].role_slugs.add(role_by_group[gid])
+            by_pk[uid].role_slugs = by_pk[uid].role_slugs | {role_by_group[gid]}
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class RowOutcome:
     """The preview (or result) of one line: status create/update/unchanged/error (or created/updated...)."""
 

@@ -25,13 +25,13 @@ from accounts.bulk_upload.invitations import invite_path, invited_users
 from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_send_invitations, dispatch_hashing
+from accounts.console_actions import user_set_password
 from accounts.csv_export import csv_lines
 from accounts.exceptions import IdentityError
 from accounts.forms import OrgChoiceField, UserFilterForm, scoped_orgs
 from accounts.identity.types import Actor, UserState
 from accounts.models import Organization
 from accounts.params import int_param
-from accounts.services import user_set_password
 
 
 def _require(request, perm: str = "manage_users") -> Access:

@@ -23,7 +23,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
+from accounts import console_actions as services
 from accounts.credentials.models import Invitation, RecoveryCode, RequiredAction, SignInLock
 from accounts.credentials.tokens import encode_uid, invitation_tokens, reset_tokens
 from accounts.exceptions import PolicyDenied, ValidationFailed

@@ -118,7 +118,7 @@ class Actor:
         return cls(label=label, type=kind, source=source, provider=provider, job_id=job_id, enforce_scope=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a 100k-row upload holds 100k of these
 class IdentityChange:
     """One change to one user. Fields left ``UNSET`` are not touched.
 
@@ -156,20 +156,22 @@ class IdentityChange:
     ref: Any = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ChangeResult:
-    """What happened to one change.
+    """What happened to one change: small values only, so a 100k-row run keeps little in memory.
 
     ``status``: "created", "updated", "unchanged" or "refused". A refused change carries ``error``
-    (an ``IdentityError``) and wrote nothing.
+    (an ``IdentityError``) and wrote nothing. ``user_id`` is the user's id; ``user`` (the saved
+    object) is filled only by ``apply_identity_change``, never in bulk results.
     """
 
     ref: Any
     status: str
-    user: Any = None
+    user_id: int | None = None
     changed_fields: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: Any = None
+    user: Any = None
 
     @property
     def ok(self) -> bool:

@@ -106,7 +106,7 @@ def test_only_if_no_errors_refuses_rows_that_fail_since_preview(admin_user, user
 
 def test_password_history_rule_checked_while_hashing(admin_user, user_factory, root_org, media):  # noqa: F811
     user_factory("dora", password="Old-Secret-77")
-    from accounts.services import user_set_password
+    from accounts.console_actions import user_set_password
 
     user_set_password(actor=Actor.system(), user=User.objects.get(username="dora"), password="Newer-Secret-88")
     upload, _ = upload_text("username,password\ndora,Old-Secret-77\n", user=admin_user, org=root_org)

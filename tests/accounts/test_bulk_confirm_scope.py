@@ -82,7 +82,7 @@ def test_confirmer_is_the_actor_and_the_uploader_is_kept(people, django_capture_
 
 def test_rights_lost_between_preview_and_confirm_are_refused(user_factory, org_factory, system_actor,
                                                              django_capture_on_commit_callbacks):
-    from accounts import services
+    from accounts import console_actions as services
 
     acme = org_factory("Acme")
     globex = org_factory("Globex")

@@ -258,7 +258,7 @@ def test_sign_in_password_step_offers_forgot_password(client, directory):
 
 def test_forgot_password_link_ignores_blocked_users(client, directory):
     service_actor = Actor.for_user(directory.admin)
-    from accounts import services
+    from accounts import console_actions as services
 
     services.user_block(actor=service_actor, user=directory.eng_user)
     client.post("/sign-in/forgot/", {"identifier": "eng.user"})

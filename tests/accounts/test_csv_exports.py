@@ -10,7 +10,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from accounts import services
+from accounts import console_actions as services
 from accounts.bulk_upload.models import BulkUpload
 from accounts.csv_export import FORMULA_PREFIXES, csv_line, csv_text, neutralise, restore
 from accounts.identity.types import Actor

@@ -8,12 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.exceptions import ConflictError, NotFound, PolicyDenied, ValidationFailed
-from accounts.identity.service import (
-    apply_identity_change,
-    apply_identity_changes,
-    group_create,
-    group_delete,
-)
+from accounts.identity.groups import group_create, group_delete
+from accounts.identity.service import apply_identity_change, apply_identity_changes
 from accounts.identity.types import Actor, ExternalLink, IdentityChange, Mode, Source, UserState
 from accounts.models import AuditEvent, ExternalIdentity, PasswordHistory, UserProfile
 from accounts.roles import CONSOLE_USER, CUSTOMER_CLOUD_ADMIN, DESKTOP_USER

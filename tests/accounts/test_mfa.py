@@ -224,12 +224,12 @@ def test_second_step_pages_without_pending_state(client, db):
 
 
 def test_blocked_during_pending_state_is_refused(client, user_factory, system_actor):
-    from accounts import services
+    from accounts import console_actions
 
     user = user_factory("bob")
     secret = enrolled(user)
     password_step(client, "bob")
-    services.user_block(actor=system_actor, user=user)
+    console_actions.user_block(actor=system_actor, user=user)
     resp = client.post("/sign-in/verify/", {"code": totp.totp(secret)})
     assert resp["Location"] == "/sign-in/" and SESSION_KEY not in client.session
 

@@ -129,7 +129,7 @@ def test_switching_every_cloud_admin_to_sso_is_refused(tree, root_org, admin_use
 
 def test_inheritance_counts_too(tree, user_factory, admin_user, root_org):
     # The only Cloud Admin lives in Team; Acme (an ancestor) switching to SSO would catch them.
-    from accounts import services
+    from accounts import console_actions as services
 
     other = user_factory("cloud-team", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN])
     services.user_set_roles(actor=tree["system"], user=admin_user, roles=["help-desk"])

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
+from accounts import console_actions as services
 from accounts.bulk_upload.apply import apply_upload
 from accounts.bulk_upload.models import BulkUpload
 from accounts.exceptions import IdentityError

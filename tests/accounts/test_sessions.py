@@ -9,7 +9,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from accounts import services
+from accounts import console_actions as services
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode
 from accounts.models import AuditEvent

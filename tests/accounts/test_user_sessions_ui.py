@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts import services
+from accounts import console_actions as services
 from accounts.identity.types import Actor
 from accounts.models import AuditEvent
 from tests.accounts.console_support import messages_of

@@ -11,7 +11,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
+from accounts import console_actions
 from accounts.csv_export import json_cell, neutralise
 from accounts.identity.types import Actor
 
@@ -78,7 +78,7 @@ def test_audit_log_refused_without_permission(client, directory, who):
 
 
 def test_audit_filters(client, directory):
-    services.user_block(actor=Actor.for_user(directory.admin), user=directory.eng_user)
+    console_actions.user_block(actor=Actor.for_user(directory.admin), user=directory.eng_user)
     client.force_login(directory.auditor)
     url = reverse("accounts:audit_list")
     page = client.get(url, {"actor": "admin", "action": "user.blocked"}).context["page"]
@@ -120,9 +120,9 @@ def test_csv_export_is_streamed_and_filtered(client, directory):
 
 def test_csv_export_neutralises_formulas(client, directory):
     actor = Actor.for_user(directory.admin)
-    services.user_update(actor=actor, user=directory.eng_user, first_name="=HYPERLINK(\"http://x\")",
+    console_actions.user_update(actor=actor, user=directory.eng_user, first_name="=HYPERLINK(\"http://x\")",
                          last_name="+1+2", notes="@SUM(A1)")
-    services.user_update(actor=actor, user=directory.sales_user, username="-minus")
+    console_actions.user_update(actor=actor, user=directory.sales_user, username="-minus")
     client.force_login(directory.admin)
     rows = _csv_rows(client.get(reverse("accounts:audit_export"), {"action": "user.updated"}))
     cells = [c for row in rows[1:] for c in row]

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from accounts.identity.service import apply_identity_change
-from accounts.identity.types import Actor, ExternalLink, IdentityChange, Mode
+from accounts.identity.types import UNSET, Actor, ExternalLink, IdentityChange, Mode
 from provisioning.models import Source
 from provisioning.resolve import link_raw
 from provisioning.rules import SourceRecord
@@ -46,7 +46,7 @@ def linked_user(root_org):
         record = record or SourceRecord.build(attributes={"userName": username})
         change = IdentityChange(
             username=username, email=f"{username}@example.com", org_id=(org or root_org).pk,
-            roles=frozenset(roles) if roles else IdentityChange.roles, mode=Mode.CREATE,
+            roles=frozenset(roles) if roles else UNSET, mode=Mode.CREATE,
             link=ExternalLink(source=source.kind, provider=source.slug, external_id=f"ext-{username}",
                               raw=link_raw(record)),
         )

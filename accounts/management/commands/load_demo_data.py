@@ -12,7 +12,7 @@ import os
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts import services
+from accounts import console_actions
 from accounts.identity import orgs
 from accounts.identity.types import Actor
 from accounts.management.commands.create_first_admin import _generated_password
@@ -73,15 +73,15 @@ class Command(BaseCommand):
             by_key = {"acme": acme, "engineering": engineering, "platform": platform, "sales": sales}
 
             for username, first, last, org_key, roles, state in USERS:
-                result = services.user_create(
+                result = console_actions.user_create(
                     actor=actor, username=username, org_id=by_key[org_key].pk,
                     email=f"{username.replace('-', '')}@acme.example", first_name=first, last_name=last,
                     password=None if state == "invited" else password, roles=roles or None,
                 )
                 if state == "blocked":
-                    services.user_block(actor=actor, user=result.user)
+                    console_actions.user_block(actor=actor, user=result.user)
                 elif state == "deactivated":
-                    services.user_deactivate(actor=actor, user=result.user)
+                    console_actions.user_deactivate(actor=actor, user=result.user)
 
         self.stdout.write(self.style.SUCCESS(
             f"Loaded demo data: 4 organizations under {root.name}, {len(USERS)} users.\n"

@@ -1,6 +1,7 @@
 """Console-level services: thin, keyword-only wrappers that build an ``IdentityChange`` and apply it.
 
-Views and commands call these; the rules live in ``accounts.identity.service``.
+Views and commands call these; the rules live in ``accounts.identity`` (entry point ``service.py``).
+Named "console actions" so they are not mistaken for the identity service itself.
 """
 
 from __future__ import annotations

@@ -1,0 +1,188 @@
+"""Every guard of the identity service, as pure functions of the actor (and its ``Access``), the
+target and the change. Each refusal is a coded ``PolicyDenied``; none reads or writes the database
+(the planner hands them what the batch loaded), so each rule is tested on its own.
+
+The privilege rule ("no actor changes the credentials of a more privileged user") lives beside
+this module in ``privilege.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from typing import Any
+
+from accounts.exceptions import PolicyDenied
+from accounts.identity.types import UNSET, Actor, IdentityChange, Source, UserState
+from accounts.permissions import CUSTOMER_CLOUD_ADMIN, SIGN_IN_PERMS
+
+PROVIDER_SOURCES = frozenset({Source.SCIM, Source.LDAP})
+# Fields a provider owns on the users it manages: the console may not overwrite them.
+PROVIDER_OWNED_FIELDS = frozenset({"username", "email", "first_name", "last_name", "org", "groups"})
+USER_FIELDS = ("username", "email", "first_name", "last_name")
+PROFILE_ONLY_FIELDS = frozenset({"email", "first_name", "last_name", "notes"})
+
+
+def touched_fields(change: IdentityChange) -> set[str]:
+    """The fields a change names (whether or not their values differ from the current ones)."""
+    touched = {f for f in (*USER_FIELDS, "notes", "password", "state") if getattr(change, f) is not UNSET}
+    if change.password_hash is not UNSET:
+        touched.add("password")
+    if change.org_id is not UNSET:
+        touched.add("org")
+    if change.roles is not UNSET or change.roles_add or change.roles_remove:
+        touched.add("roles")
+    if change.groups is not UNSET or change.groups_add or change.groups_remove:
+        touched.add("groups")
+    if change.link is not None:
+        touched.add("link")
+    return touched
+
+
+def owner_label(source: str, provider: str) -> str:
+    """"SCIM provisioning (okta)" - who manages a user, for messages."""
+    label = Source(source).label if source in Source.values else source
+    return f"{label} ({provider})" if provider else label
+
+
+def check_source_may_change(*, actor: Actor, owner: str, owner_provider: str, username: str,
+                            touched: Set[str]) -> None:
+    """Ownership: providers change only their own users; other sources leave provider-owned fields alone."""
+    if actor.source in PROVIDER_SOURCES:
+        if owner != actor.source or owner_provider != actor.provider:
+            raise PolicyDenied(
+                "not_owner",
+                f"{username} is managed by {owner_label(owner, owner_provider)}; "
+                f"this provider may only change users it created.",
+            )
+        return
+    if actor.source == Source.SAML:
+        if touched - {"link"} and owner != Source.SAML:
+            raise PolicyDenied("not_owner", "Single sign-on may only link users it did not create.")
+        return
+    if owner in PROVIDER_SOURCES:
+        if actor.source == Source.BULK:
+            raise PolicyDenied(
+                "managed_by_provider",
+                f"{username} is managed by {owner_label(owner, owner_provider)}; change it there, not in an upload.",
+            )
+        blocked = touched & PROVIDER_OWNED_FIELDS
+        if blocked:
+            raise PolicyDenied(
+                "managed_by_provider",
+                f"{', '.join(sorted(blocked))} of {username} "
+                f"{'is' if len(blocked) == 1 else 'are'} managed by {owner_label(owner, owner_provider)}.",
+                field=sorted(blocked)[0],
+            )
+
+
+def check_scope(access: Any, perm: str, org: Any, what: str) -> None:
+    """The actor (``access`` None = unscoped system/provider work) may use ``perm`` on ``org``."""
+    if access is None:
+        return
+    if org is None or not access.can(perm, org):
+        raise PolicyDenied("out_of_scope", f"You may not {what} in {org.name if org else 'this organization'}.")
+
+
+def check_update_scope(access: Any, org: Any, touched: Set[str], *, is_self: bool) -> None:
+    """Profile edits need modify_user_profile or manage_users in the user's org; the rest manage_users.
+
+    Role changes are judged by ``check_roles_assignable``; a user may set their own password.
+    """
+    if access is None:
+        return
+    perm_ok = access.can("manage_users", org) or (
+        touched <= PROFILE_ONLY_FIELDS and access.can("modify_user_profile", org)
+    ) or (touched <= {"password"} and access.can("reset_passwords", org))  # Help Desk resets
+    if touched - {"roles"} and not perm_ok and not (is_self and touched <= {"password"}):
+        raise PolicyDenied("out_of_scope", f"You may not change users in {org.name}.")
+
+
+def check_roles_assignable(access: Any, roles: Iterable[Any], org: Any) -> None:
+    """Explicit role grants or removals: ``assign_roles`` in ``org`` and never more than the actor holds."""
+    roles = list(roles)
+    if access is None or not roles:
+        return
+    check_scope(access, "assign_roles", org, "assign roles")
+    for role in roles:
+        if not access.can_assign_role(role):
+            raise PolicyDenied("role_not_assignable", f"You may not assign the role {role.name}.", field="roles")
+
+
+def holds_role_powers(access: Any, role: Any, org: Any) -> bool:
+    """"Never more than you hold": every permission of ``role`` (sign-in ones aside) is the actor's
+    in ``org``, everywhere if the role is global; only a Cloud Admin hands out Cloud Admin."""
+    if access is None:
+        return True
+    if role.slug == CUSTOMER_CLOUD_ADMIN:
+        return access.is_cloud_admin
+    if access.is_cloud_admin:
+        return True
+    perms = {p.codename for p in role.group.permissions.all()} - SIGN_IN_PERMS
+    if role.scope == "global":
+        return all(access.is_global(p) for p in perms)
+    return all(access.can(p, org) for p in perms)
+
+
+def split_default_roles(access: Any, roles: Iterable[Any], org: Any) -> tuple[list[Any], list[Any]]:
+    """Default roles a new user gets: (given, skipped). An org's defaults go to every user an admin
+    creates there, so they pass the same "never more than you hold" check as explicit roles; the ones
+    that fail are skipped with a warning rather than refusing the user (issue 7 §5)."""
+    given, skipped = [], []
+    for role in roles:
+        (given if holds_role_powers(access, role, org) else skipped).append(role)
+    return given, skipped
+
+
+def check_self_role_change(actor: Actor, *, is_self: bool) -> None:
+    if is_self and actor.source in (Source.LOCAL, Source.BULK):
+        raise PolicyDenied("self_role_change", "You cannot change your own roles.", field="roles")
+
+
+def check_self_lockout(new_state: str, *, is_self: bool) -> None:
+    if is_self and new_state != UserState.ACTIVE:
+        raise PolicyDenied("self_lockout", "You cannot block or deactivate your own account.", field="state")
+
+
+def is_active_admin(*, role_slugs: Set[str], state: str, is_active: bool) -> bool:
+    """Counts for the last-admin rule: holds Customer Cloud Admin and is active (invited is not)."""
+    return CUSTOMER_CLOUD_ADMIN in role_slugs and state == UserState.ACTIVE and is_active
+
+
+def check_last_admin(*, active_admins: Set[Any], key: Any, username: str) -> None:
+    """Refuse taking ``key`` out of the active Customer Cloud Admins when no other one is left."""
+    if active_admins - {key}:
+        return
+    raise PolicyDenied(
+        "last_admin",
+        f"{username} is the last active Customer Cloud Admin; give the role to someone else first.",
+    )
+
+
+def check_django_admin_actor(actor: Actor) -> None:
+    if actor.type != "system":
+        raise PolicyDenied("django_admin_system_only",
+                           "Django admin access is granted only by setup commands (create_first_admin).",
+                           field="django_admin")
+
+
+def group_owned_by_other(actor: Actor, dgroup: Any) -> bool:
+    """A directory group pushed by a provider belongs to it: nobody else edits it or its members."""
+    return dgroup.source in PROVIDER_SOURCES and (dgroup.source, dgroup.provider) != (actor.source, actor.provider)
+
+
+def check_group_owner(actor: Actor, dgroup: Any) -> None:
+    """Rename, delete: only the provider that owns the group."""
+    if group_owned_by_other(actor, dgroup):
+        raise PolicyDenied("not_owner", f"The group {dgroup.display_name} belongs to "
+                                        f"{owner_label(dgroup.source, dgroup.provider)}.")
+
+
+def check_group_membership_owner(actor: Actor, dgroups: Iterable[Any]) -> None:
+    """Adding or removing members: only the provider that owns the group (not another source, not the console)."""
+    for dgroup in dgroups:
+        if group_owned_by_other(actor, dgroup):
+            raise PolicyDenied(
+                "group_not_owner",
+                f"Members of {dgroup.display_name} are managed by {owner_label(dgroup.source, dgroup.provider)}.",
+                field="groups",
+            )

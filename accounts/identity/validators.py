@@ -1,0 +1,85 @@
+"""Pure field validators of the identity service: each takes a raw value and returns the clean value
+or raises a coded ``ValidationFailed`` (no database, no shared state)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, make_password
+from django.contrib.auth.models import BaseUserManager, User
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
+from accounts.exceptions import ValidationFailed
+
+USERNAME_MAX = 150  # auth.User.username
+EMAIL_MAX = 254  # auth.User.email (Django's validator allows 320; PostgreSQL refuses more than the column)
+NAME_MAX = 150  # auth.User.first_name / last_name
+_username_validator = UnicodeUsernameValidator()
+_email_validator = EmailValidator()
+
+
+def validate_username(value: Any) -> str:
+    """A non-empty username of at most 150 letters, digits and ``@ . + - _`` without edge spaces."""
+    if not isinstance(value, str) or not value:
+        raise ValidationFailed("username_required", "Enter a username.", field="username")
+    if value != value.strip():
+        raise ValidationFailed("username_spaces", "Remove leading or trailing spaces from the username.",
+                               field="username")
+    if len(value) > USERNAME_MAX:
+        raise ValidationFailed("username_too_long", f"Usernames are at most {USERNAME_MAX} characters.",
+                               field="username")
+    try:
+        _username_validator(value)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "username_invalid", "Usernames may contain only letters, digits and @ . + - _", field="username"
+        ) from exc
+    return value
+
+
+def validate_email(value: Any) -> str:
+    """An empty string or a valid, normalised email address of at most 254 characters."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        raise ValidationFailed("email_invalid", "Enter a valid email address.", field="email")
+    if value != value.strip():
+        raise ValidationFailed("email_spaces", "Remove leading or trailing spaces from the email.", field="email")
+    if len(value) > EMAIL_MAX:
+        raise ValidationFailed("email_too_long", f"Email addresses are at most {EMAIL_MAX} characters.",
+                               field="email")
+    try:
+        _email_validator(value)
+    except ValidationError as exc:
+        raise ValidationFailed("email_invalid", f"{value!r} is not a valid email address.", field="email") from exc
+    return BaseUserManager.normalize_email(value)
+
+
+def validate_name(value: Any, field_name: str) -> str:
+    """A first or last name: text of at most 150 characters without edge spaces (``None`` -> "")."""
+    value = "" if value is None else value
+    if not isinstance(value, str):
+        raise ValidationFailed("invalid", "Enter text.", field=field_name)
+    if value != value.strip():
+        raise ValidationFailed("spaces", "Remove leading or trailing spaces.", field=field_name)
+    if len(value) > NAME_MAX:
+        raise ValidationFailed("too_long", f"At most {NAME_MAX} characters.", field=field_name)
+    return value
+
+
+def unusable_password() -> str:
+    """Same as ``make_password(None)`` but ~20x faster (one token instead of 40 ``secrets.choice`` calls)."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
+
+
+def hash_checked_password(raw: str, user: User) -> str:
+    """Validate ``raw`` against the password rules for ``user`` and return its hash."""
+    try:
+        password_validation.validate_password(raw, user)
+    except ValidationError as exc:
+        raise ValidationFailed("password_invalid", " ".join(exc.messages), field="password") from exc
+    return make_password(raw)

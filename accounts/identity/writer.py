@@ -1,0 +1,90 @@
+"""Writing a batch of accepted plans: bulk statements and their audit events, inside the caller's
+transaction (``service`` opens it). Every UPDATE writes only the fields that changed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from accounts.identity.audit import save_events
+from accounts.identity.loading import MembershipThrough, chunks
+from accounts.identity.planner import Plan
+from accounts.identity.types import Actor
+from accounts.models import ExternalIdentity, PasswordHistory, UserProfile
+from accounts.sessions import end_sessions_on_commit
+
+
+def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True) -> None:
+    """Insert, update and delete what ``plans`` need, then their audit events (unless ``audit`` is off,
+    for dry runs that write only so later batches see earlier ones, and are rolled back)."""
+    creates = [p for p in plans if p.status == "created"]
+    updates = [p for p in plans if p.status == "updated"]
+    if creates:
+        User.objects.bulk_create([p.user for p in creates], batch_size=1000)
+        if any(p.user.pk is None for p in creates):  # backends without RETURNING
+            by_name = dict(User.objects.filter(username__in=[p.user.username for p in creates])
+                           .values_list("username", "pk"))
+            for p in creates:
+                p.user.pk = p.user.id = by_name[p.user.username]
+        for p in creates:
+            p.profile.user = p.user
+        UserProfile.objects.bulk_create([p.profile for p in creates], batch_size=1000)
+
+    # Users: group by the exact set of changed fields so each UPDATE writes only what changed.
+    by_fields: dict[tuple[str, ...], list[User]] = defaultdict(list)
+    for p in updates:
+        if p.user_fields:
+            by_fields[tuple(sorted(p.user_fields))].append(p.user)
+    for fields, users in by_fields.items():
+        User.objects.bulk_update(users, list(fields), batch_size=1000)
+    by_pfields: dict[tuple[str, ...], list[UserProfile]] = defaultdict(list)
+    for p in updates:
+        if p.profile_fields:
+            by_pfields[tuple(sorted(p.profile_fields | {"updated_at"}))].append(p.profile)
+            p.profile.updated_at = now
+    for fields, profiles in by_pfields.items():
+        UserProfile.objects.bulk_update(profiles, list(fields), batch_size=1000)
+
+    memberships = [MembershipThrough(user_id=p.user.pk, group_id=g) for p in plans for g in p.add_groups]
+    if memberships:
+        MembershipThrough.objects.bulk_create(memberships, batch_size=2000, ignore_conflicts=True)
+    removals: dict[int, list[int]] = defaultdict(list)
+    for p in updates:
+        for g in p.remove_groups:
+            removals[g].append(p.user.pk)
+    for gid, uids in removals.items():
+        for chunk in chunks(uids):
+            MembershipThrough.objects.filter(group_id=gid, user_id__in=chunk).delete()
+
+    links = []
+    for p in plans:
+        for link in p.new_links:
+            link.user = p.user
+            links.append(link)
+    if links:
+        ExternalIdentity.objects.bulk_create(links, batch_size=2000)
+    updated_links = [link for p in updates for link in p.updated_links]
+    if updated_links:
+        ExternalIdentity.objects.bulk_update(updated_links, ["external_id", "raw", "last_seen_at"])
+    history = [PasswordHistory(user_id=p.user.pk, password=p.user.password) for p in plans if p.password_changed]
+    if history:
+        PasswordHistory.objects.bulk_create(history, batch_size=2000)
+
+    if audit:
+        events = []
+        for p in plans:
+            for event in p.events:
+                event.target_id = str(p.user.pk)
+                events.append(event)
+        save_events(events)
+    # Blocked, deactivated, or a password someone else set: end the user's sessions once committed.
+    end_sessions_on_commit(actor=actor, changes=[(p.user.pk, p.profile.state, p.changed) for p in updates])
+    # Users who lost roles and with them console access: their sessions end too (issue 12).
+    lost_roles = [p.user.pk for p in updates if p.remove_groups]
+    if lost_roles:
+        from accounts.credentials.service import end_sessions_if_console_access_lost
+
+        transaction.on_commit(lambda: end_sessions_if_console_access_lost(actor=actor, user_ids=lost_roles))
