@@ -356,7 +356,7 @@ def test_recovery_codes_are_hashed_single_use_and_regenerable(enrolled_user):
     assert resp.status_code == 302 and str(anon.session[SESSION_KEY]) == str(user.pk)
     assert actions(user)[-2:] == ["auth.recovery_code_used", "auth.login_succeeded"]
     event = AuditEvent.objects.filter(action="auth.recovery_code_used").get()
-    assert event.new_value == {"remaining": 9}
+    assert event.new_value == {"remaining": 9, "method": "password"}  # ops adds the sign-in method
 
     again = Client()
     sign_in(again, user.username, TEST_PASSWORD)
