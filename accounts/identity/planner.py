@@ -358,7 +358,8 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         action = {
             UserState.BLOCKED: "user.blocked",
             UserState.DEACTIVATED: "user.deactivated",
-            UserState.ACTIVE: "user.unblocked" if old_state == UserState.BLOCKED else "user.reactivated",
+            UserState.ACTIVE: {UserState.BLOCKED: "user.unblocked", UserState.INVITED: "user.activated"}.get(
+                old_state, "user.reactivated"),
             UserState.INVITED: "user.invited",
         }[new_state]
         plan.event(state, action, "state", old_state, new_state.value)
