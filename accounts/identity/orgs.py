@@ -138,6 +138,7 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
         raise ConflictError("org_name_taken", f"{new_parent.name} already has a sub-organization named {org.name!r}.",
                             field="parent")
     old_parent = org.parent
+    password_admins_before = password_sign_in_admins()
     old_path, new_path = org.path, f"{new_parent.path}{org.pk}/"
     depth_delta = new_parent.depth + 1 - org.depth
     # Rewrite the path prefix of the whole subtree in one statement.
@@ -146,6 +147,9 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
         depth=F("depth") + depth_delta,
     )
     Organization.objects.filter(pk=org.pk).update(parent=new_parent)
+    # Under an SSO parent the subtree may inherit SSO: refuse if that catches the last password admin.
+    check_password_admins_kept(password_admins_before, provider=effective_settings(new_parent).auth_provider,
+                               field="parent")
     _audit(actor, "org.moved", org, "parent", old_parent.name if old_parent else None, new_parent.name)
 
 
@@ -351,12 +355,24 @@ def _check_password_admin_remains(org: Organization) -> None:
     IdP fails): a break-glass Cloud Admin must exist first (issue 7 §2/§5)."""
     if password_sign_in_admins() and not password_sign_in_admins(override=org):
         provider = org.auth_provider or (effective_settings(org.parent).auth_provider if org.parent_id else None)
-        raise PolicyDenied(
-            "last_admin_sso",
-            "Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity "
-            "provider outage would lock everyone out. Make at least one Cloud Admin a break-glass user of "
-            f"{provider or 'the identity provider'} (or keep one in an organization with local sign-in) first.",
-            field="auth_method")
+        raise last_admin_sso_denied(provider, field="auth_method")
+
+
+def last_admin_sso_denied(provider: Any, *, field: str = "") -> PolicyDenied:
+    """The ``last_admin_sso`` refusal: the change would leave no Customer Cloud Admin with password sign-in."""
+    return PolicyDenied(
+        "last_admin_sso",
+        "Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity "
+        "provider outage would lock everyone out. Make at least one Cloud Admin a break-glass user of "
+        f"{provider or 'the identity provider'} (or keep one in an organization with local sign-in) first.",
+        field=field)
+
+
+def check_password_admins_kept(before: set[int], *, provider: Any, field: str = "") -> None:
+    """Call after a change, inside its transaction: raise ``last_admin_sso`` (so the change rolls back)
+    when Customer Cloud Admins could sign in with a password ``before`` it and none can now."""
+    if before and not password_sign_in_admins():
+        raise last_admin_sso_denied(provider, field=field)
 
 
 def _plain(value: Any) -> Any:

@@ -153,3 +153,43 @@ def test_an_admin_without_profile_keeps_password_sign_in(tree, root_org, django_
     django_user_model.objects.create_superuser("root", "root@example.com", "Long-Pass-123")
     org_update_settings(actor=tree["system"], org=root_org, auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
     assert refresh(root_org).auth_method == AuthMethod.SSO
+
+
+
+def test_removing_the_last_break_glass_cloud_admin_is_refused(tree, user_factory, root_org, admin_user):
+    from sso.services import break_glass_set
+
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[admin_user])
+    org_update_settings(actor=tree["system"], org=root_org, auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
+    with pytest.raises(PolicyDenied) as err:
+        break_glass_set(actor=tree["system"], provider=tree["okta"], users=[])
+    assert err.value.code == "last_admin_sso" and "break-glass user of Okta" in err.value.message
+    assert list(tree["okta"].break_glass_users.all()) == [admin_user]  # rolled back
+    assert AuditEvent.objects.filter(action="sso.break_glass_changed").count() == 1  # only the first change
+    # A Cloud Admin in an org that keeps local sign-in makes the removal safe.
+    org_update_settings(actor=tree["system"], org=tree["team"], auth_method=AuthMethod.LOCAL)
+    other = user_factory("cloud-team", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN])
+    assert password_sign_in_admins() == {admin_user.pk, other.pk}
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[])
+    assert not tree["okta"].break_glass_users.exists()
+
+
+def test_moving_the_last_password_admin_org_under_sso_is_refused(tree, org_factory, user_factory, admin_user):
+    from accounts import console_actions as services
+    from accounts.identity.orgs import org_move
+    from sso.services import break_glass_set
+
+    side = org_factory("Side")  # local sign-in, inherited from the root
+    other = user_factory("cloud-side", org=side, roles=[CUSTOMER_CLOUD_ADMIN])
+    services.user_set_roles(actor=tree["system"], user=admin_user, roles=["help-desk"])
+    org_update_settings(actor=tree["system"], org=tree["eng"], auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
+    assert password_sign_in_admins() == {other.pk}
+    with pytest.raises(PolicyDenied) as err:
+        org_move(actor=tree["system"], org=side, new_parent=tree["eng"])
+    assert err.value.code == "last_admin_sso" and "break-glass user of Okta" in err.value.message
+    assert refresh(side).parent_id == side.parent_id and refresh(side).path == side.path  # rolled back
+    assert not AuditEvent.objects.filter(action="org.moved").exists()
+    # With the admin a break-glass user of Okta the move goes through.
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[other])
+    org_move(actor=tree["system"], org=side, new_parent=tree["eng"])
+    assert refresh(side).parent_id == tree["eng"].pk
