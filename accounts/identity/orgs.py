@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.access import Access
 from accounts.exceptions import ConflictError, NotFound, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
+from accounts.identity.policy import last_admin_sso_denied
 from accounts.identity.types import UNSET, Actor, AuthMethod, UserState
 from accounts.models import Organization, Role
 
@@ -358,16 +359,6 @@ def _check_password_admin_remains(org: Organization) -> None:
         raise last_admin_sso_denied(provider, field="auth_method")
 
 
-def last_admin_sso_denied(provider: Any, *, field: str = "") -> PolicyDenied:
-    """The ``last_admin_sso`` refusal: the change would leave no Customer Cloud Admin with password sign-in."""
-    return PolicyDenied(
-        "last_admin_sso",
-        "Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity "
-        "provider outage would lock everyone out. Make at least one Cloud Admin a break-glass user of "
-        f"{provider or 'the identity provider'} (or keep one in an organization with local sign-in) first.",
-        field=field)
-
-
 def check_password_admins_kept(before: set[int], *, provider: Any, field: str = "") -> None:
     """Call after a change, inside its transaction: raise ``last_admin_sso`` (so the change rolls back)
     when Customer Cloud Admins could sign in with a password ``before`` it and none can now."""
@@ -439,6 +430,16 @@ class OrgIndex:
             result = frozenset(self._own_defaults.get(org_id, ()))
         self._defaults[org_id] = result
         return result
+
+    def sso_source(self, org_id: int) -> Organization | None:
+        """The org whose "single sign-on" setting ``org_id`` inherits (nearest first), or None if its
+        effective method is local."""
+        org = self.by_id[org_id]
+        for pk in reversed([int(p) for p in org.path.strip("/").split("/") if p]):
+            source = self.by_id.get(pk)
+            if source is not None and source.auth_method is not None:
+                return source if source.auth_method == AuthMethod.SSO else None
+        return None
 
     def full_name(self, org: Organization) -> str:
         ids = [int(p) for p in org.path.strip("/").split("/") if p]

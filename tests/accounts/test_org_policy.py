@@ -193,3 +193,34 @@ def test_moving_the_last_password_admin_org_under_sso_is_refused(tree, org_facto
     break_glass_set(actor=tree["system"], provider=tree["okta"], users=[other])
     org_move(actor=tree["system"], org=side, new_parent=tree["eng"])
     assert refresh(side).parent_id == tree["eng"].pk
+
+
+def test_moving_the_last_password_admin_into_an_sso_org_is_refused(tree, user_factory, admin_user):
+    from accounts.identity.service import apply_identity_change, apply_identity_changes
+    from accounts.identity.types import IdentityChange
+    from sso.services import break_glass_set
+
+    org_update_settings(actor=tree["system"], org=tree["eng"], auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
+    sso_admin = user_factory("cloud-eng", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN])  # Team inherits SSO
+    assert password_sign_in_admins() == {admin_user.pk}
+    with pytest.raises(PolicyDenied) as err:
+        apply_identity_change(actor=tree["system"], change=IdentityChange(user_id=admin_user.pk, org_id=tree["team"].pk))
+    assert err.value.code == "last_admin_sso" and err.value.field == "org"
+    assert "break-glass user of Okta" in err.value.message
+    admin_user.profile.refresh_from_db()
+    assert admin_user.profile.org_id != tree["team"].pk
+    assert not AuditEvent.objects.filter(action="user.moved").exists()
+
+    # Two password admins moved in one batch: the first goes, the second is refused (the batch's view moves on).
+    second = user_factory("cloud-acme", org=tree["acme"], roles=[CUSTOMER_CLOUD_ADMIN])
+    result = apply_identity_changes(actor=tree["system"], changes=[
+        IdentityChange(user_id=second.pk, org_id=tree["eng"].pk, ref="1"),
+        IdentityChange(user_id=admin_user.pk, org_id=tree["eng"].pk, ref="2")])
+    assert [r.status for r in result.results] == ["updated", "refused"]
+    assert result.results[1].error.code == "last_admin_sso"
+
+    # A break-glass user of Okta keeps password sign-in there: the move goes through.
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[admin_user, sso_admin])
+    apply_identity_change(actor=tree["system"], change=IdentityChange(user_id=admin_user.pk, org_id=tree["team"].pk))
+    admin_user.profile.refresh_from_db()
+    assert admin_user.profile.org_id == tree["team"].pk
