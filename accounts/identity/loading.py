@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
@@ -174,8 +175,25 @@ class BatchState:
         self.claimed_usernames: dict[str, tuple] = {}
         self.claimed_links: dict[tuple[str, str, str], tuple] = {}
 
+    @cached_property
+    def break_glass(self) -> frozenset[tuple[int, int]]:
+        """(provider id, user id) of every break-glass user, loaded when a change needs it."""
+        from accounts.identity.orgs import Organization
+
+        model = Organization._meta.get_field("auth_provider").related_model.break_glass_users.through
+        return frozenset(model.objects.values_list("identityprovider_id", "user_id"))
+
+    @cached_property
+    def password_admins(self) -> set[int]:
+        """Cloud Admins who can sign in with a password (``password_sign_in_admins``), loaded when needed."""
+        from accounts.identity.orgs import password_sign_in_admins
+
+        return password_sign_in_admins()
+
     def accept(self, plan: Plan) -> None:
         """Commit an accepted plan's claims and effects to the batch's view (the only mutation)."""
+        if plan.password_admin_lost is not None:
+            self.password_admins.discard(plan.password_admin_lost)
         for name in plan.username_claims:
             self.claimed_usernames[name] = plan.claimant
         for key in plan.link_claims:

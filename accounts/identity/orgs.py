@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.access import Access
 from accounts.exceptions import ConflictError, NotFound, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
+from accounts.identity.policy import last_admin_sso_denied
 from accounts.identity.types import UNSET, Actor, AuthMethod, UserState
 from accounts.models import Organization, Role
 
@@ -138,6 +139,7 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
         raise ConflictError("org_name_taken", f"{new_parent.name} already has a sub-organization named {org.name!r}.",
                             field="parent")
     old_parent = org.parent
+    password_admins_before = password_sign_in_admins()
     old_path, new_path = org.path, f"{new_parent.path}{org.pk}/"
     depth_delta = new_parent.depth + 1 - org.depth
     # Rewrite the path prefix of the whole subtree in one statement.
@@ -146,6 +148,9 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
         depth=F("depth") + depth_delta,
     )
     Organization.objects.filter(pk=org.pk).update(parent=new_parent)
+    # Under an SSO parent the subtree may inherit SSO: refuse if that catches the last password admin.
+    check_password_admins_kept(password_admins_before, provider=effective_settings(new_parent).auth_provider,
+                               field="parent")
     _audit(actor, "org.moved", org, "parent", old_parent.name if old_parent else None, new_parent.name)
 
 
@@ -351,12 +356,14 @@ def _check_password_admin_remains(org: Organization) -> None:
     IdP fails): a break-glass Cloud Admin must exist first (issue 7 §2/§5)."""
     if password_sign_in_admins() and not password_sign_in_admins(override=org):
         provider = org.auth_provider or (effective_settings(org.parent).auth_provider if org.parent_id else None)
-        raise PolicyDenied(
-            "last_admin_sso",
-            "Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity "
-            "provider outage would lock everyone out. Make at least one Cloud Admin a break-glass user of "
-            f"{provider or 'the identity provider'} (or keep one in an organization with local sign-in) first.",
-            field="auth_method")
+        raise last_admin_sso_denied(provider, field="auth_method")
+
+
+def check_password_admins_kept(before: set[int], *, provider: Any, field: str = "") -> None:
+    """Call after a change, inside its transaction: raise ``last_admin_sso`` (so the change rolls back)
+    when Customer Cloud Admins could sign in with a password ``before`` it and none can now."""
+    if before and not password_sign_in_admins():
+        raise last_admin_sso_denied(provider, field=field)
 
 
 def _plain(value: Any) -> Any:
@@ -423,6 +430,16 @@ class OrgIndex:
             result = frozenset(self._own_defaults.get(org_id, ()))
         self._defaults[org_id] = result
         return result
+
+    def sso_source(self, org_id: int) -> Organization | None:
+        """The org whose "single sign-on" setting ``org_id`` inherits (nearest first), or None if its
+        effective method is local."""
+        org = self.by_id[org_id]
+        for pk in reversed([int(p) for p in org.path.strip("/").split("/") if p]):
+            source = self.by_id.get(pk)
+            if source is not None and source.auth_method is not None:
+                return source if source.auth_method == AuthMethod.SSO else None
+        return None
 
     def full_name(self, org: Organization) -> str:
         ids = [int(p) for p in org.path.strip("/").split("/") if p]

@@ -52,6 +52,7 @@ class Plan:
     # Claims, committed by BatchState.accept():
     username_claims: list[str] = field(default_factory=list)
     link_claims: list[tuple[str, str, str]] = field(default_factory=list)
+    password_admin_lost: int | None = None  # a Cloud Admin moved into SSO (no password sign-in left)
     admin_key: Any = None  # set when the change moves the user into or out of the active admins
     admin_after: bool = False
     role_slugs_after: frozenset[str] = frozenset()
@@ -358,7 +359,8 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         action = {
             UserState.BLOCKED: "user.blocked",
             UserState.DEACTIVATED: "user.deactivated",
-            UserState.ACTIVE: "user.unblocked" if old_state == UserState.BLOCKED else "user.reactivated",
+            UserState.ACTIVE: {UserState.BLOCKED: "user.unblocked", UserState.INVITED: "user.activated"}.get(
+                old_state, "user.reactivated"),
             UserState.INVITED: "user.invited",
         }[new_state]
         plan.event(state, action, "state", old_state, new_state.value)
@@ -377,6 +379,12 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         profile.org_id = new_org.pk
         plan.profile_fields.add("org")
         plan.changed.append("org")
+        sso_source = state.orgs.sso_source(new_org.pk)
+        if sso_source is not None and (sso_source.auth_provider_id, user.pk) not in state.break_glass:
+            # Moved into single sign-on without break-glass: no password sign-in left (issue 7 §2).
+            policy.check_password_admin_remains(password_admins=state.password_admins, key=user.pk,
+                                                provider=sso_source.auth_provider)
+            plan.password_admin_lost = user.pk
 
     # Roles.
     role_slugs = current.role_slugs

@@ -158,6 +158,23 @@ def check_last_admin(*, active_admins: Set[Any], key: Any, username: str) -> Non
     )
 
 
+def last_admin_sso_denied(provider: Any, *, field: str = "") -> PolicyDenied:
+    """The ``last_admin_sso`` refusal: the change would leave no Customer Cloud Admin with password sign-in."""
+    return PolicyDenied(
+        "last_admin_sso",
+        "Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity "
+        "provider outage would lock everyone out. Make at least one Cloud Admin a break-glass user of "
+        f"{provider or 'the identity provider'} (or keep one in an organization with local sign-in) first.",
+        field=field)
+
+
+def check_password_admin_remains(*, password_admins: Set[Any], key: Any, provider: Any) -> None:
+    """Taking ``key`` out of the Cloud Admins who can sign in with a password (moving them into an SSO org
+    without break-glass) is refused when no other one is left (issue 7 §2)."""
+    if key in password_admins and not password_admins - {key}:
+        raise last_admin_sso_denied(provider, field="org")
+
+
 def check_django_admin_actor(actor: Actor) -> None:
     if actor.type != "system":
         raise PolicyDenied("django_admin_system_only",

@@ -92,7 +92,8 @@ def _may_remove_admin(change: IdentityChange) -> bool:
     """Could this change take a Customer Cloud Admin out of the active admins?"""
     if change.mode == Mode.CREATE:
         return False
-    return change.state is not UNSET or change.roles is not UNSET or bool(change.roles_remove)
+    return (change.state is not UNSET or change.roles is not UNSET or bool(change.roles_remove)
+            or change.org_id is not UNSET)  # a move into an SSO org can take the last password admin
 
 
 class _Run:

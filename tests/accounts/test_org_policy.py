@@ -153,3 +153,74 @@ def test_an_admin_without_profile_keeps_password_sign_in(tree, root_org, django_
     django_user_model.objects.create_superuser("root", "root@example.com", "Long-Pass-123")
     org_update_settings(actor=tree["system"], org=root_org, auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
     assert refresh(root_org).auth_method == AuthMethod.SSO
+
+
+
+def test_removing_the_last_break_glass_cloud_admin_is_refused(tree, user_factory, root_org, admin_user):
+    from sso.services import break_glass_set
+
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[admin_user])
+    org_update_settings(actor=tree["system"], org=root_org, auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
+    with pytest.raises(PolicyDenied) as err:
+        break_glass_set(actor=tree["system"], provider=tree["okta"], users=[])
+    assert err.value.code == "last_admin_sso" and "break-glass user of Okta" in err.value.message
+    assert list(tree["okta"].break_glass_users.all()) == [admin_user]  # rolled back
+    assert AuditEvent.objects.filter(action="sso.break_glass_changed").count() == 1  # only the first change
+    # A Cloud Admin in an org that keeps local sign-in makes the removal safe.
+    org_update_settings(actor=tree["system"], org=tree["team"], auth_method=AuthMethod.LOCAL)
+    other = user_factory("cloud-team", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN])
+    assert password_sign_in_admins() == {admin_user.pk, other.pk}
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[])
+    assert not tree["okta"].break_glass_users.exists()
+
+
+def test_moving_the_last_password_admin_org_under_sso_is_refused(tree, org_factory, user_factory, admin_user):
+    from accounts import console_actions as services
+    from accounts.identity.orgs import org_move
+    from sso.services import break_glass_set
+
+    side = org_factory("Side")  # local sign-in, inherited from the root
+    other = user_factory("cloud-side", org=side, roles=[CUSTOMER_CLOUD_ADMIN])
+    services.user_set_roles(actor=tree["system"], user=admin_user, roles=["help-desk"])
+    org_update_settings(actor=tree["system"], org=tree["eng"], auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
+    assert password_sign_in_admins() == {other.pk}
+    with pytest.raises(PolicyDenied) as err:
+        org_move(actor=tree["system"], org=side, new_parent=tree["eng"])
+    assert err.value.code == "last_admin_sso" and "break-glass user of Okta" in err.value.message
+    assert refresh(side).parent_id == side.parent_id and refresh(side).path == side.path  # rolled back
+    assert not AuditEvent.objects.filter(action="org.moved").exists()
+    # With the admin a break-glass user of Okta the move goes through.
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[other])
+    org_move(actor=tree["system"], org=side, new_parent=tree["eng"])
+    assert refresh(side).parent_id == tree["eng"].pk
+
+
+def test_moving_the_last_password_admin_into_an_sso_org_is_refused(tree, user_factory, admin_user):
+    from accounts.identity.service import apply_identity_change, apply_identity_changes
+    from accounts.identity.types import IdentityChange
+    from sso.services import break_glass_set
+
+    org_update_settings(actor=tree["system"], org=tree["eng"], auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
+    sso_admin = user_factory("cloud-eng", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN])  # Team inherits SSO
+    assert password_sign_in_admins() == {admin_user.pk}
+    with pytest.raises(PolicyDenied) as err:
+        apply_identity_change(actor=tree["system"], change=IdentityChange(user_id=admin_user.pk, org_id=tree["team"].pk))
+    assert err.value.code == "last_admin_sso" and err.value.field == "org"
+    assert "break-glass user of Okta" in err.value.message
+    admin_user.profile.refresh_from_db()
+    assert admin_user.profile.org_id != tree["team"].pk
+    assert not AuditEvent.objects.filter(action="user.moved").exists()
+
+    # Two password admins moved in one batch: the first goes, the second is refused (the batch's view moves on).
+    second = user_factory("cloud-acme", org=tree["acme"], roles=[CUSTOMER_CLOUD_ADMIN])
+    result = apply_identity_changes(actor=tree["system"], changes=[
+        IdentityChange(user_id=second.pk, org_id=tree["eng"].pk, ref="1"),
+        IdentityChange(user_id=admin_user.pk, org_id=tree["eng"].pk, ref="2")])
+    assert [r.status for r in result.results] == ["updated", "refused"]
+    assert result.results[1].error.code == "last_admin_sso"
+
+    # A break-glass user of Okta keeps password sign-in there: the move goes through.
+    break_glass_set(actor=tree["system"], provider=tree["okta"], users=[admin_user, sso_admin])
+    apply_identity_change(actor=tree["system"], change=IdentityChange(user_id=admin_user.pk, org_id=tree["team"].pk))
+    admin_user.profile.refresh_from_db()
+    assert admin_user.profile.org_id == tree["team"].pk

@@ -17,6 +17,7 @@ def test_invited_user_is_active_after_first_sso_sign_in(acs, user_factory, sso_o
     assert invited.profile.state == UserState.ACTIVE
     event = AuditEvent.objects.get(target_type="user", target_id=str(invited.pk), field="state")
     assert (event.old_value, event.new_value) == ("invited", "active")
+    assert event.action == "user.activated"  # not "reactivated": the account was never active
     assert event.actor_label == f"SSO: {acs.provider.name}"
     # A second sign-in changes nothing more.
     acs.client.post(reverse("sso:signout"))
