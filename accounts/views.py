@@ -16,7 +16,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -181,22 +181,32 @@ def user_list(request: HttpRequest) -> HttpResponse:
     })
 
 
+def _local_next(request: HttpRequest, candidate: str) -> str:
+    """``candidate`` if it is a path on this site ("/…", not "//host"), else the users list.
+
+    Never handed to ``redirect()``: that would try ``x`` as a URL name (NoReverseMatch, a 500).
+    """
+    if (candidate.startswith("/") and not candidate.startswith(("//", "/\\"))
+            and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure())):
+        return candidate
+    return reverse("accounts:user_list")
+
+
 @requires("manage_users")
 @require_POST
 def user_bulk_state(request: HttpRequest) -> HttpResponse:
     """Block or unblock the selected users after a confirmation page (``confirmed=1``); says how many
     changed, and reports each refused user by name and reason."""
     action = request.POST.get("action")
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        back = reverse("accounts:user_list")
+    back = _local_next(request, request.POST.get("next", ""))
     if action not in ("block", "unblock"):
         messages.error(request, "Choose Block or Unblock.")
-        return redirect(back)
+        return HttpResponseRedirect(back)
     ids = [i for i in map(int_param, request.POST.getlist("ids")) if i is not None][:1000]
     if not ids:
         messages.error(request, "Select at least one user.")
-        return redirect(back)
+        return HttpResponseRedirect(back)
     names = dict(selectors.user_list(viewer=request.user).filter(pk__in=ids).values_list("pk", "username"))
     missing = [i for i in ids if i not in names]
     if request.POST.get("confirmed") != "1":
@@ -221,7 +231,7 @@ def user_bulk_state(request: HttpRequest) -> HttpResponse:
         messages.warning(request, f"…and {len(refused) - 10} more refused.")
     if missing:
         messages.warning(request, f"{len(missing)} selected user(s) not found.")
-    return redirect(back)
+    return HttpResponseRedirect(back)
 
 
 def _visible_user(request: HttpRequest, pk: int):

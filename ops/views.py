@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.client_ip import MAX_HEADER_CHARS, client_address, parse_address
 from ops.app_settings import ops_settings
 from ops.health import readiness
 from ops.metrics import exposition
@@ -30,17 +31,32 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=status)
 
 
+def _is_loopback(address: str | None) -> bool:
+    return address is not None and ipaddress.ip_address(address).is_loopback
+
+
 def _metrics_allowed(request: HttpRequest) -> bool:
+    """A bearer token when one is set; else only a loopback client, decided with the real client address.
+
+    The real address is ``request.client_ip`` (``accounts.client_ip``: ``IDM_TRUSTED_PROXIES`` proxies
+    trusted). A local proxy makes every request come from 127.0.0.1, so every forwarded hop must be
+    loopback too: a request forwarded from outside is refused, whatever the proxy count.
+    """
     token = ops_settings.metrics_token
     if token:
         header = request.headers.get("Authorization", "")
         return header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode())
-    if settings.SECURE_PROXY_SSL_HEADER:
-        return False  # behind a proxy every client looks like loopback: a token is required
-    try:
-        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:
+    trusted = int(getattr(settings, "IDM_TRUSTED_PROXIES", 0))
+    if settings.SECURE_PROXY_SSL_HEADER and trusted <= 0:
+        return False  # behind a proxy we cannot see through: every client looks like loopback
+    remote = request.META.get("REMOTE_ADDR")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    client = getattr(request, "client_ip", None) or client_address(
+        remote_addr=remote, forwarded_for=forwarded, trusted_proxies=trusted)
+    if len(forwarded) > MAX_HEADER_CHARS:
         return False
+    hops = [parse_address(e) for e in forwarded.split(",")] if forwarded.strip() else []
+    return all(_is_loopback(a) for a in [client, parse_address(remote), *hops])
 
 
 @never_cache

@@ -85,11 +85,18 @@ def bulk_apply_upload(self, upload_id: str) -> dict:
 
 
 @shared_task(name="accounts.bulk_upload.send_invitations")
-def bulk_send_invitations(upload_id: str, base_url: str) -> int:
-    """Email the set-password link to every invited user the upload created (who has an email)."""
-    from accounts.bulk_upload.invitations import send_invitations
+def bulk_send_invitations(upload_id: str, base_url: str, actor_id: int | None = None) -> int:
+    """Email an invitation to every invited user the upload created (who has an email) whom the
+    admin ``actor_id`` may change. Without an admin (an old queued task) nothing is sent."""
+    from django.contrib.auth.models import User
 
-    return send_invitations(BulkUpload.objects.get(pk=upload_id), base_url=base_url)
+    from accounts.bulk_upload.invitations import send_invitations
+    from accounts.identity.types import Actor
+
+    admin = User.objects.filter(pk=actor_id, is_active=True).first() if actor_id is not None else None
+    if admin is None:
+        return 0
+    return send_invitations(BulkUpload.objects.get(pk=upload_id), actor=Actor.for_user(admin), base_url=base_url)
 
 
 __all__ = ["bulk_apply_upload", "bulk_hash_passwords", "bulk_send_invitations", "expire_previews"]

@@ -6,30 +6,24 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_str
-from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 
 from accounts.access import Access
 from accounts.bulk_upload import conf
 from accounts.bulk_upload.apply import confirm_upload, create_upload, preview_report_csv
 from accounts.bulk_upload.export import export_lines
-from accounts.bulk_upload.invitations import invite_path, invited_users
+from accounts.bulk_upload.invitations import invitable_users
+from accounts.bulk_upload.invitations import invite_links as bulk_invite_links
 from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_send_invitations, dispatch_hashing
-from accounts.console_actions import user_set_password
 from accounts.csv_export import csv_lines
-from accounts.exceptions import IdentityError
 from accounts.forms import OrgChoiceField, UserFilterForm, scoped_orgs
-from accounts.identity.types import Actor, UserState
+from accounts.identity.types import Actor
 from accounts.models import Organization
 from accounts.params import int_param
 
@@ -103,15 +97,19 @@ def upload_detail(request, pk):
     show = conf.preview_show()
     errors = preview.get("errors", [])
     diffs = preview.get("diffs", [])
-    invited = invited_users(upload) if upload.status == BulkUpload.Status.DONE else User.objects.none()
-    invite_links = [(u, request.build_absolute_uri(invite_path(u))) for u in invited[:show]]
+    invite_links, invited_count = [], 0
+    if upload.status == BulkUpload.Status.DONE:
+        invite_links = list(bulk_invite_links(upload, actor=Actor.for_user(request.user, request=request),
+                                              base_url=request.build_absolute_uri("/"), limit=show))
+        invited_count = len(invite_links) if len(invite_links) < show else sum(
+            1 for _ in invitable_users(upload, admin=request.user))
     return render(request, "bulk/detail.html", {
         "upload": upload, "counts": preview.get("counts", {}), "errors": errors[:show], "errors_more": max(0, len(errors) - show),
         "diffs": diffs[:show], "diffs_more": max(0, len(diffs) - show), "delimiter_name": _delimiter_name(upload),
         "creates": preview.get("creates", [])[:show],
         "creates_more": max(0, preview.get("counts", {}).get("create", 0) - min(show, len(preview.get("creates", [])))),
         "operation_label": OPERATIONS.get(upload.operation, {}).get("label", upload.operation),
-        "invite_links": invite_links, "invited_count": invited.count() if invite_links else 0,
+        "invite_links": invite_links, "invited_count": invited_count,
         "modes": BulkUpload.ApplyMode,
     })
 
@@ -237,10 +235,11 @@ def users_export(request):
 
 @login_required
 def invitations_csv(request, pk):
-    """Set-password links of the users the upload invited (username, email, link)."""
+    """Invitation links of the users the upload invited whom the admin may change (username, email, link)."""
     upload = _get_upload(request, pk)
-    rows = ((user.username, user.email, request.build_absolute_uri(invite_path(user)))
-            for user in invited_users(upload).iterator(chunk_size=2000))
+    links = bulk_invite_links(upload, actor=Actor.for_user(request.user, request=request),
+                              base_url=request.build_absolute_uri("/"))
+    rows = ((user.username, user.email, link) for user, link in links)
     response = StreamingHttpResponse(csv_lines(("username", "email", "link"), rows),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="invitations.csv"'
@@ -252,39 +251,12 @@ def invitations_csv(request, pk):
 def invitations_send(request, pk):
     """Email the links in the background (Django's email backend)."""
     upload = _get_upload(request, pk)
-    bulk_send_invitations.delay(str(upload.pk), request.build_absolute_uri("/"))
+    bulk_send_invitations.delay(str(upload.pk), request.build_absolute_uri("/"), request.user.pk)
     messages.success(request, "Invitation emails are being sent to the invited users who have an email address.")
     return redirect("bulk:detail", pk=upload.pk)
 
 
-class SetPasswordForm(forms.Form):
-    password1 = forms.CharField(label="New password", widget=forms.PasswordInput, strip=False)
-    password2 = forms.CharField(label="Repeat the password", widget=forms.PasswordInput, strip=False)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("password1") and data.get("password1") != data.get("password2"):
-            self.add_error("password2", forms.ValidationError("The passwords differ.", code="password_mismatch"))
-        return data
-
-
 def invite(request, uidb64, token):
-    """An invited user sets their password (through the identity service, with themselves as actor)."""
-    try:
-        user = User.objects.select_related("profile").get(pk=int(force_str(urlsafe_base64_decode(uidb64))))
-    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
-        user = None
-    valid = (user is not None and default_token_generator.check_token(user, token)
-             and getattr(getattr(user, "profile", None), "state", None) == UserState.INVITED)
-    if not valid:
-        return render(request, "bulk/invite.html", {"invalid": True}, status=400)
-    form = SetPasswordForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user_set_password(actor=Actor.for_user(user, request=request), user=user,
-                              password=form.cleaned_data["password1"])
-        except IdentityError as exc:
-            form.add_error("password1", forms.ValidationError(exc.message, code=exc.code))
-        else:
-            return render(request, "bulk/invite.html", {"done": True, "login_url": reverse("accounts:home")})
-    return render(request, "bulk/invite.html", {"form": form, "invite_user": user})
+    """Links of earlier versions: the credentials invitation page decides (its tokens carry the
+    invitation's nonce and expiry), so old password-reset-token links no longer work."""
+    return redirect("accounts:invitation_accept", uidb64=uidb64, token=token)

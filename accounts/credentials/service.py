@@ -409,11 +409,17 @@ def locked_users(qs):
 
 
 def unlock(*, actor: Actor, user: User) -> bool:
-    """End a throttling lock of ``user``'s username early (the per-address counter stays)."""
+    """End a throttling lock of ``user``'s username early (the per-address counter stays).
+
+    The privilege rule applies as for resets: nobody unlocks a more privileged user
+    (``target_more_privileged``), since unlocking reopens password guessing on that account.
+    """
+    from accounts.identity.privilege import check_may_change_user
     from accounts.throttle import SignInThrottle
 
     if actor.user is not None and actor.user.pk == user.pk:
         raise PolicyDenied("self_reset", "You cannot unlock your own account.")
+    check_may_change_user(actor, user)
     lock = active_lock(user)
     SignInThrottle(username=user.username, ip=None).reset()
     if lock is None:

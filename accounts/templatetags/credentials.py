@@ -17,20 +17,24 @@ def credentials_card(context, subject):
     from accounts.credentials import service
     from accounts.credentials.models import RequiredAction
     from accounts.credentials.views import may_manage_credentials
+    from accounts.identity.privilege import may_change_user
 
     request = context["request"]
     is_self = subject.pk == request.user.pk
     pending = service.pending_actions(subject)
+    can_manage = may_manage_credentials(Access.of(request.user), subject) and not is_self
+    lock = service.active_lock(subject)
     return {
         "request": request, "csrf_token": context.get("csrf_token"), "subject": subject,
-        "can_manage": may_manage_credentials(Access.of(request.user), subject) and not is_self,
+        "can_manage": can_manage,
+        "can_unlock": bool(lock) and can_manage and may_change_user(request.user, subject),
         "sso_provider": service.sso_provider_name(subject),
         "has_password": subject.has_usable_password(),
         "waiting": service.is_waiting_for_invitation(subject),
         "invitation": getattr(subject, "invitation", None),
         "kinds": [(k, label, k in pending) for k, label in RequiredAction.Kind.choices],
         "pending": [label for k, label in RequiredAction.Kind.choices if k in pending],
-        "lock": service.active_lock(subject),
+        "lock": lock,
         "now": timezone.now(),
     }
 

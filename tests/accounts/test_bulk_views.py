@@ -80,10 +80,13 @@ def test_upload_preview_confirm_progress_report(admin_client, root_org, media, d
     link = admin_client.get(reverse("bulk:invitations_csv", args=[upload.pk]))
     url = b"".join(link.streaming_content).decode().splitlines()[1].split(",")[2]
     admin_client.post(reverse("bulk:invitations_send", args=[upload.pk]))
-    assert len(mail.outbox) == 1 and url in mail.outbox[0].body
-    path = url.split("testserver", 1)[1]
+    # Sending is a fresh invitation (like the user page): the copied link stops working.
+    assert len(mail.outbox) == 1 and url not in mail.outbox[0].body
     from django.test import Client
 
+    assert Client().get(url.split("testserver", 1)[1]).status_code == 400
+    url = next(w for w in mail.outbox[0].body.split() if w.startswith("http://testserver/"))
+    path = url.split("testserver", 1)[1]
     anon = Client()
     assert anon.get(path).status_code == 200
     anon.post(path, {"password1": "Quartz-Lamp-52", "password2": "Quartz-Lamp-52"})

@@ -428,6 +428,26 @@ def test_locked_user_shows_in_the_console_and_can_be_unlocked(client, directory,
     assert actions(target).count("user.unlocked") == 1
 
 
+def test_help_desk_may_not_unlock_a_more_privileged_user(client, directory, help_desk, limits):
+    target = directory.admin  # Customer Cloud Admin
+    anon = Client()
+    for _ in range(3):
+        sign_in(anon, target.username, "Wrong-Pass-123")
+    assert SignInLock.objects.filter(username=target.username).exists()
+
+    client.force_login(help_desk)
+    page = client.get(reverse("accounts:user_detail", args=[target.pk])).content
+    assert b"data-lock" in page and reverse("accounts:user_unlock", args=[target.pk]).encode() not in page
+    resp = client.post(reverse("accounts:user_unlock", args=[target.pk]), follow=True)
+    assert any("target_more_privileged" in m for m in messages_of(resp))
+    assert "user.unlocked" not in actions(target)
+    assert SignInLock.objects.filter(username=target.username).exists()
+    assert sign_in(anon, target.username, TEST_PASSWORD).status_code == 429
+    with pytest.raises(IdentityError) as exc:
+        service.unlock(actor=Actor.for_user(help_desk), user=target)
+    assert exc.value.code == "target_more_privileged"
+
+
 def test_expired_lock_is_not_listed(directory, limits):
     SignInLock.objects.create(username="eng.user", locked_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     assert service.active_lock(directory.eng_user) is None

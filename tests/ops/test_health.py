@@ -94,6 +94,25 @@ def test_metrics_loopback_only_without_token(settings):
     assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 403
 
 
+@pytest.mark.parametrize("proxies", [0, 1, 2])
+def test_metrics_refuse_a_request_forwarded_from_outside(settings, proxies):
+    """Review finding: with IDM_TRUSTED_PROXIES > 0 and no token, 127.0.0.1 + X-Forwarded-For: 8.8.8.8
+    was allowed. The real client address decides, and every forwarded hop must be loopback."""
+    settings.IDM_METRICS_TOKEN = ""
+    settings.IDM_TRUSTED_PROXIES = proxies
+    local = Client(REMOTE_ADDR="127.0.0.1")
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="8.8.8.8").status_code == 403
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1, 8.8.8.8").status_code == 403
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="8.8.8.8, 127.0.0.1").status_code == 403
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="not-an-ip").status_code == 403
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1," * 2000).status_code == 403
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 200
+    assert local.get("/metrics").status_code == 200
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="8.8.8.8").status_code == 403
+    assert local.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == (200 if proxies else 403)
+
+
 def _sample(name: str, **labels) -> float:
     from prometheus_client import REGISTRY
 
