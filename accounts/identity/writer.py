@@ -10,16 +10,19 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from accounts.identity.audit import save_events
-from accounts.identity.loading import MembershipThrough, chunks
+from accounts.identity.grants import record_grant_origins
+from accounts.identity.loading import MembershipThrough, RoleIndex, chunks
 from accounts.identity.planner import Plan
 from accounts.identity.types import Actor
 from accounts.models import ExternalIdentity, PasswordHistory, UserProfile
 from accounts.sessions import end_sessions_on_commit
 
 
-def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True) -> None:
+def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | None = None,
+                audit: bool = True) -> None:
     """Insert, update and delete what ``plans`` need, then their audit events (unless ``audit`` is off,
-    for dry runs that write only so later batches see earlier ones, and are rolled back)."""
+    for dry runs that write only so later batches see earlier ones, and are rolled back). With
+    ``roles`` (the batch's role index) it also keeps the grant-origin rows (``grants``)."""
     creates = [p for p in plans if p.status == "created"]
     updates = [p for p in plans if p.status == "updated"]
     if creates:
@@ -58,6 +61,9 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True)
     for gid, uids in removals.items():
         for chunk in chunks(uids):
             MembershipThrough.objects.filter(group_id=gid, user_id__in=chunk).delete()
+
+    if roles is not None:
+        record_grant_origins(plans, actor=actor, roles=roles)
 
     links = []
     for p in plans:
