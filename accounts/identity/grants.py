@@ -64,3 +64,19 @@ def record_grant_origins(plans: Sequence[Any], *, actor: Actor, roles: RoleIndex
                       .values_list("pk", "user_id", "role_id") if (u, r) in removed]
             if doomed:
                 RoleGrant.objects.filter(pk__in=doomed).delete()
+
+
+def mirror_owner_source(plans: Sequence[Any], *, actor: Actor) -> None:
+    """Set ``UserProfile.owner_source`` (the real reference to the owning ``provisioning.Source``) on
+    profiles a provider actor owns by its ``source`` / ``source_provider`` strings and that lack it:
+    one UPDATE per chunk; no ownership is decided here (the planner's policy did that)."""
+    source_id = origin_source_id(actor)
+    if source_id is None:
+        return
+    from accounts.models import UserProfile
+
+    ids = [p.user.pk for p in plans if p.status in ("created", "updated", "unchanged")
+           and p.profile.owner_source_id is None]
+    for chunk in chunks(ids):
+        UserProfile.objects.filter(user_id__in=chunk, owner_source__isnull=True, source=actor.source,
+                                   source_provider=actor.provider).update(owner_source_id=source_id)

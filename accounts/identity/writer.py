@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from accounts.identity.audit import save_events
-from accounts.identity.grants import record_grant_origins
+from accounts.identity.grants import mirror_owner_source, record_grant_origins
 from accounts.identity.loading import MembershipThrough, RoleIndex, chunks
 from accounts.identity.planner import Plan
 from accounts.identity.types import Actor
@@ -75,6 +75,10 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | 
     updated_links = [link for p in updates for link in p.updated_links]
     if updated_links:
         ExternalIdentity.objects.bulk_update(updated_links, ["external_id", "raw", "last_seen_at"])
+    seen_links = [link for p in plans if p.status in ("updated", "unchanged") for link in p.seen_links]
+    if seen_links:
+        ExternalIdentity.objects.bulk_update(seen_links, ["raw", "last_seen_at"], batch_size=2000)
+    mirror_owner_source(plans, actor=actor)
     history = [PasswordHistory(user_id=p.user.pk, password=p.user.password) for p in plans if p.password_changed]
     if history:
         PasswordHistory.objects.bulk_create(history, batch_size=2000)
