@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import transaction
 
 from accounts.identity.service import apply_identity_change, apply_identity_changes
 from accounts.identity.types import UNSET, Actor, BulkResult, ChangeResult, IdentityChange, Mode, UserState
@@ -65,7 +66,23 @@ def user_set_password(*, actor: Actor, user: User, password: str) -> ChangeResul
 
 
 def _state(actor: Actor, user: User, state: UserState) -> ChangeResult:
-    return apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, state=state, mode=Mode.UPDATE))
+    with transaction.atomic():
+        result = apply_identity_change(actor=actor, change=IdentityChange(user_id=user.pk, state=state,
+                                                                          mode=Mode.UPDATE))
+        _remember_admin_state(actor, [result], state)
+    return result
+
+
+def _remember_admin_state(actor: Actor, results: Iterable[ChangeResult], state: UserState) -> None:
+    """Record an admin's block / deactivation (``provisioning.UserBlock`` without source) so a source
+    saying "active" does not undo it (issue 8); an admin's unblock / reactivation lifts the record."""
+    from provisioning.lifecycle import forget_blocks, record_admin_block
+
+    ids = [r.user_id for r in results if r.status != "refused" and r.user_id]
+    if state in (UserState.BLOCKED, UserState.DEACTIVATED):
+        record_admin_block(user_ids=ids, actor=actor, reason=f"{state.label} in the console")
+    elif state == UserState.ACTIVE:
+        forget_blocks(user_ids=ids)
 
 
 def user_block(*, actor: Actor, user: User) -> ChangeResult:
@@ -109,9 +126,12 @@ def role_remove(*, actor: Actor, user: User, role: str) -> ChangeResult:
 
 def users_set_state(*, actor: Actor, user_ids: Iterable[int], state: UserState) -> BulkResult:
     """Bulk block/unblock from the users list: one result per user, refused ones keep their state."""
-    return apply_identity_changes(actor=actor, changes=[
-        IdentityChange(user_id=uid, state=state, mode=Mode.UPDATE, ref=uid) for uid in user_ids
-    ])
+    with transaction.atomic():
+        result = apply_identity_changes(actor=actor, changes=[
+            IdentityChange(user_id=uid, state=state, mode=Mode.UPDATE, ref=uid) for uid in user_ids
+        ])
+        _remember_admin_state(actor, result.results, state)
+    return result
 
 
 PROBED_FIELDS = ("username", "email", "first_name", "last_name", "password", "roles", "notes")

@@ -21,11 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils import timezone
-
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode
-from accounts.models import ExternalIdentity, UserProfile
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, start_run
 from provisioning.lifecycle import source_actor, source_says_inactive
 from provisioning.models import JournalEntry, ProvisioningRun, Source
@@ -56,25 +53,6 @@ def _new_user_placement(user: SourceUser, ruleset: RuleSet, source: Source, role
     defaults = index.default_role_slugs(org_id) if org_id is not UNSET else frozenset()
     granted = outcome.final_roles(defaults)
     return org_id, (frozenset(granted) if granted else UNSET)
-
-
-def _touch_links(source: Source, users: list[SourceUser]) -> None:
-    """Store the record just received and when the source last saw each user on its link.
-
-    TODO(core merge): the identity service refreshes ``raw`` / ``last_seen_at`` only when the
-    external id changes and does not set ``owner_source``; this bookkeeping (no identity field,
-    nothing audited) belongs in its writer.
-    """
-    by_ext = {u.external_id: u for u in users}
-    links = list(source_links(source).filter(external_id__in=list(by_ext)).only("pk", "user_id", "external_id", "raw"))
-    now = timezone.now()
-    for link in links:
-        link.raw = link_raw(by_ext[link.external_id].record)
-        link.last_seen_at = now
-    ExternalIdentity.objects.bulk_update(links, ["raw", "last_seen_at"], batch_size=2000)
-    # Mirror the service's ownership strings into the real reference (no ownership is decided here).
-    UserProfile.objects.filter(user_id__in=[link.user_id for link in links], owner_source__isnull=True,
-                               source=source.kind, source_provider=source.slug).update(owner_source=source)
 
 
 def apply_source_users(*, source: Source, users: Iterable[SourceUser], kind: str = ProvisioningRun.Kind.SYNC,
@@ -111,9 +89,9 @@ def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_ru
             org_id, role_slugs = _new_user_placement(user, ruleset, source, roles, index)
             changes.append(IdentityChange(org_id=org_id, roles=role_slugs, link=link, mode=Mode.CREATE,
                                           ref=user.external_id, **fields))
+    # The service's writer refreshes each matched link's record and last_seen_at, and the profile's
+    # owner_source (accounts/identity/grants.py), with the batch.
     counts = apply_journaled(changes=changes, actor=actor, run=run, dry_run=dry_run)
-    if not dry_run:
-        _touch_links(source, users)
     # The rules' decisions for every user of the batch, on the records just received.
     now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
                       .values_list("external_id", "user_id"))

@@ -156,8 +156,20 @@ def deactivate_due(*, now: datetime | None = None, limit: int = 5000) -> Lifecyc
 
 
 def record_admin_block(*, user_ids: Iterable[int], actor: Actor, reason: str = "") -> None:
-    """Remember that an admin blocked these users, so no source lifts the block (the console's
-    block action calls this after the identity service blocked them)."""
-    for uid in user_ids:
-        UserBlock.objects.update_or_create(user_id=uid, defaults={
-            "source": None, "blocked_by_label": actor.label[:255], "reason": reason[:255], "deactivate_after": None})
+    """Remember that an admin blocked (or deactivated) these users, so no source lifts it: a source's
+    pending block of the same user becomes the admin's. Two statements per call, not one per user."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    with transaction.atomic():
+        UserBlock.objects.filter(user_id__in=ids).delete()
+        UserBlock.objects.bulk_create([
+            UserBlock(user_id=uid, source=None, blocked_by_label=actor.label[:255], reason=reason[:255],
+                      deactivate_after=None) for uid in ids], batch_size=2000)
+
+
+def forget_blocks(*, user_ids: Iterable[int]) -> None:
+    """An admin unblocked or reactivated these users: whatever block was recorded is lifted with it."""
+    ids = sorted(set(user_ids))
+    if ids:
+        UserBlock.objects.filter(user_id__in=ids).delete()

@@ -5,11 +5,9 @@ as the console preview, so what was previewed is what is applied); only users wh
 active state would change become ``IdentityChange`` values, applied through the identity service's
 bulk path in batches with the source as actor. Roles: the source removes only roles it granted
 (``RoleGrant`` rows with this source) and records a grant row for each role it now grants; manual
-grants are never removed. Inactive / back again goes through ``provisioning.lifecycle``.
-
-TODO(core merge): the ``RoleGrant`` bookkeeping below runs in the same transaction as the service's
-batch but outside the writer; once ``accounts/identity/writer.py`` records grant origins itself it
-moves there (see docs/provisioning.md "Integration points").
+grants are never removed. The grant rows themselves are written by the identity service's writer
+(``accounts/identity/grants.py``), in the same statements batch as the roles. Inactive / back again
+goes through ``provisioning.lifecycle``.
 """
 
 from __future__ import annotations
@@ -21,10 +19,10 @@ from django.db import transaction
 from accounts.exceptions import IdentityError
 from accounts.identity.orgs import org_create
 from accounts.identity.types import UNSET, IdentityChange, Mode
-from accounts.models import Organization, Role
+from accounts.models import Organization
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, run_actor, start_run
 from provisioning.lifecycle import source_actor, source_says_active, source_says_inactive
-from provisioning.models import JournalEntry, ProvisioningRun, RoleGrant, Source
+from provisioning.models import JournalEntry, ProvisioningRun, Source
 from provisioning.preview import UserDiff, user_diffs
 from provisioning.resolve import source_links
 
@@ -49,19 +47,6 @@ def _org_for(diff: UserDiff, created: dict, actor, recorder: JournalRecorder, dr
                 recorder.add(subject="org_created", result=JournalEntry.Result.REFUSED, new=name,
                              code=getattr(exc, "code", "org_not_found"), message=str(exc))
     return created[key]
-
-
-def _record_grants(source: Source, diffs: list[UserDiff], refused: set[int]) -> None:
-    role_ids = dict(Role.objects.values_list("slug", "pk"))
-    rows = [RoleGrant(user_id=d.user_id, role_id=role_ids[slug], source=source, granted_by_label=source.name)
-            for d in diffs if d.user_id not in refused for slug in d.grants_add if slug in role_ids]
-    RoleGrant.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-    # Two statements for the whole batch, not one per user.
-    losing = {d.user_id: d.lose for d in diffs if d.lose and d.user_id not in refused}
-    if losing:
-        doomed = [pk for pk, user_id, slug in RoleGrant.objects.filter(user_id__in=list(losing), source=source)
-                  .values_list("pk", "user_id", "role__slug") if slug in losing[user_id]]
-        RoleGrant.objects.filter(pk__in=doomed).delete()
 
 
 def reapply_rules(*, source: Source, run: ProvisioningRun | None = None, dry_run: bool = False,
@@ -91,27 +76,22 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
     pending: list[UserDiff] = []
 
     def flush() -> None:
-        changes, diffs = [], []
+        changes = []
         for diff in pending:
-            roles_add = diff.gain
+            # grants_add: roles the source now grants, some perhaps already held by hand; the writer
+            # records the source's grant row for each (accounts/identity/grants.py).
+            roles_add = diff.gain | diff.grants_add
             org_id = _org_for(diff, created_orgs, actor, recorder, dry_run)
             if roles_add or diff.lose or org_id is not None:
                 changes.append(IdentityChange(user_id=diff.user_id, mode=Mode.UPDATE, roles_add=roles_add,
                                               roles_remove=diff.lose,
                                               org_id=org_id if org_id is not None else UNSET,
                                               ref=diff.username))
-                diffs.append(diff)
-            elif diff.grants_add and not dry_run:
-                diffs.append(diff)  # nothing to change, but the source now also grants roles held by hand
         with transaction.atomic():
             result_counts = apply_journaled(changes=changes, actor=actor, run=run, dry_run=dry_run,
                                             batch_size=batch_size, track_progress=False) if changes else {}
             counts["updated"] += result_counts.get("updated", 0)
             counts["refused"] += result_counts.get("refused", 0)
-            refused = set(JournalEntry.objects.filter(run=run, result=JournalEntry.Result.REFUSED)
-                          .values_list("user_id", flat=True)) if result_counts.get("refused") else set()
-            if not dry_run:
-                _record_grants(source, diffs, refused)
         inactive = [d.user_id for d in pending if d.inactive]
         back = [d.user_id for d in pending if d.reactivate]
         for diff in pending:

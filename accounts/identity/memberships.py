@@ -8,10 +8,9 @@ the current membership, so it reads it (ids only, in one query) and writes only 
 batches.
 
 Ownership: a provider's group is changed only by that provider; no console user or other source
-changes it. Every membership change is audited (``group.member_added`` / ``group.member_removed``,
+changes it (``accounts.identity.policy.check_group_membership_owner``, the same check the user-centric
+``IdentityChange.groups*`` path uses). Every membership change is audited (``group.member_added`` / ``group.member_removed``,
 one event per member). ``dry_run`` computes the same result without writing.
-
-TODO(core merge): use ``accounts.identity.policy.check_group_owner`` once the service split lands.
 """
 
 from __future__ import annotations
@@ -22,13 +21,13 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from accounts.exceptions import PolicyDenied, ValidationFailed
+from accounts.exceptions import ValidationFailed
+from accounts.identity import policy
 from accounts.identity.audit import build_event, save_events
-from accounts.identity.types import Actor, Source
+from accounts.identity.types import Actor
 from accounts.models import DirectoryGroup
 
 Membership = User.groups.through
-PROVIDER_SOURCES = frozenset({Source.SCIM, Source.LDAP})
 BATCH = 2000
 MAX_MEMBERS_PER_CALL = 100_000
 
@@ -43,13 +42,7 @@ class MembershipResult:
 
 
 def _check_owner(actor: Actor, dgroup: DirectoryGroup) -> None:
-    owned_by_provider = dgroup.source in PROVIDER_SOURCES
-    if actor.source in PROVIDER_SOURCES:
-        if (dgroup.source, dgroup.provider) != (actor.source, actor.provider):
-            raise PolicyDenied("not_owner", f"The group {dgroup.display_name!r} belongs to another source.")
-    elif owned_by_provider and actor.source != Source.SYSTEM:
-        raise PolicyDenied("managed_by_provider",
-                           f"The group {dgroup.display_name!r} is managed by its provider; change it there.")
+    policy.check_group_membership_owner(actor, [dgroup])
 
 
 def _ids(user_ids: Iterable[int]) -> list[int]:

@@ -45,6 +45,7 @@ class Plan:
     remove_groups: set[int] = field(default_factory=set)
     new_links: list[ExternalIdentity] = field(default_factory=list)
     updated_links: list[ExternalIdentity] = field(default_factory=list)
+    seen_links: list[ExternalIdentity] = field(default_factory=list)  # matched again: raw / last_seen_at only
     password_changed: bool = False
     events: list[AuditEvent] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
@@ -458,6 +459,13 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             plan.updated_links.append(updated)
             plan.event(state, "user.linked", "external_id", old, value)
             plan.changed.append("link")
+        else:
+            # The source saw the user again: refresh what it said and when (bookkeeping, not an
+            # identity change: not audited, does not make the change "updated").
+            seen = copy.copy(existing)
+            seen.raw = link.raw or existing.raw
+            seen.last_seen_at = state.now
+            plan.seen_links.append(seen)
 
     # The last active Customer Cloud Admin, judged on the outcome of the whole change.
     was_admin = user.pk in state.active_admins

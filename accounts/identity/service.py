@@ -141,7 +141,7 @@ class _Run:
             if self.carry is not None:
                 self.carry.add(accepted)  # what this batch would have written, for the next ones
             else:
-                write_plans(accepted, now=state.now, actor=self.actor)
+                write_plans(accepted, now=state.now, actor=self.actor, roles=state.roles)
             plans = iter(accepted)
             for result in results:
                 if result.status != "refused":

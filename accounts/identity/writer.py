@@ -10,16 +10,19 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from accounts.identity.audit import save_events
-from accounts.identity.loading import MembershipThrough, chunks
+from accounts.identity.grants import mirror_owner_source, record_grant_origins
+from accounts.identity.loading import MembershipThrough, RoleIndex, chunks
 from accounts.identity.planner import Plan
 from accounts.identity.types import Actor
 from accounts.models import ExternalIdentity, PasswordHistory, UserProfile
 from accounts.sessions import end_sessions_on_commit
 
 
-def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True) -> None:
+def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | None = None,
+                audit: bool = True) -> None:
     """Insert, update and delete what ``plans`` need, then their audit events (unless ``audit`` is off,
-    for dry runs that write only so later batches see earlier ones, and are rolled back)."""
+    for dry runs that write only so later batches see earlier ones, and are rolled back). With
+    ``roles`` (the batch's role index) it also keeps the grant-origin rows (``grants``)."""
     creates = [p for p in plans if p.status == "created"]
     updates = [p for p in plans if p.status == "updated"]
     if creates:
@@ -59,6 +62,9 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True)
         for chunk in chunks(uids):
             MembershipThrough.objects.filter(group_id=gid, user_id__in=chunk).delete()
 
+    if roles is not None:
+        record_grant_origins(plans, actor=actor, roles=roles)
+
     links = []
     for p in plans:
         for link in p.new_links:
@@ -69,6 +75,10 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, audit: bool = True)
     updated_links = [link for p in updates for link in p.updated_links]
     if updated_links:
         ExternalIdentity.objects.bulk_update(updated_links, ["external_id", "raw", "last_seen_at"])
+    seen_links = [link for p in plans if p.status in ("updated", "unchanged") for link in p.seen_links]
+    if seen_links:
+        ExternalIdentity.objects.bulk_update(seen_links, ["raw", "last_seen_at"], batch_size=2000)
+    mirror_owner_source(plans, actor=actor)
     history = [PasswordHistory(user_id=p.user.pk, password=p.user.password) for p in plans if p.password_changed]
     if history:
         PasswordHistory.objects.bulk_create(history, batch_size=2000)

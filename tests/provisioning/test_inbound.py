@@ -114,3 +114,24 @@ def test_console_shows_the_owner(admin_client, source):
     ann = User.objects.get(username="ann")
     page = admin_client.get(f"/users/{ann.pk}/").content.decode()
     assert f'<a href="/provisioning/sources/{source.pk}/">Okta</a>' in page
+
+
+def test_service_refreshes_a_matched_links_record_and_owner_without_audit(source):
+    from datetime import timedelta
+
+    from accounts.models import AuditEvent, ExternalIdentity, UserProfile
+    from provisioning.resolve import stored_record
+
+    apply_source_users(source=source, users=[person("1", "ann", "Helpdesk")])
+    link = ExternalIdentity.objects.get(external_id="1")
+    old_seen = link.last_seen_at - timedelta(days=3)
+    ExternalIdentity.objects.filter(pk=link.pk).update(last_seen_at=old_seen)
+    UserProfile.objects.filter(user=link.user).update(owner_source=None)
+    linked_events = AuditEvent.objects.filter(action="user.linked").count()
+    apply_source_users(source=source, users=[person("1", "ann", "Helpdesk", "Sales")])
+    link.refresh_from_db()
+    assert "sales" in stored_record(link.raw).groups
+    assert link.last_seen_at > old_seen + timedelta(days=2)
+    assert UserProfile.objects.get(user=link.user).owner_source == source
+    # Seen again is bookkeeping, not an identity change: no new "user.linked" event.
+    assert AuditEvent.objects.filter(action="user.linked").count() == linked_events

@@ -95,8 +95,12 @@ def test_only_the_owning_source_changes_a_group(few_users, admin_actor):
     other = Actor.provider_actor(source="scim", provider="entra", label="Entra")
     with pytest.raises(PolicyDenied) as info:
         group_members_add(actor=other, dgroup=dgroup, user_ids=[few_users[0]])
-    assert info.value.code == "not_owner"
+    assert (info.value.code, info.value.field) == ("group_not_owner", "groups")
+    assert "managed by SCIM provisioning" in info.value.message
     with pytest.raises(PolicyDenied) as info:
         group_members_add(actor=admin_actor, dgroup=dgroup, user_ids=[few_users[0]])
-    assert info.value.code == "managed_by_provider"
+    assert info.value.code == "group_not_owner"
+    with pytest.raises(PolicyDenied) as info:
+        group_members_remove(actor=admin_actor, dgroup=dgroup, user_ids=[few_users[0]])
+    assert info.value.code == "group_not_owner"
     assert not dgroup.group.user_set.exists()

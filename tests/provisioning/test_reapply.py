@@ -63,10 +63,9 @@ def test_source_removes_only_what_it_granted(setup, admin_actor):
     rule = add_rule(source, roles=["help-desk"])
     reapply_rules(source=source)
     ann = users["ann"]
-    # An admin also grants Audit Log Viewer by hand (manual grant row, as the writer will record it).
+    # An admin also grants Audit Log Viewer by hand: the writer records a manual grant row.
     apply_identity_change(change=IdentityChange(user_id=ann.pk, roles_add=frozenset({"audit-log-viewer"}),
                                                 mode=Mode.UPDATE), actor=admin_actor)
-    RoleGrant.objects.create(user=ann, role_id=Group.objects.get(name="role:audit-log-viewer").role.pk)
     rule.roles.set([Group.objects.get(name="role:desktop-user").role])
     run = reapply_rules(source=source)
     assert roles_of(ann) == {"console-user", "desktop-user", "audit-log-viewer"}
@@ -83,7 +82,7 @@ def test_manual_role_also_granted_by_source_survives_the_source(setup):
     ann = users["ann"]
     # console-user was held before the rule: the source recorded its own grant without changing roles.
     assert RoleGrant.objects.filter(user=ann, source=source, role__slug="console-user").exists()
-    RoleGrant.objects.create(user=ann, role_id=Group.objects.get(name="role:console-user").role.pk)  # manual
+    assert RoleGrant.objects.get(user=ann, source=None, role__slug="console-user")  # held by hand before
     rule.value = "Nobody"
     rule.save()
     reapply_rules(source=source)
