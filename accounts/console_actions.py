@@ -80,7 +80,7 @@ def _remember_admin_state(actor: Actor, results: Iterable[ChangeResult], state: 
 
     ids = [r.user_id for r in results if r.status != "refused" and r.user_id]
     if state in (UserState.BLOCKED, UserState.DEACTIVATED):
-        record_admin_block(user_ids=ids, actor=actor, reason=f"{state.label} in the console")
+        record_admin_block(user_ids=ids, actor=actor, reason=f"{UserState(state).label} in the console")
     elif state == UserState.ACTIVE:
         forget_blocks(user_ids=ids)
 

@@ -125,4 +125,6 @@ def test_upload_reports_and_invitations(admin_client, root_org, media, eager_cel
     by_name = {r[0]: r for r in invitations[1:]}
     assert by_name["'-inv1"][1] == "'=1+21@example.com"  # was written raw before
     assert by_name["'-inv0"][1] == '"a,b0"@example.com'  # was split into two columns before
-    assert all(r[2].startswith("http://testserver/users/upload/invite/") for r in invitations[1:])
+    # Bulk invitations are the credentials invitations (one link per invited user, privilege-checked).
+    accept = reverse("accounts:invitation_accept", kwargs={"uidb64": "UID", "token": "TOKEN"}).split("UID/")[0]
+    assert all(r[2].startswith(f"http://testserver{accept}") for r in invitations[1:])
