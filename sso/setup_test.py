@@ -120,42 +120,18 @@ def start(request, provider: IdentityProvider):
     Built like ``sso.views.SsoLoginView`` (same client, signing and request store); raises
     ``ValueError`` with a plain sentence when the provider cannot start a sign-in yet.
     """
-    import saml2
-    from django.http import HttpResponse, HttpResponseRedirect
-    from djangosaml2.overrides import Saml2Client
-
-    from sso import binding as browser_binding
-    from sso import replay
-    from sso.config import sp_config
+    from sso.authn import AuthnStartFailed, start_authn_request
 
     if not provider.metadata_xml:
         raise ValueError("Load the identity provider's metadata first.")
     if not provider.enabled:
         raise ValueError("The provider is turned off: turn it on to test a sign-in.")
-    bindings = {s["binding"] for s in provider.metadata_summary.get("sso", [])}
-    binding = saml2.BINDING_HTTP_REDIRECT if saml2.BINDING_HTTP_REDIRECT in bindings else saml2.BINDING_HTTP_POST
-    kwargs = {}
-    if provider.sign_authn_requests:
-        kwargs = {"sigalg": provider.signature_algorithm, "digest_alg": provider.digest_algorithm}
     try:
-        client = Saml2Client(sp_config(provider))
-        request_id, info = client.prepare_for_authenticate(
-            entityid=provider.entity_id, relay_state=test_result_path(provider), binding=binding,
-            sign=provider.sign_authn_requests, **kwargs)
-    except Exception as exc:  # metadata pysaml2 cannot use: say so plainly
+        request_id, response = start_authn_request(request, provider, relay_state=test_result_path(provider))
+    except AuthnStartFailed as exc:  # metadata pysaml2 cannot use: say so plainly
         raise ValueError("idm cannot start a sign-in with this metadata (no usable sign-in endpoint or an "
                          "expired metadata document). Load current metadata from the identity provider.") from exc
-    # Bound to this browser like every sign-in (``sso.binding``): the ACS refuses a response to a
-    # request another browser started.
-    token = browser_binding.browser_token(request)
-    replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=test_result_path(provider),
-                            browser_hash=browser_binding.token_hash(token))
     remember_started(request, provider, request_id)
-    if binding == saml2.BINDING_HTTP_REDIRECT:
-        response = HttpResponseRedirect(dict(info["headers"])["Location"])
-    else:
-        response = HttpResponse(info["data"])
-    browser_binding.set_cookie(response, token)
     return response
 
 

@@ -47,6 +47,7 @@ from accounts.identity.audit import record_event
 from accounts.identity.types import Actor, Source
 from sso import binding as browser_binding
 from sso import replay, setup_test
+from sso.authn import AuthnStartFailed, start_authn_request
 from sso.config import acs_url, sp_config
 from sso.logout import handle_logout_request, remember_session
 from sso.models import IdentityProvider
@@ -168,29 +169,12 @@ class SsoLoginView(FriendlyErrorsMixin, SamlSessionMixin, View):
         if not provider.metadata_xml:
             return error_page(request, code="provider_not_configured", status=409, provider=provider)
         next_path = safe_next(request.GET.get("next"))
-        bindings = {s["binding"] for s in provider.metadata_summary.get("sso", [])}
-        binding = saml2.BINDING_HTTP_REDIRECT if saml2.BINDING_HTTP_REDIRECT in bindings else saml2.BINDING_HTTP_POST
-        kwargs = {}
-        if provider.sign_authn_requests:
-            kwargs = {"sigalg": provider.signature_algorithm, "digest_alg": provider.digest_algorithm}
         try:
-            client = Saml2Client(sp_config(provider))
-            request_id, info = client.prepare_for_authenticate(
-                entityid=provider.entity_id, relay_state=next_path, binding=binding,
-                sign=provider.sign_authn_requests, **kwargs,
-            )
-        except Exception:  # metadata pysaml2 cannot use (expired validUntil, no supported binding...)
+            _request_id, response = start_authn_request(request, provider, relay_state=next_path)
+        except AuthnStartFailed:  # metadata pysaml2 cannot use (expired validUntil, no supported binding...)
             logger.warning("SSO sign-in could not start: provider=%s ref=%s", provider.pk, reference_id(request),
                            exc_info=True)
             return error_page(request, code="provider_unusable", status=409, provider=provider)
-        token = browser_binding.browser_token(request)
-        replay.remember_request(provider_id=provider.pk, request_id=request_id, next_path=next_path,
-                                browser_hash=browser_binding.token_hash(token))
-        if binding == saml2.BINDING_HTTP_REDIRECT:
-            response = HttpResponseRedirect(dict(info["headers"])["Location"])
-        else:
-            response = HttpResponse(info["data"])
-        browser_binding.set_cookie(response, token)
         return response
 
 
