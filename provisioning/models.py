@@ -56,6 +56,10 @@ class Source(models.Model):
         RULES = rules_mod.OrgMode.RULES.value, "Ordered rules with a fallback"
         UNMANAGED = rules_mod.OrgMode.UNMANAGED.value, "Don't manage organizations"
 
+    # Org modes in which the source's rules decide the org of its users (it owns the org field);
+    # in "fixed" and "unmanaged" mode an admin may move the source's users and the move sticks.
+    ORG_MAPPING_MODES = (OrgMode.ATTRIBUTE, OrgMode.RULES)
+
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField("display name", max_length=120, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)

@@ -42,6 +42,9 @@ class UserDiff:
     error: str = ""
     # Roles the source grants that it has no grant row for yet (held by hand or not held at all).
     grants_add: frozenset[str] = frozenset()
+    # Roles the source stops granting that another grant (manual or another source's) keeps: only the
+    # source's grant row goes, the user keeps the role.
+    grants_release: frozenset[str] = frozenset()
     org_after_id: int | None = None
     create_org: tuple[str, int] | None = None  # (name, parent id) of an org the run would create
 
@@ -102,13 +105,16 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
         for user_id, group_id in User.groups.through.objects.filter(
                 **in_range, group_id__in=list(role_by_group)).values_list("user_id", "group_id"):
             held[user_id].add(role_by_group[group_id])
-        granted: dict[int, set[str]] = defaultdict(set)
-        for user_id, slug in RoleGrant.objects.filter(**in_range, source=source).values_list("user_id", "role__slug"):
-            granted[user_id].add(slug)
+        granted: dict[int, set[str]] = defaultdict(set)  # by this source
+        by_others: dict[int, set[str]] = defaultdict(set)  # by hand or by another source
+        for user_id, slug, source_id in RoleGrant.objects.filter(**in_range).values_list(
+                "user_id", "role__slug", "source_id"):
+            (granted if source_id == source.pk else by_others)[user_id].add(slug)
         blocked_by_source = set(UserBlock.objects.filter(**in_range, source=source).values_list("user_id", flat=True))
         for user_id, raw, username, org_id, state in chunk:
             yield evaluator.diff(user_id, raw, username or "", org_id, state, held.get(user_id, set()),
-                                 granted.get(user_id, set()), user_id in blocked_by_source)
+                                 granted.get(user_id, set()), by_others.get(user_id, set()),
+                                 user_id in blocked_by_source)
 
 
 class _Evaluator:
@@ -128,7 +134,8 @@ class _Evaluator:
 
     records: Mapping[int, SourceRecord] = MappingProxyType({})  # replaced per instance
 
-    def diff(self, user_id, raw, username, org_id, state, held, granted, blocked_by_source) -> UserDiff | None:
+    def diff(self, user_id, raw, username, org_id, state, held, granted, by_others,
+             blocked_by_source) -> UserDiff | None:
         try:
             record = self.records.get(user_id) or stored_record(raw)
         except IdentityError as exc:
@@ -158,17 +165,20 @@ class _Evaluator:
                 org_after = self._name(resolved.org_id)
         wanted = outcome.final_roles(self.index.default_role_slugs(target_org) if self.index.get(target_org) else ())
         gain = wanted - held
-        lose = (granted & held) - wanted  # a source takes away only what it granted; manual grants stay
+        # A source takes away only what it granted and nothing else grants (the identity service's
+        # planner applies the same rule); a role another grant keeps only loses this source's row.
+        lose = (granted & held) - wanted - by_others
+        grants_release = (granted - wanted) - lose
         grants_add = wanted - granted
         inactive = not outcome.active and state in (UserState.ACTIVE, UserState.INVITED)
         reactivate = outcome.active and state != UserState.ACTIVE and blocked_by_source
-        if not (org_after or gain or lose or grants_add or inactive or reactivate):
+        if not (org_after or gain or lose or grants_add or grants_release or inactive or reactivate):
             return _UNCHANGED
         return UserDiff(
             user_id, username,
             org_before=self._name(org_id) if org_after else "",
             org_after=org_after, gain=frozenset(gain), lose=frozenset(lose), inactive=inactive,
-            reactivate=reactivate, grants_add=frozenset(grants_add),
+            reactivate=reactivate, grants_add=frozenset(grants_add), grants_release=frozenset(grants_release),
             org_after_id=target_org if target_org != org_id else None, create_org=create_org,
         )
 

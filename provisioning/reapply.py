@@ -5,7 +5,8 @@ as the console preview, so what was previewed is what is applied); only users wh
 active state would change become ``IdentityChange`` values, applied through the identity service's
 bulk path in batches with the source as actor. Roles: the source removes only roles it granted
 (``RoleGrant`` rows with this source) and records a grant row for each role it now grants; manual
-grants are never removed. The grant rows themselves are written by the identity service's writer
+grants are never removed, and a role the source stops granting that another grant still holds stays
+(only the source's grant row goes: ``UserDiff.grants_release``). The grant rows themselves are written by the identity service's writer
 (``accounts/identity/grants.py``), in the same statements batch as the roles. Inactive / back again
 goes through ``provisioning.lifecycle``.
 """
@@ -82,9 +83,9 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
             # records the source's grant row for each (accounts/identity/grants.py).
             roles_add = diff.gain | diff.grants_add
             org_id = _org_for(diff, created_orgs, actor, recorder, dry_run)
-            if roles_add or diff.lose or org_id is not None:
+            if roles_add or diff.lose or diff.grants_release or org_id is not None:
                 changes.append(IdentityChange(user_id=diff.user_id, mode=Mode.UPDATE, roles_add=roles_add,
-                                              roles_remove=diff.lose,
+                                              roles_remove=diff.lose, grants_release=diff.grants_release,
                                               org_id=org_id if org_id is not None else UNSET,
                                               ref=diff.username))
         with transaction.atomic():
@@ -92,6 +93,12 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
                                             batch_size=batch_size, track_progress=False) if changes else {}
             counts["updated"] += result_counts.get("updated", 0)
             counts["refused"] += result_counts.get("refused", 0)
+        for diff in pending:
+            if diff.grants_release:  # the role stays (another grant holds it); the source's grant ends
+                recorder.add(subject="role_grant", user_id=diff.user_id, user_label=diff.username,
+                             old=sorted(diff.grants_release), new=None, ref=diff.username,
+                             message="no longer granted by the source; still held through another grant",
+                             result=JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED)
         inactive = [d.user_id for d in pending if d.inactive]
         back = [d.user_id for d in pending if d.reactivate]
         for diff in pending:
@@ -119,7 +126,7 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
             counts["errors"] += 1
             recorder.add(subject="record", user_id=diff.user_id, user_label=diff.username, code=diff.error,
                          result=JournalEntry.Result.REFUSED, message="The stored source data cannot be evaluated.")
-        elif diff is None or not (diff.kinds() or diff.grants_add):
+        elif diff is None or not (diff.kinds() or diff.grants_add or diff.grants_release):
             counts["unchanged"] += 1
         else:
             pending.append(diff)

@@ -2,9 +2,12 @@
 
 A role added by a provider actor (SCIM provider, LDAP sync: ``Actor.provider_actor``) is recorded as
 granted by that actor's ``provisioning.Source``; a role added by anyone else (console, upload,
-system) is recorded as manual (``source`` NULL). A provider actor also records its grant for roles
+system) is recorded as manual (``source`` NULL), also when the user already held it only through a
+source (``Plan.pinned_roles``). A provider actor also records its grant for roles
 it asks for that the user already holds (a source that now also grants a role held by hand), so its
-later runs may take back what it granted and nothing else. A removed role loses all its grant rows.
+later runs may take back what it granted and nothing else. A removed role loses all its grant rows;
+a role a provider stops granting while another grant holds it (``Plan.released_roles``, decided by
+the planner) loses only that provider's row.
 Two or three statements per batch, IN lists in chunks, never one per user.
 """
 
@@ -43,6 +46,7 @@ def record_grant_origins(plans: Sequence[Any], *, actor: Actor, roles: RoleIndex
         if p.status not in ("created", "updated", "unchanged"):
             continue
         wanted |= {(p.user.pk, role_by_group[g]) for g in p.add_groups if g in role_by_group}
+        wanted |= {(p.user.pk, roles.by_slug[s].pk) for s in p.pinned_roles}
         if source_id is not None:
             asked = set(p.change.roles_add) | (set(p.change.roles) if p.change.roles is not UNSET else set())
             for ref in asked:
@@ -54,16 +58,27 @@ def record_grant_origins(plans: Sequence[Any], *, actor: Actor, roles: RoleIndex
             [RoleGrant(user_id=u, role_id=r, source_id=source_id, granted_by_label=label) for u, r in sorted(wanted)],
             ignore_conflicts=True, batch_size=2000)
 
+    if source_id is not None:
+        released = {(p.user.pk, roles.by_slug[s].pk) for p in plans if p.status in ("updated", "unchanged")
+                    for s in p.released_roles}
+        _delete_pairs(RoleGrant.objects.filter(source_id=source_id), released)
+
     removed = {(p.user.pk, role_by_group[g]) for p in plans if p.status == "updated"
                for g in p.remove_groups if g in role_by_group}
-    if removed:
-        user_ids = sorted({u for u, _ in removed})
-        role_ids = sorted({r for _, r in removed})
-        for chunk in chunks(user_ids):
-            doomed = [pk for pk, u, r in RoleGrant.objects.filter(user_id__in=chunk, role_id__in=role_ids)
-                      .values_list("pk", "user_id", "role_id") if (u, r) in removed]
-            if doomed:
-                RoleGrant.objects.filter(pk__in=doomed).delete()
+    _delete_pairs(RoleGrant.objects.all(), removed)
+
+
+def _delete_pairs(rows: Any, pairs: set[tuple[int, int]]) -> None:
+    """Delete the grant rows of ``rows`` whose (user id, role id) is in ``pairs``, per chunk of users."""
+    if not pairs:
+        return
+    user_ids = sorted({u for u, _ in pairs})
+    role_ids = sorted({r for _, r in pairs})
+    for chunk in chunks(user_ids):
+        doomed = [pk for pk, u, r in rows.filter(user_id__in=chunk, role_id__in=role_ids)
+                  .values_list("pk", "user_id", "role_id") if (u, r) in pairs]
+        if doomed:
+            rows.model.objects.filter(pk__in=doomed).delete()
 
 
 def mirror_owner_source(plans: Sequence[Any], *, actor: Actor) -> None:

@@ -184,6 +184,56 @@ class BatchState:
         return frozenset(model.objects.values_list("identityprovider_id", "user_id"))
 
     @cached_property
+    def org_mapping_sources(self) -> frozenset[tuple[str, str]]:
+        """(kind, slug) of every provisioning source whose rules place users in organizations
+        (org mode "attribute" or "rules"): only they own their users' org. Loaded when needed."""
+        from provisioning.models import Source as ProvisioningSource
+
+        return frozenset(ProvisioningSource.objects.filter(org_mode__in=ProvisioningSource.ORG_MAPPING_MODES)
+                         .values_list("kind", "slug"))
+
+    def source_owns_org(self, owner: str, owner_provider: str) -> bool:
+        """Does the provider owning a user (by its kind and slug) decide the user's org? A provider
+        without a provisioning source row (older data) counts as owning it."""
+        if owner not in ("scim", "ldap"):
+            return False
+        from provisioning.models import Source as ProvisioningSource
+
+        if (owner, owner_provider) in self.org_mapping_sources:
+            return True
+        return not ProvisioningSource.objects.filter(kind=owner, slug=owner_provider).exists()
+
+    @cached_property
+    def grant_rows(self) -> dict[int, frozenset[tuple[str, int | None]]]:
+        """Per loaded user, its role grant rows as (role slug, source id or None for manual). Loaded
+        when a change needs it, one query per chunk of users."""
+        from provisioning.models import RoleGrant
+
+        out: dict[int, set[tuple[str, int | None]]] = defaultdict(set)
+        for chunk in chunks(list(self.by_id)):
+            for user_id, slug, source_id in RoleGrant.objects.filter(user_id__in=chunk).values_list(
+                    "user_id", "role__slug", "source_id"):
+                out[user_id].add((slug, source_id))
+        return {user_id: frozenset(rows) for user_id, rows in out.items()}
+
+    @cached_property
+    def actor_source_id(self) -> int | None:
+        """The provisioning source a provider actor stands for (None for everyone else)."""
+        from accounts.identity.grants import origin_source_id
+
+        return origin_source_id(self.actor)
+
+    def grants_by_others(self, user_id: int) -> frozenset[str]:
+        """Roles of ``user_id`` held by a grant that is not the actor's source's (manual, or another
+        source's): such a role outlives this source's grant."""
+        mine = self.actor_source_id
+        return frozenset(slug for slug, source_id in self.grant_rows.get(user_id, ()) if source_id != mine)
+
+    def manual_grants(self, user_id: int) -> frozenset[str]:
+        """Roles of ``user_id`` with a manual grant row."""
+        return frozenset(slug for slug, source_id in self.grant_rows.get(user_id, ()) if source_id is None)
+
+    @cached_property
     def password_admins(self) -> set[int]:
         """Cloud Admins who can sign in with a password (``password_sign_in_admins``), loaded when needed."""
         from accounts.identity.orgs import password_sign_in_admins

@@ -57,6 +57,11 @@ class Plan:
     admin_key: Any = None  # set when the change moves the user into or out of the active admins
     admin_after: bool = False
     role_slugs_after: frozenset[str] = frozenset()
+    # Roles whose grant by the provider actor's source ends while another grant keeps the role.
+    released_roles: frozenset[str] = frozenset()
+    # Console / system actors: roles asked for that the user already holds only through a source;
+    # the writer records the manual grant row.
+    pinned_roles: frozenset[str] = frozenset()
     group_ids_after: frozenset[int] = frozenset()
 
     def event(self, state: BatchState, action: str, field_name: str = "", old: Any = None, new: Any = None,
@@ -389,7 +394,7 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
 
     # Roles.
     role_slugs = current.role_slugs
-    if change.roles is not UNSET or change.roles_add or change.roles_remove:
+    if change.roles is not UNSET or change.roles_add or change.roles_remove or change.grants_release:
         target = _resolve_roles(change.roles, state) if change.roles is not UNSET else set(current.role_slugs)
         target |= _resolve_roles(change.roles_add, state)
         target -= _resolve_roles(change.roles_remove, state)
@@ -397,6 +402,26 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             target = set(state.orgs.default_role_slugs(profile.org_id))
             plan.warnings.append("no roles given: the organization's default roles apply")
         added, removed = target - current.role_slugs, current.role_slugs - target
+        if actor.source in policy.PROVIDER_SOURCES and (removed or change.grants_release):
+            # A source takes away only what nothing else grants: a role also granted by hand or by
+            # another source stays, and only this source's grant row goes.
+            held_by_others = state.grants_by_others(user.pk)
+            kept = removed & held_by_others
+            removed -= kept
+            target |= kept
+            plan.released_roles = frozenset(kept | (_resolve_roles(change.grants_release, state) & current.role_slugs))
+        if actor.source not in policy.PROVIDER_SOURCES and change.roles_add:
+            # Granting by hand a role the user holds only through a source: a manual grant row, so
+            # the role outlives the source's grant (judged like a new grant, audited).
+            pinned = (_resolve_roles(change.roles_add, state) & current.role_slugs) - state.manual_grants(user.pk)
+            if pinned:
+                policy.check_self_role_change(actor, is_self=is_self)
+                policy.check_roles_assignable(state.access, [state.roles.by_slug[s] for s in sorted(pinned)],
+                                              state.orgs.get(profile.org_id))
+                for slug in sorted(pinned):
+                    plan.event(state, "user.role_granted_by_hand", "roles", None, state.roles.by_slug[slug].name,
+                               message="already held through a provisioning source; now also granted by hand")
+                plan.pinned_roles = frozenset(pinned)
         if added or removed:
             policy.check_self_role_change(actor, is_self=is_self)
             policy.check_roles_assignable(state.access, [state.roles.by_slug[s] for s in sorted(added | removed)],
@@ -491,7 +516,9 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         # Console and uploads: judged on what really changes, so re-uploading an export that
         # includes provider-owned users leaves them "unchanged" instead of refusing them.
         policy.check_source_may_change(actor=actor, owner=owner, owner_provider=owner_provider,
-                                       username=current.user.username, touched=set(plan.changed))
+                                       username=current.user.username, touched=set(plan.changed),
+                                       source_owns_org="org" not in plan.changed
+                                       or state.source_owns_org(owner, owner_provider))
     return plan
 
 

@@ -45,8 +45,12 @@ def owner_label(source: str, provider: str) -> str:
 
 
 def check_source_may_change(*, actor: Actor, owner: str, owner_provider: str, username: str,
-                            touched: Set[str]) -> None:
-    """Ownership: providers change only their own users; other sources leave provider-owned fields alone."""
+                            touched: Set[str], source_owns_org: bool = True) -> None:
+    """Ownership: providers change only their own users; other sources leave provider-owned fields alone.
+
+    ``source_owns_org`` False: the owning source does not map organizations (its org mode is "fixed"
+    or "unmanaged"), so the console may move the user; the source never moves them back.
+    """
     if actor.source in PROVIDER_SOURCES:
         if owner != actor.source or owner_provider != actor.provider:
             raise PolicyDenied(
@@ -66,6 +70,8 @@ def check_source_may_change(*, actor: Actor, owner: str, owner_provider: str, us
                 f"{username} is managed by {owner_label(owner, owner_provider)}; change it there, not in an upload.",
             )
         blocked = touched & PROVIDER_OWNED_FIELDS
+        if not source_owns_org:
+            blocked -= {"org"}
         if blocked:
             raise PolicyDenied(
                 "managed_by_provider",

@@ -126,7 +126,8 @@ class IdentityChange:
     (case-insensitive) when the source's policy allows matching by username.
 
     Roles and groups: ``roles`` (a full set of role slugs) replaces the user's roles; ``roles_add`` /
-    ``roles_remove`` edit them. Same for directory ``groups`` (group ids). ``link`` adds or refreshes
+    ``roles_remove`` edit them. A provider actor never removes a role that another grant (manual or
+    another source's) still holds: it only ends its own grant (``grants_release``). Same for directory ``groups`` (group ids). ``link`` adds or refreshes
     an external identity. ``password`` is a raw password (validated and hashed in the service);
     ``password_hash`` an already-hashed one (bulk imports hash off the request path).
     """
@@ -144,6 +145,9 @@ class IdentityChange:
     roles: Any = UNSET
     roles_add: frozenset[str] = frozenset()
     roles_remove: frozenset[str] = frozenset()
+    # Provider actors only: roles whose grant by the actor's source ends while the role itself stays
+    # (another grant row holds it); the writer deletes only that source's grant row.
+    grants_release: frozenset[str] = frozenset()
     groups: Any = UNSET
     groups_add: frozenset[int] = frozenset()
     groups_remove: frozenset[int] = frozenset()
