@@ -6,9 +6,11 @@ Cloud Admins, or users another source owns: two sources never own one user, and 
 reported, not resolved. ``plan_adoption`` is the preview (read-only, a few queries for any number of
 candidates): who would be adopted, who would not and why.
 
-Applying a plan needs the identity service to transfer ownership (``UserProfile.owner_source`` and
-the link in one write); that lands with the writer of the identity-service split, see
-docs/provisioning.md "Integration points".
+``apply_adoption`` applies it: it plans again at apply time (the preview may be stale), then hands
+each adoption to the identity service (``IdentityChange.owner_source_id`` with the source's link:
+ownership and link in one write, audited as ``user.adopted`` / ``user.linked``; the planner checks
+the same rules again inside the write transaction), as one ``ProvisioningRun`` of kind "adoption"
+whose journal also lists every candidate not adopted and why. Applying twice adopts nobody twice.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 from django.contrib.auth.models import User
 from django.db.models.functions import Lower
 
+from accounts.identity.types import Actor, ExternalLink, IdentityChange, Mode
 from accounts.identity.types import Source as SourceKind
 from accounts.models import ExternalIdentity, UserProfile
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
-from provisioning.models import Source
+from provisioning.journal import JournalRecorder, apply_journaled, finish_run, start_run
+from provisioning.models import JournalEntry, ProvisioningRun, Source
 
 
 @dataclass(frozen=True)
@@ -117,3 +121,40 @@ def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate]) ->
             claimed.add(user[0])
         decisions.append(_decision(candidate, code, user))
     return decisions
+
+
+def apply_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate], actor: Actor,
+                   dry_run: bool = False) -> ProvisioningRun:
+    """Adopt the users ``plan_adoption`` says ``source`` may take over now; the finished run.
+
+    ``actor`` is the admin (or system) applying it. Candidates not adopted are journaled as refused
+    with their reason (a conflict with another source is reported, never resolved).
+    """
+    candidates = list(candidates)
+    run = start_run(kind=ProvisioningRun.Kind.ADOPTION, actor=actor, source=source, dry_run=dry_run,
+                    total=len(candidates))
+    decisions = plan_adoption(source=source, candidates=candidates)
+    recorder = JournalRecorder(run)
+    skipped = 0
+    for d in decisions:
+        if not d.adopt and d.code != "already_linked":
+            skipped += 1
+            recorder.add(subject="adoption", result=JournalEntry.Result.REFUSED, user_id=d.user_id,
+                         user_label=d.username or d.candidate.username or d.candidate.email,
+                         code=d.code, message=d.message, ref=d.candidate.external_id)
+    recorder.flush()
+    changes = [IdentityChange(user_id=d.user_id, mode=Mode.UPDATE, owner_source_id=source.pk, ref=d.candidate.external_id,
+                              link=ExternalLink(source=source.kind, provider=source.slug,
+                                                external_id=d.candidate.external_id))
+               for d in decisions if d.adopt]
+    try:
+        counts = apply_journaled(changes=changes, actor=actor, run=run, dry_run=dry_run) if changes else {}
+    except Exception as exc:  # the run ends "failed" with the reason, never stays "running"
+        finish_run(run, counts={}, error=f"{type(exc).__name__}: {exc}")
+        raise
+    ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=len(candidates))
+    run.progress_done = len(candidates)
+    return finish_run(run, counts={
+        "candidates": len(candidates), "adopted": counts.get("updated", 0), "refused": counts.get("refused", 0),
+        "skipped": skipped, "already_linked": sum(d.code == "already_linked" for d in decisions),
+    })

@@ -96,3 +96,37 @@ class JournalFilterForm(forms.Form):
         if data["result"]:
             entries = entries.filter(result=data["result"])
         return entries
+
+
+MAX_ADOPTION_LINES = 5000
+
+
+class AdoptionForm(forms.Form):
+    """Who the source says it has: one candidate a line, ``external id, username, email`` (CSV)."""
+
+    candidates = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}), max_length=1_000_000,
+        help_text="One user a line: external id, username, email (as the source knows them).",
+    )
+
+    def clean_candidates(self):
+        import csv
+
+        from provisioning.adoption import AdoptionCandidate
+
+        lines = [line for line in self.cleaned_data["candidates"].splitlines() if line.strip()]
+        if len(lines) > MAX_ADOPTION_LINES:
+            raise ValidationError(f"At most {MAX_ADOPTION_LINES} lines at once.", code="too_many_lines")
+        out, seen = [], set()
+        for number, row in enumerate(csv.reader(lines), start=1):
+            cells = [c.strip() for c in row] + ["", ""]
+            external_id, username, email = cells[:3]
+            if not external_id or not (username or email) or len(row) > 3:
+                raise ValidationError(f"Line {number}: expected external id, username, email.",
+                                      code="adoption_line_invalid")
+            if external_id in seen:
+                raise ValidationError(f"Line {number}: external id {external_id!r} appears twice.",
+                                      code="adoption_line_duplicate")
+            seen.add(external_id)
+            out.append(AdoptionCandidate(external_id=external_id[:255], username=username, email=email))
+        return out

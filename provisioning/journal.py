@@ -82,6 +82,8 @@ def _asked(change: IdentityChange, subject: str) -> Any:
         if change.groups is not UNSET:
             return sorted(change.groups)
         return {"add": sorted(change.groups_add), "remove": sorted(change.groups_remove)}
+    if subject == "owner":
+        return change.owner_source_id if change.owner_source_id is not UNSET else None
     if subject == "link":
         link = change.link or change.match_link
         return link.external_id if link else None

@@ -12,6 +12,7 @@ urlpatterns = [
     path("sources/<int:pk>/", views.source_detail, name="source_detail"),
     path("sources/<int:pk>/edit/", views.source_edit, name="source_edit"),
     path("sources/<int:pk>/rules/", views.source_rules, name="source_rules"),
+    path("sources/<int:pk>/adopt/", views.source_adopt, name="source_adopt"),
     path("sources/<int:pk>/reapply/", views.source_reapply, name="source_reapply"),
     path("sources/<int:pk>/rules/<int:rule_pk>/", views.source_rules, name="rule_edit"),
     path("sources/<int:pk>/rules/<int:rule_pk>/delete/", views.rule_remove, name="rule_delete"),

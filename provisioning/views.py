@@ -24,7 +24,8 @@ from accounts.forms import add_identity_error
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
 from accounts.models import UserProfile
-from provisioning.forms import JournalFilterForm, RuleForm, SourceForm
+from provisioning.adoption import apply_adoption, plan_adoption
+from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import start_run
 from provisioning.models import MappingRule, ProvisioningRun, Source
 from provisioning.preview import preview_rules
@@ -144,6 +145,34 @@ def source_reapply(request: HttpRequest, pk: int) -> HttpResponse:
                  target_id=source.pk, target_label=source.name, new={"run": run.run_id, "dry_run": run.dry_run})
     transaction.on_commit(lambda: reapply_source_rules.delay(source.pk, run.run_id))
     return redirect("provisioning:run_detail", run_id=run.run_id)
+
+
+@requires_manage_identity
+def source_adopt(request: HttpRequest, pk: int) -> HttpResponse:
+    """Adoption: preview who the source would take over (and who not, why), then apply it.
+
+    *Apply* plans again from the same candidates (the preview may be stale) and adopts through the
+    identity service as one run; the page redirects to the run's journal.
+    """
+    source = get_object_or_404(Source, pk=pk)
+    form = AdoptionForm(request.POST or None)
+    decisions = None
+    if request.method == "POST" and form.is_valid():
+        candidates = form.cleaned_data["candidates"]
+        if request.POST.get("action") == "apply":
+            if not source.adoption_enabled:
+                messages.error(request, "Adoption is off for this source. (adoption_disabled)")
+                return redirect("provisioning:source_adopt", pk=source.pk)
+            actor = _actor(request)
+            run = apply_adoption(source=source, candidates=candidates, actor=actor)
+            record_event(actor=actor, action="provisioning_adoption_applied", target_type="source",
+                         target_id=source.pk, target_label=source.name, new={"run": run.run_id, **run.counts})
+            messages.success(request, f"Adopted {run.counts['adopted']} user(s); see the journal for the others.")
+            return redirect("provisioning:run_detail", run_id=run.run_id)
+        decisions = plan_adoption(source=source, candidates=candidates)
+    adoptable = sum(d.adopt for d in decisions) if decisions else 0
+    return render(request, "provisioning/source_adopt.html",
+                  {"source": source, "form": form, "decisions": decisions, "adoptable": adoptable})
 
 
 @requires_manage_identity

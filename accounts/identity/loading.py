@@ -204,6 +204,13 @@ class BatchState:
         return not ProvisioningSource.objects.filter(kind=owner, slug=owner_provider).exists()
 
     @cached_property
+    def provisioning_sources(self) -> dict[int, tuple[str, str]]:
+        """Every provisioning source's (kind, slug) by id (a handful of rows), loaded when needed."""
+        from provisioning.models import Source as ProvisioningSource
+
+        return {pk: (kind, slug) for pk, kind, slug in ProvisioningSource.objects.values_list("pk", "kind", "slug")}
+
+    @cached_property
     def grant_rows(self) -> dict[int, frozenset[tuple[str, int | None]]]:
         """Per loaded user, its role grant rows as (role slug, source id or None for manual). Loaded
         when a change needs it, one query per chunk of users."""

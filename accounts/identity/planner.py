@@ -462,6 +462,21 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             plan.changed.append("groups")
             group_ids = frozenset(target_g)
 
+    # Adoption: a source takes the user over (ownership and its link in one write).
+    if change.owner_source_id is not UNSET and change.owner_source_id != profile.owner_source_id:
+        source = state.provisioning_sources.get(change.owner_source_id)
+        policy.check_adoption(
+            actor=actor, source=source, owner=owner, owner_provider=owner_provider,
+            owner_source_id=profile.owner_source_id, source_id=change.owner_source_id, link=change.link,
+            role_slugs=current.role_slugs, superuser=user.is_superuser, username=user.username,
+            break_glass=any(uid == user.pk for _, uid in state.break_glass))
+        plan.event(state, "user.adopted", "owner", policy.owner_label(owner, owner_provider),
+                   policy.owner_label(*source))
+        profile.source, profile.source_provider = source
+        profile.owner_source_id = change.owner_source_id
+        plan.profile_fields |= {"source", "source_provider", "owner_source"}
+        plan.changed.append("owner")
+
     # External identity link (a changed link is a copy; the loaded one stays as it was).
     if change.link is not None:
         link = change.link

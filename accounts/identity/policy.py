@@ -209,3 +209,29 @@ def check_group_membership_owner(actor: Actor, dgroups: Iterable[Any]) -> None:
                 f"Members of {dgroup.display_name} are managed by {owner_label(dgroup.source, dgroup.provider)}.",
                 field="groups",
             )
+
+
+def check_adoption(*, actor: Actor, source: tuple[str, str] | None, owner: str, owner_provider: str,
+                   owner_source_id: int | None, source_id: int, link: Any, role_slugs: Set[str],
+                   superuser: bool, break_glass: bool, username: str) -> None:
+    """A source may take over (adopt) an existing user: asked by an admin or the system (never by a
+    provider itself), with the source's own link, never a break-glass user, never a Customer Cloud
+    Admin, never a user another source owns (two sources never own one user: reported, not resolved).
+    ``source`` is the adopting source's (kind, slug), None if it does not exist."""
+    if actor.source in PROVIDER_SOURCES or actor.source == Source.SAML:
+        raise PolicyDenied("adoption_not_allowed", "Only an administrator can apply an adoption.")
+    if source is None:
+        raise PolicyDenied("source_not_found", "The provisioning source does not exist.")
+    if link is None or (link.source, link.provider) != source:
+        raise PolicyDenied("adoption_link_required", "An adoption needs the source's external id.",
+                           field="external_id")
+    if break_glass:
+        raise PolicyDenied("break_glass", f"{username} is a break-glass user and is never adopted.")
+    if superuser or CUSTOMER_CLOUD_ADMIN in role_slugs:
+        raise PolicyDenied("cloud_admin", f"{username} is a Customer Cloud Admin and is never adopted.")
+    other_owner = owner_source_id not in (None, source_id) or (
+        owner_source_id is None and owner in PROVIDER_SOURCES and (owner, owner_provider) != source)
+    if other_owner:
+        raise PolicyDenied("owned_by_other_source",
+                           f"{username} is managed by {owner_label(owner, owner_provider)}; "
+                           f"two sources never own one user.")

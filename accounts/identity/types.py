@@ -153,6 +153,10 @@ class IdentityChange:
     groups_remove: frozenset[int] = frozenset()
     match_link: ExternalLink | None = None
     link: ExternalLink | None = None
+    # Adoption: the ``provisioning.Source`` id that takes the user over (with ``link``, its external
+    # identity). Console and system actors only; never break-glass users, Customer Cloud Admins or
+    # users another source owns (``accounts.identity.policy.check_adoption``).
+    owner_source_id: Any = UNSET
     mode: str = Mode.CREATE_OR_UPDATE
     # Django admin access (is_staff + is_superuser). Only system actors (setup commands) may set it.
     django_admin: Any = UNSET
