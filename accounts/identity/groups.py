@@ -1,8 +1,11 @@
 """Directory groups (SCIM / LDAP): create, rename, delete. Memberships change through
-``IdentityChange.groups*`` in the planner, under the same ownership rule (``policy``).
+``IdentityChange.groups*`` in the planner (or ``memberships`` for big groups), under the same
+ownership rule (``policy``).
 
-A provider's group is its own: only that provider renames, deletes or changes its members.
-The backing ``auth.Group`` gets a bounded, unique name whatever the provider sends.
+A provider's group is its own: only that provider renames, deletes or changes its members; a group
+created by a provider records its provisioning source (``DirectoryGroup.owner_source``).
+The backing ``auth.Group`` gets a bounded, unique name whatever the provider sends, and keeps
+following the display name when the group is renamed (``group_rename``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from django.db import transaction
 
 from accounts.exceptions import ConflictError, ValidationFailed
 from accounts.identity.audit import build_event, save_events
+from accounts.identity.grants import origin_source_id
 from accounts.identity.policy import check_group_owner
 from accounts.identity.types import UNSET, Actor
 from accounts.models import DirectoryGroup
@@ -62,16 +66,24 @@ def group_create(*, actor: Actor, display_name: str, external_id: str = "") -> D
                                 field="externalId")
         group = Group.objects.create(name=backing_group_name(actor.source, actor.provider, display_name))
         dgroup = DirectoryGroup.objects.create(group=group, display_name=display_name, source=actor.source,
-                                               provider=actor.provider, external_id=external_id)
+                                               provider=actor.provider, external_id=external_id,
+                                               owner_source_id=origin_source_id(actor))
         save_events([build_event(actor=actor, action="group.created", target_type="group", target_id=dgroup.pk,
                                  target_label=display_name, new={"display_name": display_name,
                                                                   "external_id": external_id})])
     return dgroup
 
 
+def group_rename(*, actor: Actor, dgroup: DirectoryGroup, display_name: Any) -> bool:
+    """Rename a directory group (only its owning provider may): the display name (validated, at most
+    255 characters) and the backing ``auth.Group`` name (bounded, unique), audited with old and new
+    names. Returns whether anything changed; renaming to the current name is a no-op."""
+    return bool(group_update(actor=actor, dgroup=dgroup, display_name=display_name))
+
+
 def group_update(*, actor: Actor, dgroup: DirectoryGroup, display_name: Any = UNSET,
                  external_id: Any = UNSET) -> list[str]:
-    """Rename a directory group or change its external id."""
+    """Rename a directory group or change its external id (unique per provider: ``group_exists``)."""
     check_group_owner(actor, dgroup)
     if display_name is not UNSET:
         display_name = validate_display_name(display_name)
@@ -80,6 +92,14 @@ def group_update(*, actor: Actor, dgroup: DirectoryGroup, display_name: Any = UN
     changed = []
     events = []
     with transaction.atomic():
+        if external_id and external_id != dgroup.external_id and DirectoryGroup.objects.filter(
+                source=dgroup.source, provider=dgroup.provider, external_id=external_id).exclude(pk=dgroup.pk).exists():
+            raise ConflictError("group_exists", f"A group with external id {external_id!r} exists.",
+                                field="externalId")
+        if display_name is not UNSET and display_name != dgroup.display_name:
+            # The backing group's name follows (bounded and unique, whatever the new name).
+            Group.objects.filter(pk=dgroup.group_id).update(
+                name=backing_group_name(dgroup.source, dgroup.provider, display_name))
         for name, value in (("display_name", display_name), ("external_id", external_id)):
             if value is UNSET or value == getattr(dgroup, name):
                 continue
