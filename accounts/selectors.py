@@ -140,8 +140,8 @@ def audit_event_list(
 ) -> QuerySet[AuditEvent]:
     """Audit events, newest first, filtered."""
     qs = AuditEvent.objects.all()
-    if actor:
-        qs = qs.filter(actor_label__icontains=actor)
+    if actor:  # a username, or a job / provisioning run id (every event of that run)
+        qs = qs.filter(Q(actor_label__icontains=actor) | Q(job_id=actor))
     if action:
         qs = qs.filter(action__startswith=action)
     if target:
@@ -169,7 +169,8 @@ def sign_in_history(user: User, *, limit: int = 5) -> list[AuditEvent]:
 
 def audit_target_links(*, viewer: User, events) -> list[AuditEvent]:
     """The events, each with ``target_url``: the page of its user or org when the viewer may open it,
-    else ``None`` (shown as plain text: an Audit Log Viewer never follows a link into a 403 or 404)."""
+    else ``None`` (shown as plain text: an Audit Log Viewer never follows a link into a 403 or 404);
+    and ``run_url``: the provisioning run the event was written in (its ``job_id``), likewise."""
     from django.urls import reverse
 
     events = list(events)
@@ -185,7 +186,15 @@ def audit_target_links(*, viewer: User, events) -> list[AuditEvent]:
         if org_ids:
             orgs = set(Organization.objects.filter(access.org_filter("view_directory"), pk__in=org_ids)
                        .values_list("pk", flat=True))
+    runs: set[str] = set()
+    job_ids = {e.job_id for e in events if e.job_id}
+    if job_ids and access.has("manage_identity"):  # the run page needs it
+        from provisioning.models import ProvisioningRun
+
+        runs = set(ProvisioningRun.objects.filter(run_id__in=job_ids).values_list("run_id", flat=True))
     for e in events:
+        # Events written during a provisioning run link back to the run's journal.
+        e.run_url = reverse("provisioning:run_detail", args=[e.job_id]) if e.job_id in runs else None
         pk = int(e.target_id) if str(e.target_id).isdigit() else None
         e.target_url = None
         if e.target_type == "user" and pk in users:

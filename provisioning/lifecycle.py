@@ -25,7 +25,8 @@ from django.utils import timezone
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode, UserState
 from accounts.models import UserProfile
-from provisioning.models import Source, UserBlock
+from provisioning.journal import JournalRecorder, finish_run, run_actor, start_run
+from provisioning.models import JournalEntry, ProvisioningRun, Source, UserBlock
 
 
 def source_actor(source: Source, *, job_id: str = "") -> Actor:
@@ -141,17 +142,32 @@ def deactivate_due(*, now: datetime | None = None, limit: int = 5000) -> Lifecyc
         for _, user_id, source_id in due:
             by_source[source_id].append(user_id)
         sources = Source.objects.in_bulk([s for s in by_source if s is not None])
-        states = dict(UserProfile.objects.filter(user_id__in=[u for _, u, _ in due]).values_list("user_id", "state"))
+        rows = UserProfile.objects.filter(user_id__in=[u for _, u, _ in due]).values_list(
+            "user_id", "state", "user__username")
+        states, names = {}, {}
+        for user_id, state, username in rows:
+            states[user_id], names[user_id] = state, username
+        # A sweep with work to do is a run: its audit events carry the run id, its journal lists them.
+        run = start_run(kind=ProvisioningRun.Kind.LIFECYCLE, actor=Actor.system("deactivation sweep")) if due else None
+        recorder = JournalRecorder(run) if run else None
         for source_id, user_ids in by_source.items():
             actor = source_actor(sources[source_id]) if source_id in sources else Actor.system("deactivation sweep")
+            actor = run_actor(actor, run)
             wanted = [uid for uid in user_ids if states.get(uid) == UserState.BLOCKED]
             done = _apply_states(
                 [IdentityChange(user_id=uid, state=UserState.DEACTIVATED, mode=Mode.UPDATE) for uid in wanted],
                 actor, counts,
             )
             counts.deactivated += len(done)
+            for uid in sorted(done):
+                recorder.add(subject="state", user_id=uid, user_label=names.get(uid, ""), old=UserState.BLOCKED.value,
+                             new=UserState.DEACTIVATED.value, result=JournalEntry.Result.APPLIED,
+                             message="grace period over" if source_id in sources else "blocked by an admin")
         # The row stays (who blocked and why); only the pending deactivation is cleared.
         UserBlock.objects.filter(pk__in=[pk for pk, _, _ in due]).update(deactivate_after=None)
+        if run is not None:
+            recorder.flush()
+            finish_run(run, counts=counts.as_dict())
     return counts
 
 

@@ -26,7 +26,7 @@ from accounts.identity.types import Actor
 from accounts.models import UserProfile
 from provisioning.adoption import apply_adoption, plan_adoption
 from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
-from provisioning.journal import start_run
+from provisioning.journal import run_actor, start_run
 from provisioning.models import MappingRule, ProvisioningRun, Source
 from provisioning.preview import preview_rules
 from provisioning.resolve import role_catalogue
@@ -141,7 +141,7 @@ def source_reapply(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk)
     run = start_run(kind=ProvisioningRun.Kind.RULES_REAPPLY, actor=_actor(request), source=source,
                     dry_run=request.POST.get("dry_run") == "1")
-    record_event(actor=_actor(request), action="provisioning_rules_reapply_started", target_type="source",
+    record_event(actor=run_actor(_actor(request), run), action="provisioning_rules_reapply_started", target_type="source",
                  target_id=source.pk, target_label=source.name, new={"run": run.run_id, "dry_run": run.dry_run})
     transaction.on_commit(lambda: reapply_source_rules.delay(source.pk, run.run_id))
     return redirect("provisioning:run_detail", run_id=run.run_id)
@@ -165,7 +165,7 @@ def source_adopt(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("provisioning:source_adopt", pk=source.pk)
             actor = _actor(request)
             run = apply_adoption(source=source, candidates=candidates, actor=actor)
-            record_event(actor=actor, action="provisioning_adoption_applied", target_type="source",
+            record_event(actor=run_actor(actor, run), action="provisioning_adoption_applied", target_type="source",
                          target_id=source.pk, target_label=source.name, new={"run": run.run_id, **run.counts})
             messages.success(request, f"Adopted {run.counts['adopted']} user(s); see the journal for the others.")
             return redirect("provisioning:run_detail", run_id=run.run_id)
