@@ -33,7 +33,10 @@ from re import _parser as sre_parser  # type: ignore[attr-defined]
 from types import MappingProxyType
 from typing import Any
 
+import ldap.dn
+
 from accounts.exceptions import MappingError
+from provisioning import dn as _dn
 
 # Bounds that keep one rule from costing more than a few microseconds per user.
 MAX_PATTERN_LENGTH = 200
@@ -68,62 +71,39 @@ class OrgMode(StrEnum):
 # Normalisation
 
 
-def _split_unescaped(text: str, separator: str, limit: int = -1) -> list[str]:
-    """Split on ``separator`` where it is not escaped with a backslash (RFC 4514)."""
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            current.append(char)
-            escaped = True
-        elif char == separator and limit != 0:
-            parts.append("".join(current))
-            current = []
-            limit -= 1
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
 def normalize_dn(dn: str) -> str:
-    """A DN in one canonical spelling: RDNs trimmed, types and values case-folded, no blanks
-    around ``,`` and ``=``; escaped commas stay escaped. ``""`` for an empty DN."""
-    rdns = []
-    for rdn in _split_unescaped(dn.strip(), ","):
-        pair = _split_unescaped(rdn, "=", 1)
-        if len(pair) == 2:
-            rdns.append(f"{pair[0].strip().casefold()}={pair[1].strip().casefold()}")
-        else:
-            rdns.append(rdn.strip().casefold())
-    return ",".join(rdns) if dn.strip() else ""
+    """The DN in the one canonical spelling of ``provisioning.dn`` (python-ldap's, with its fast path),
+    so rules, SCIM and LDAP agree on what names the same entry; ``""`` for an empty DN.
+    ``MappingError('invalid_dn')`` for text that is not a DN."""
+    return _dn.normalize_dn(dn) if dn.strip() else ""
 
 
 def is_valid_dn(dn: str) -> bool:
-    """Every RDN is ``type=value`` with a non-empty type and value."""
-    if not dn.strip():
+    """A DN a "DN under" rule can use: valid for LDAP (``provisioning.dn``) with no empty RDN value
+    (``ou=,dc=x`` parses, but as a rule it is a typo)."""
+    if not _dn.is_valid_dn(dn):
         return False
-    for rdn in _split_unescaped(dn.strip(), ","):
-        pair = _split_unescaped(rdn, "=", 1)
-        if len(pair) != 2 or not pair[0].strip() or not pair[1].strip():
-            return False
-    return True
+    return all(value for rdn in ldap.dn.str2dn(dn) for _, value, _ in rdn)
 
 
 def normalize_group(name: str) -> str:
-    """A group reference as compared: a DN canonically, any other name or id case-folded."""
+    """A group reference as compared: a DN canonically, any other name or id case-folded (a name
+    with an "=" that is not a DN, such as ``Team=Sales+``, is a name)."""
     name = name.strip()
-    return normalize_dn(name) if "=" in name else name.casefold()
+    if "=" in name:
+        try:
+            return normalize_dn(name)
+        except MappingError:
+            pass
+    return name.casefold()
 
 
 def _canonical(text: str) -> bool:
-    """Cheap test that a name or DN is already in ``normalize_dn`` / ``normalize_group`` form."""
+    """Cheap test that a name or DN is already in ``normalize_dn`` / ``normalize_group`` form. Escaped
+    DNs (a backslash) never pass, so they always go through the parser (older records kept escapes
+    as written; the canonical spelling may differ)."""
     return (text == text.casefold() and text == text.strip() and ", " not in text and " ," not in text
-            and "= " not in text and " =" not in text)
+            and "= " not in text and " =" not in text and "\\" not in text)
 
 
 def _as_text(value: Any) -> str:

@@ -157,10 +157,30 @@ def test_record_from_json_accepts_true_and_none():
 def test_normalize_dn_keeps_escaped_commas_and_trims():
     assert normalize_dn(r"CN=Smith\, John , OU = Staff,DC=Ex") == r"cn=smith\, john,ou=staff,dc=ex"
     assert normalize_dn("  ") == ""
-    assert normalize_dn("Staff") == "staff"
+    assert normalize_dn("") == ""
     assert normalize_dn(r"cn=a\=b,dc=x") == r"cn=a\=b,dc=x"
     assert normalize_dn(r"cn=a\\,dc=x") == r"cn=a\\,dc=x"
-    assert normalize_dn("cn=x=y") == "cn=x=y"
+    assert normalize_dn("cn=x=y") == r"cn=x\=y"  # the canonical spelling escapes a second "="
+    with pytest.raises(MappingError) as info:
+        normalize_dn("Staff")
+    assert (info.value.code, info.value.field) == ("invalid_dn", "dn")
+
+
+def test_one_dn_normaliser_for_rules_scim_and_ldap():
+    """The rules use provisioning.dn's canonical spelling: hex escapes, case and blanks fold alike."""
+    from provisioning import dn as ldap_dn
+
+    for dn in (r"CN=Smith\2C John, OU=Sales,DC=Corp", r"cn=Smith\, John,ou=sales,dc=corp", "OU = Staff , DC = Ex"):
+        assert normalize_dn(dn) == ldap_dn.normalize_dn(dn)
+    assert normalize_dn(r"CN=Smith\2C John, OU=Sales,DC=Corp") == r"cn=smith\, john,ou=sales,dc=corp"
+    rec = record(groups=[r"CN=Helpdesk\2C EMEA,OU=Groups,DC=Corp"], dn=r"CN=Smith\2C John,OU=Sales,DC=Corp")
+    assert rec.dn == r"cn=smith\, john,ou=sales,dc=corp"
+    assert Condition(ConditionKind.DN_UNDER, value="ou=SALES, dc=corp").matches(rec)
+    assert Condition(ConditionKind.MEMBER_OF_GROUP, value=r"cn=helpdesk\, emea,ou=groups,dc=corp").matches(rec)
+    # A stored record written with an escape spelled differently is re-normalised, not taken as is.
+    stored = SourceRecord.from_json({"attributes": {}, "groups": [r"cn=helpdesk\2c emea,ou=groups,dc=corp"],
+                                     "dn": r"cn=smith\2c john,ou=sales,dc=corp", "active": None})
+    assert stored == rec
 
 
 def test_is_valid_dn():
@@ -178,6 +198,10 @@ def test_is_valid_dn():
 def test_normalize_group():
     assert normalize_group(" Engineering ") == "engineering"
     assert normalize_group("CN=Eng, DC=X") == "cn=eng,dc=x"
+    # A name with "=" that is not a DN is a plain name, not an error.
+    assert normalize_group(" Team=Sales+ ") == "team=sales+"
+    assert normalize_group("=Admins") == "=admins"
+    assert record(groups=["Team=Sales+"]).groups == frozenset({"team=sales+"})
 
 
 # ---------------------------------------------------------------- conditions
@@ -225,8 +249,13 @@ def test_dn_under():
 
 
 def test_dn_under_requires_a_whole_rdn():
-    # "ou=eng,dc=x" is not under "g,dc=x"
-    assert not under("g,dc=x").matches(record(dn="ou=eng,dc=x"))
+    # "ou=eng,dc=x" is not under "u=eng,dc=x" (a string suffix, not a whole RDN)
+    assert not under("u=eng,dc=x").matches(record(dn="ou=eng,dc=x"))
+    assert under("eng=x,ou=eng,dc=x").matches(record(dn="cn=a,eng=x,ou=eng,dc=x"))
+    # A base that is not a DN (a rule that skipped validation) is a coded error, not a false match.
+    with pytest.raises(MappingError) as info:
+        under("g,dc=x").matches(record(dn="ou=eng,dc=x"))
+    assert info.value.code == "invalid_dn"
 
 
 def test_unknown_condition_kind_is_a_coded_error():
@@ -668,7 +697,7 @@ def test_error_codes_fields_and_messages(call, expected):
 def test_dn_edge_cases():
     assert not is_valid_dn(",dc=x")  # a leading separator is an empty RDN
     assert is_valid_dn("cn=a=b,dc=x")  # only the first "=" separates type and value
-    assert normalize_dn("CN = A = B") == "cn=a = b"
+    assert normalize_dn("CN = A = B") == r"cn=a \= b"
     assert normalize_group("Sales, EMEA") == "sales, emea"  # not a DN: commas stay as written
     assert record(attributes={"x": b"\xff"}).values("x") == ("\ufffd",)
 
