@@ -184,31 +184,29 @@ class BatchState:
         return frozenset(model.objects.values_list("identityprovider_id", "user_id"))
 
     @cached_property
-    def org_mapping_sources(self) -> frozenset[tuple[str, str]]:
-        """(kind, slug) of every provisioning source whose rules place users in organizations
-        (org mode "attribute" or "rules"): only they own their users' org. Loaded when needed."""
+    def _source_rows(self) -> list[tuple[int, str, str, str]]:
+        """Every provisioning source as (id, kind, slug, org mode): a handful of rows, loaded once
+        per batch when a change needs them."""
         from provisioning.models import Source as ProvisioningSource
 
-        return frozenset(ProvisioningSource.objects.filter(org_mode__in=ProvisioningSource.ORG_MAPPING_MODES)
-                         .values_list("kind", "slug"))
-
-    def source_owns_org(self, owner: str, owner_provider: str) -> bool:
-        """Does the provider owning a user (by its kind and slug) decide the user's org? A provider
-        without a provisioning source row (older data) counts as owning it."""
-        if owner not in ("scim", "ldap"):
-            return False
-        from provisioning.models import Source as ProvisioningSource
-
-        if (owner, owner_provider) in self.org_mapping_sources:
-            return True
-        return not ProvisioningSource.objects.filter(kind=owner, slug=owner_provider).exists()
+        return list(ProvisioningSource.objects.values_list("pk", "kind", "slug", "org_mode"))
 
     @cached_property
     def provisioning_sources(self) -> dict[int, tuple[str, str]]:
-        """Every provisioning source's (kind, slug) by id (a handful of rows), loaded when needed."""
+        """Every provisioning source's (kind, slug) by id."""
+        return {pk: (kind, slug) for pk, kind, slug, _ in self._source_rows}
+
+    def source_owns_org(self, owner: str, owner_provider: str) -> bool:
+        """Does the provider owning a user (by its kind and slug) decide the user's org? Only a source
+        whose rules place users (org mode "attribute" or "rules") does; a provider without a
+        provisioning source row (older data) counts as owning it."""
         from provisioning.models import Source as ProvisioningSource
 
-        return {pk: (kind, slug) for pk, kind, slug in ProvisioningSource.objects.values_list("pk", "kind", "slug")}
+        if owner not in ("scim", "ldap"):
+            return False
+        modes = {(kind, slug): mode for _, kind, slug, mode in self._source_rows}
+        mode = modes.get((owner, owner_provider))
+        return mode is None or mode in ProvisioningSource.ORG_MAPPING_MODES
 
     @cached_property
     def grant_rows(self) -> dict[int, frozenset[tuple[str, int | None]]]:

@@ -406,14 +406,20 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             # A source takes away only what nothing else grants: a role also granted by hand or by
             # another source stays, and only this source's grant row goes.
             held_by_others = state.grants_by_others(user.pk)
+            released = _resolve_roles(change.grants_release, state) & current.role_slugs
+            # Nothing else holds it any more (the other grant went since the source planned): it goes.
+            orphaned = released - held_by_others - added
+            removed |= orphaned
+            target -= orphaned
             kept = removed & held_by_others
             removed -= kept
             target |= kept
-            plan.released_roles = frozenset(kept | (_resolve_roles(change.grants_release, state) & current.role_slugs))
+            plan.released_roles = frozenset(kept | (released - orphaned))
         if actor.source not in policy.PROVIDER_SOURCES and change.roles_add:
             # Granting by hand a role the user holds only through a source: a manual grant row, so
             # the role outlives the source's grant (judged like a new grant, audited).
-            pinned = (_resolve_roles(change.roles_add, state) & current.role_slugs) - state.manual_grants(user.pk)
+            pinned = _resolve_roles(change.roles_add, state) & current.role_slugs
+            pinned = pinned - state.manual_grants(user.pk) if pinned else pinned
             if pinned:
                 policy.check_self_role_change(actor, is_self=is_self)
                 policy.check_roles_assignable(state.access, [state.roles.by_slug[s] for s in sorted(pinned)],

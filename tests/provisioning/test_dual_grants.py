@@ -133,3 +133,30 @@ def test_service_refuses_a_provider_removing_a_role_another_grant_holds(source_f
                                                 roles_remove=frozenset({"console-user"})), actor=admin_actor)
     assert roles_of(ann) == set()
     assert grants(ann) == set()
+
+
+def test_release_of_a_role_nothing_else_holds_any_more_removes_it(source_factory, linked_user, admin_actor):
+    """The preview planned a release (a manual grant existed); an admin removed the manual grant
+    meanwhile: when the source's change arrives, nothing holds the role, so it goes."""
+    source = source_factory("Okta")
+    ann = linked_user(source, "ann", roles=["console-user"])
+    apply_identity_change(change=IdentityChange(user_id=ann.pk, mode=Mode.UPDATE,
+                                                roles_add=frozenset({"help-desk"})), actor=provider_actor(source))
+    result = apply_identity_change(change=IdentityChange(user_id=ann.pk, mode=Mode.UPDATE,
+                                                         grants_release=frozenset({"help-desk"})),
+                                   actor=provider_actor(source))
+    assert (result.status, result.changed_fields) == ("updated", ["roles"])
+    assert roles_of(ann) == {"console-user"}
+    assert grants(ann) == {("console-user", None)}
+    # A release of a role another grant holds leaves the role and writes no audit event.
+    events = AuditEvent.objects.count()
+    apply_identity_change(change=IdentityChange(user_id=ann.pk, mode=Mode.UPDATE, roles_add=frozenset({"console-user"})),
+                          actor=provider_actor(source))
+    assert grants(ann) == {("console-user", None), ("console-user", source.slug)}
+    result = apply_identity_change(change=IdentityChange(user_id=ann.pk, mode=Mode.UPDATE,
+                                                         grants_release=frozenset({"console-user"})),
+                                   actor=provider_actor(source))
+    assert result.status == "unchanged"
+    assert roles_of(ann) == {"console-user"}
+    assert grants(ann) == {("console-user", None)}
+    assert AuditEvent.objects.count() == events
