@@ -88,7 +88,9 @@ def main() -> int:
         user_ids = dict(ExternalIdentity.objects.filter(provider=source.slug).values_list("external_id", "user_id"))
         grants = [RoleGrant(user_id=user_ids[f"ext-{i}"], role_id=role_ids[slug], source=source)
                   for i in range(args.rows) for slug in roles_for(i)]
-        RoleGrant.objects.bulk_create(grants, batch_size=5000)
+        # The identity service's writer already records the source's grant rows; this only fills
+        # any gap (ignore_conflicts), so the state is "as the rules give" either way.
+        RoleGrant.objects.bulk_create(grants, batch_size=5000, ignore_conflicts=True)
         del grants
     setup_wall = time.perf_counter() - t0
     print(f"set-up: {created} users in {setup_wall:.1f} s", flush=True)

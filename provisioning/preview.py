@@ -93,7 +93,9 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
     ruleset = RuleSet.of(rules)
     evaluator = _Evaluator(ruleset, org_policy, role_catalogue(), OrgIndex())
     evaluator.records = records or {}
-    role_by_group = {r.group_id: r.slug for r in Role.objects.only("slug", "group_id")}
+    role_by_group, role_by_id = {}, {}
+    for role_id, group_id, slug in Role.objects.values_list("pk", "group_id", "slug"):
+        role_by_group[group_id], role_by_id[role_id] = slug, slug
     selected = source_links(source) if user_ids is None else source_links(source).filter(user_id__in=list(user_ids))
     links = (selected.order_by("user_id")
              .values_list("user_id", "raw", "user__username", "user__profile__org_id", "user__profile__state")
@@ -107,9 +109,9 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
             held[user_id].add(role_by_group[group_id])
         granted: dict[int, set[str]] = defaultdict(set)  # by this source
         by_others: dict[int, set[str]] = defaultdict(set)  # by hand or by another source
-        for user_id, slug, source_id in RoleGrant.objects.filter(**in_range).values_list(
-                "user_id", "role__slug", "source_id"):
-            (granted if source_id == source.pk else by_others)[user_id].add(slug)
+        for user_id, role_id, source_id in RoleGrant.objects.filter(**in_range).values_list(
+                "user_id", "role_id", "source_id"):  # no join: role ids map to slugs here
+            (granted if source_id == source.pk else by_others)[user_id].add(role_by_id[role_id])
         blocked_by_source = set(UserBlock.objects.filter(**in_range, source=source).values_list("user_id", flat=True))
         for user_id, raw, username, org_id, state in chunk:
             yield evaluator.diff(user_id, raw, username or "", org_id, state, held.get(user_id, set()),
@@ -173,7 +175,7 @@ class _Evaluator:
         inactive = not outcome.active and state in (UserState.ACTIVE, UserState.INVITED)
         reactivate = outcome.active and state != UserState.ACTIVE and blocked_by_source
         if not (org_after or gain or lose or grants_add or grants_release or inactive or reactivate):
-            return _UNCHANGED
+            return UNCHANGED
         return UserDiff(
             user_id, username,
             org_before=self._name(org_id) if org_after else "",
@@ -185,7 +187,7 @@ class _Evaluator:
 
 # A shared "nothing to do" value: most users of a re-application change nothing, and one object
 # for all of them keeps a 100k-user run from allocating 100k diffs.
-_UNCHANGED = UserDiff(0, "")
+UNCHANGED = UserDiff(0, "")
 
 
 def preview_rules(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy, sample_size: int = 20) -> Preview:
@@ -196,7 +198,7 @@ def preview_rules(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolic
         if diff is None:
             preview.without_record += 1
             continue
-        if diff is _UNCHANGED:
+        if diff is UNCHANGED:
             continue
         for kind in diff.kinds():
             preview.counts[kind] += 1

@@ -24,7 +24,7 @@ from accounts.models import Organization
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, run_actor, start_run
 from provisioning.lifecycle import source_actor, source_says_active, source_says_inactive
 from provisioning.models import JournalEntry, ProvisioningRun, Source
-from provisioning.preview import UserDiff, user_diffs
+from provisioning.preview import UNCHANGED, UserDiff, user_diffs
 from provisioning.resolve import source_links
 
 BATCH = 1000
@@ -126,7 +126,7 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
             counts["errors"] += 1
             recorder.add(subject="record", user_id=diff.user_id, user_label=diff.username, code=diff.error,
                          result=JournalEntry.Result.REFUSED, message="The stored source data cannot be evaluated.")
-        elif diff is None or not (diff.kinds() or diff.grants_add or diff.grants_release):
+        elif diff is None or diff is UNCHANGED or not (diff.kinds() or diff.grants_add or diff.grants_release):
             counts["unchanged"] += 1
         else:
             pending.append(diff)
