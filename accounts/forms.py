@@ -142,9 +142,14 @@ class UserEditForm(forms.Form):
     first_name = forms.CharField(label="First name", max_length=150, required=False)
     last_name = forms.CharField(label="Last name", max_length=150, required=False)
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    # The values this page showed (JSON), so a save changes only what the admin edited (changes_since_loaded).
+    loaded = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    EDITABLE = ("username", "email", "first_name", "last_name", "notes")
 
     def __init__(self, *args, can_rename: bool = True, can_change_sign_in: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["loaded"].initial = encode_loaded(self.initial)
         if not can_rename:
             # Profile-only editors (User Modify) may not change usernames; the service refuses it too.
             self.fields["username"].disabled = True
@@ -158,7 +163,56 @@ class UserEditForm(forms.Form):
 
     def changed_values(self) -> dict:
         """Only the fields that changed: untouched fields must not reach the service (provider-owned users)."""
-        return {name: self.cleaned_data[name] for name in self.changed_data if name in self.cleaned_data}
+        return {name: self.cleaned_data[name] for name in self.changed_data
+                if name in self.cleaned_data and name in self.EDITABLE}
+
+    def changes_since_loaded(self, current: dict) -> tuple[dict, list[str]]:
+        """``(changes, conflicts)`` of a valid form against the user's ``current`` values.
+
+        The page carries the values it showed (``loaded``). A field the admin left as shown is not
+        sent, so a stale page never undoes another admin's change; a field the admin edited that
+        someone else changed meanwhile is a conflict (not written). Without ``loaded`` (an old page
+        or an API client) every field that differs from ``current`` is a change."""
+        loaded = _decode_loaded(self.cleaned_data.get("loaded"))
+        if loaded is None:
+            return self.changed_values(), []
+        changes: dict = {}
+        conflicts: list[str] = []
+        for name in self.EDITABLE:
+            if name not in self.cleaned_data or self.fields[name].disabled:
+                continue
+            new, shown, now = (_comparable(v) for v in (self.cleaned_data[name], loaded.get(name), current.get(name)))
+            if new == shown or new == now:
+                continue  # left as shown, or already what the admin wants
+            if now != shown:
+                conflicts.append(name)
+            else:
+                changes[name] = self.cleaned_data[name]
+        return changes, conflicts
+
+
+def _comparable(value) -> str:
+    # Browsers send textarea line breaks as CRLF; CharField strips the ends.
+    return str(value or "").replace("\r\n", "\n").strip()
+
+
+def _decode_loaded(raw: str | None) -> dict | None:
+    import json
+
+    if not raw:
+        return None
+    try:
+        loaded = json.loads(raw)
+    except ValueError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def encode_loaded(values: dict) -> str:
+    """The ``loaded`` value of a ``UserEditForm`` showing ``values``."""
+    import json
+
+    return json.dumps({name: values.get(name, "") for name in UserEditForm.EDITABLE}, sort_keys=True)
 
 
 class UserMoveForm(forms.Form):

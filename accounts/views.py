@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordChangeForm
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -39,6 +39,7 @@ from accounts.forms import (
     UserMoveForm,
     UserRolesForm,
     add_identity_error,
+    encode_loaded,
 )
 from accounts.identity import orgs as org_service
 from accounts.identity.privilege import changeable_user_ids, check_may_change_user, may_change_user
@@ -324,7 +325,21 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = UserEditForm(request.POST or None, initial=initial, can_rename=can_manage,
                         can_change_sign_in=may_change_user(request.user, user))
     if request.method == "POST" and form.is_valid():
-        changes = form.changed_values()
+        changes, conflicts = form.changes_since_loaded(initial)
+        if conflicts:
+            # Show the current values as the new baseline: saving again replaces them knowingly.
+            data = request.POST.copy()
+            data["loaded"] = encode_loaded(initial)
+            form = UserEditForm(data, initial=initial, can_rename=can_manage,
+                                can_change_sign_in=may_change_user(request.user, user))
+            form.is_valid()
+            for name in conflicts:
+                form.add_error(name, ValidationError(
+                    "Someone else changed this since you opened the page (now: %(now)s). "
+                    "Save again to replace it with your value.",
+                    code="changed_meanwhile", params={"now": initial[name] or "empty"}))
+            return render(request, "accounts/user_form.html", {"form": form, "subject": user,
+                                                                "title": f"Edit {user.username}"}, status=409)
         try:
             if changes:
                 console_actions.user_update(actor=_actor(request), user=user, **changes)

@@ -109,6 +109,11 @@ def outbox(request: HttpRequest) -> HttpResponse:
 def outbox_message(request: HttpRequest, pk: int) -> HttpResponse:
     from django.shortcuts import get_object_or_404, render
 
+    from accounts.credentials.service import redact_credential_links
+    from accounts.identity.types import Actor
     from ops.models import OutboxMessage
 
-    return render(request, "ops/outbox_message.html", {"message": get_object_or_404(OutboxMessage, pk=pk)})
+    message = get_object_or_404(OutboxMessage, pk=pk)
+    # Reset and invitation links show only to an admin who may change that user's credentials.
+    body = redact_credential_links(message.body, viewer=Actor.for_user(request.user, request=request))
+    return render(request, "ops/outbox_message.html", {"message": message, "body": body})

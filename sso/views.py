@@ -559,10 +559,11 @@ class SignInView(View):
         user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is None:
             throttle.failure()
-            from accounts.credentials.views import invitation_hint
+            from accounts.credentials.views import SIGN_IN_FAILED
 
-            # An invited user has no password yet: point them to their invitation.
-            error = invitation_hint(username) or "The username or password is not correct."
+            # The same answer for every failure (unknown, wrong password, invited without a password):
+            # it names the invitation for those who have one without telling anyone who they are.
+            error = SIGN_IN_FAILED
             return render(request, self.template_name, {"step": "password", "username": username,
                                                         "next": next_path, "error": error}, status=400)
         from accounts.access import Access

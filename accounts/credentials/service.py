@@ -10,6 +10,7 @@ service whether the actor may change this user's password, as a dry run: one rul
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 import uuid
@@ -26,7 +27,7 @@ from django.utils import timezone
 from accounts import console_actions as services
 from accounts.credentials.models import Invitation, RecoveryCode, RequiredAction, SignInLock
 from accounts.credentials.tokens import encode_uid, invitation_tokens, reset_tokens
-from accounts.exceptions import PolicyDenied, ValidationFailed
+from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode, UserState
@@ -138,25 +139,54 @@ class ForgotResult:
     throttled: bool = False
 
 
-def _forgot_throttled(identifier: str, ip: str | None) -> bool:
-    """At most ``IDM_PASSWORD_RESET_MAX_REQUESTS`` (5) per identifier and 20 per address per hour."""
+FORGOT_SUMMARY_EVERY = 100  # refused requests per audit event once a reset throttle holds
+
+
+def _forgot_throttled(identifier: str, ip: str | None) -> str | None:
+    """At most ``IDM_PASSWORD_RESET_MAX_REQUESTS`` (5) per identifier and 20 per address per hour.
+
+    Returns which limit refuses this request (``"address"`` before ``"identifier"``), else ``None``."""
     from django.core.cache import caches
 
     cache = caches["security"]
     limit = int(getattr(settings, "IDM_PASSWORD_RESET_MAX_REQUESTS", 5))
-    keys = [(f"forgot:id:{hashlib.sha256(identifier.lower().encode()).hexdigest()}", limit)]
+    keys = []
     if ip:
-        keys.append((f"forgot:ip:{hashlib.sha256(ip.encode()).hexdigest()}", limit * 4))
-    over = False
-    for key, cap in keys:
+        keys.append(("address", f"forgot:ip:{_digest(ip)}", limit * 4))
+    keys.append(("identifier", f"forgot:id:{_digest(identifier.lower())}", limit))
+    over = None
+    for name, key, cap in keys:
         if not cache.add(key, 1, timeout=3600):
             try:
                 count = cache.incr(key)
             except ValueError:
                 cache.add(key, 1, timeout=3600)
                 count = 1
-            over = over or count > cap
+            if count > cap and over is None:
+                over = name
     return over
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _forgot_refusal_due(client: str) -> int | None:
+    """Count one refused request of ``client`` (its address, else the identifier); the running count
+    when an audit event is due (the first refusal, then every ``FORGOT_SUMMARY_EVERY``), else
+    ``None`` — anonymous traffic must not grow the audit log one row per request."""
+    from django.core.cache import caches
+
+    cache = caches["security"]
+    key = f"forgot:refused:{_digest(client)}"
+    if cache.add(key, 1, timeout=3600):
+        return 1
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        cache.add(key, 1, timeout=3600)
+        return 1
+    return count if count % FORGOT_SUMMARY_EVERY == 0 else None
 
 
 def request_password_reset(*, identifier: str, request, base_url: str) -> ForgotResult:
@@ -169,9 +199,12 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
     identifier = identifier.strip()[:254].replace("\x00", "")
     actor = Actor(label=identifier or "(empty)", type="anonymous", request_id=getattr(request, "request_id", ""),
                   ip=getattr(request, "client_ip", None))
-    if _forgot_throttled(identifier, actor.ip):
-        record_event(actor=actor, action="auth.password_reset_throttled", target_type="user",
-                     target_label=identifier[:150])
+    limit = _forgot_throttled(identifier, actor.ip)
+    if limit is not None:
+        refused = _forgot_refusal_due(actor.ip or identifier.lower())
+        if refused is not None:
+            record_event(actor=actor, action="auth.password_reset_throttled", target_type="user",
+                         target_label=identifier[:150], new={"refused_requests": refused, "limit": limit})
         return ForgotResult(sent=0, throttled=True)
     field = "email__iexact" if "@" in identifier else "username__iexact"
     users = list(User.objects.select_related("profile__org").filter(**{field: identifier}).exclude(email="")[:5])
@@ -197,11 +230,30 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
     return ForgotResult(sent=sent)
 
 
-def set_password_from_link(*, user: User, password: str, request, kind: str) -> None:
+def link_is_valid(user: User | None, token: str, kind: str) -> bool:
+    """Whether ``token`` is a live reset link (``kind="reset"``) or invitation (``"invitation"``) of ``user``.
+
+    A reset link is void once the password changes and never works for users of an SSO org; an
+    invitation is void once accepted (its ``Invitation`` row goes)."""
+    if user is None or not user.is_active:
+        return False
+    if kind == "invitation":
+        return is_waiting_for_invitation(user) and invitation_tokens.check_token(user, token)
+    return reset_tokens.check_token(user, token) and sso_provider_name(user) is None
+
+
+def set_password_from_link(*, user: User, password: str, request, kind: str, token: str) -> None:
     """The user sets a password from a reset link or an invitation (as themselves, so the validators
-    and the history rule apply); it satisfies a required password change and ends other sessions."""
-    actor = Actor.for_user(user, request=request)
+    and the history rule apply); it satisfies a required password change and ends other sessions.
+
+    The link is checked again on the locked user row, so two requests sending the same link at the
+    same moment set one password: the second finds the link used (``IdentityError("link_used")``)."""
     with transaction.atomic():
+        user = User.objects.select_for_update(of=("self",)).select_related("profile").get(pk=user.pk)
+        if not link_is_valid(user, token, kind):
+            raise IdentityError("link_used", "This link has already been used or has expired. "
+                                "Ask for a new one.")
+        actor = Actor.for_user(user, request=request)
         services.user_set_password(actor=actor, user=user, password=password)
         RequiredAction.objects.filter(user=user, kind=Kind.CHANGE_PASSWORD).delete()
         if kind == "invitation":
@@ -211,6 +263,38 @@ def set_password_from_link(*, user: User, password: str, request, kind: str) -> 
     session = getattr(request, "session", None)
     end_sessions(user=user, actor=actor, reason=f"password set from {'an invitation' if kind == 'invitation' else 'a reset link'}",
                  keep_session_key=getattr(session, "session_key", None))
+
+
+# Set-password links (reset and invitation) as they appear in mail: scheme and host optional.
+_CREDENTIAL_LINK = re.compile(
+    r"(?:https?://[^\s/]+)?/(?:sign-in/reset|invitation)/(?P<uid>[A-Za-z0-9_-]+)/[A-Za-z0-9_-]+/?")
+HIDDEN_LINK = "[set-password link hidden: you may not change this user's credentials]"
+
+
+def redact_credential_links(text: str, *, viewer: Actor) -> str:
+    """``text`` with each reset or invitation link replaced unless ``viewer`` may change the
+    credentials of the user it is for (the privilege rule: a link is a password change waiting to
+    happen). The Outbox shows mail through this, so reading mail never outranks the rule."""
+    from accounts.credentials.tokens import decode_uid
+
+    allowed: dict[str, bool] = {}
+
+    def replace(match: re.Match) -> str:
+        uid = match.group("uid")
+        if uid not in allowed:
+            pk = decode_uid(uid)
+            user = User.objects.select_related("profile").filter(pk=pk).first() if pk is not None else None
+            try:
+                if user is None or viewer.user is None:
+                    raise PolicyDenied("unknown_user", "no such user")
+                if viewer.user.pk != user.pk:
+                    check_may_change(actor=viewer, user=user)
+                allowed[uid] = True
+            except IdentityError:
+                allowed[uid] = False
+        return match.group(0) if allowed[uid] else HIDDEN_LINK
+
+    return _CREDENTIAL_LINK.sub(replace, text)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from accounts.access import Access
 from accounts.credentials import service
 from accounts.credentials.middleware import NEXT_KEY, RECOVERY_CODES_KEY, REQUIRED_KEY
 from accounts.credentials.models import RequiredAction
-from accounts.credentials.tokens import decode_uid, invitation_tokens, reset_tokens
+from accounts.credentials.tokens import decode_uid, reset_tokens
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
@@ -183,14 +183,9 @@ def lock_message(until) -> str:
             f"(at {until:%H:%M} UTC), or ask an administrator to unlock your account.")
 
 
-def invitation_hint(username: str) -> str | None:
-    """For an invited user without a password: sign in by accepting the invitation."""
-    user = None if "\x00" in username else (
-        User.objects.select_related("profile").filter(username__iexact=username).first())
-    if service.is_waiting_for_invitation(user):
-        return ("You have not set a password yet. Use the link in your invitation email, or ask your "
-                "administrator to send a new invitation.")
-    return None
+SIGN_IN_FAILED = ("The username or password is not correct. Invited and no password yet? "
+                  "Use the link in your invitation email, or ask your administrator to send a new one.")
+"""The password step's one answer to every failure, so it does not reveal who exists or is invited."""
 
 
 
@@ -229,13 +224,7 @@ class NewPasswordForm(forms.Form):
 def _link_user(uidb64: str, token: str, kind: str) -> User | None:
     uid = decode_uid(uidb64)
     user = User.objects.select_related("profile").filter(pk=uid).first() if uid is not None else None
-    if user is None or not user.is_active:
-        return None
-    if kind == "invitation":
-        ok = service.is_waiting_for_invitation(user) and invitation_tokens.check_token(user, token)
-    else:
-        ok = reset_tokens.check_token(user, token) and service.sso_provider_name(user) is None
-    return user if ok else None
+    return user if service.link_is_valid(user, token, kind) else None
 
 
 def _set_password_page(request: HttpRequest, uidb64: str, token: str, kind: str) -> HttpResponse:
@@ -247,8 +236,10 @@ def _set_password_page(request: HttpRequest, uidb64: str, token: str, kind: str)
     if request.method == "POST" and form.is_valid():
         try:
             service.set_password_from_link(user=user, password=form.cleaned_data["password1"], request=request,
-                                           kind=kind)
+                                           kind=kind, token=token)
         except IdentityError as exc:
+            if exc.code == "link_used":  # another request used the link first
+                return render(request, "credentials/set_password.html", context | {"invalid": True}, status=400)
             form.add_error("password1", forms.ValidationError(exc.message, code=exc.code))
         else:
             return render(request, "credentials/set_password.html", context | {"done": True})
