@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.exceptions import PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
-from accounts.identity.orgs import check_password_admins_kept, password_sign_in_admins
+from accounts.identity.orgs import check_password_admins_kept, locked_password_sign_in_admins
 from accounts.identity.privilege import check_may_change_user
 from accounts.identity.types import Actor
 from sso import keys
@@ -160,7 +160,7 @@ def break_glass_set(*, actor: Actor, provider: IdentityProvider, users: list) ->
         return
     for user in sorted(old ^ new, key=lambda u: u.username):
         check_may_change_user(actor, user)
-    password_admins_before = password_sign_in_admins()
+    password_admins_before = locked_password_sign_in_admins()
     provider.break_glass_users.set(new)
     # Removing the last break-glass Cloud Admin of an SSO org would lock every admin out (issue 7 §2).
     check_password_admins_kept(password_admins_before, provider=provider, field="break_glass_users")

@@ -3,8 +3,8 @@ recovery codes and unlocks. Each is audited.
 
 Passwords are set only through ``accounts.identity`` (``services.user_set_password``), so its
 policy guards apply (scope, the privilege rule, provider ownership) and it keeps the history.
-Writes that are not identity changes (a link sent, a required action set) first ask the identity
-service whether the actor may change this user's password, as a dry run: one rule, one place.
+Writes that are not identity changes (a link sent, a required action set) first pass the same
+scope and privilege guards (``privilege.check_may_change_credentials``): one rule, one place.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from accounts.credentials.models import Invitation, RecoveryCode, RequiredAction
 from accounts.credentials.tokens import encode_uid, invitation_tokens, reset_tokens
 from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
-from accounts.identity.service import apply_identity_changes
-from accounts.identity.types import Actor, IdentityChange, Mode, UserState
+from accounts.identity.privilege import check_may_change_credentials
+from accounts.identity.types import Actor, UserState
 
 Kind = RequiredAction.Kind
 
@@ -53,15 +53,10 @@ def sso_provider_name(user: User) -> str | None:
 
 
 def check_may_change(*, actor: Actor, user: User) -> None:
-    """Raise ``IdentityError`` unless ``actor`` may change ``user``'s credentials or sessions.
-
-    Asks the identity service (dry run of a password change) so scope, the privilege rule and
-    provider ownership are decided where every other change is decided.
-    """
-    result = apply_identity_changes(actor=actor, dry_run=True, changes=[
-        IdentityChange(user_id=user.pk, password_hash=user.password, mode=Mode.UPDATE)]).results[0]
-    if result.error is not None:
-        raise result.error
+    """Raise ``IdentityError`` unless ``actor`` may change ``user``'s credentials or sessions: scope in
+    the user's org and the privilege rule, the same guards the identity service applies to a password
+    change (``privilege.check_may_change_credentials``)."""
+    check_may_change_credentials(actor, user)
 
 
 def check_may_reset(*, actor: Actor, user: User) -> None:

@@ -82,6 +82,8 @@ class RunCarry:
     links: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     admins_added: set[Any] = field(default_factory=set)
     admins_removed: set[Any] = field(default_factory=set)
+    password_admins_added: set[Any] = field(default_factory=set)
+    password_admins_removed: set[Any] = field(default_factory=set)
 
     def add(self, plans: Sequence[Plan]) -> None:
         for plan in plans:
@@ -91,6 +93,10 @@ class RunCarry:
             if plan.admin_key is not None:
                 (self.admins_added if plan.admin_after else self.admins_removed).add(plan.admin_key)
                 (self.admins_removed if plan.admin_after else self.admins_added).discard(plan.admin_key)
+            if plan.password_admin_key is not None:
+                after = plan.password_admin_after
+                (self.password_admins_added if after else self.password_admins_removed).add(plan.password_admin_key)
+                (self.password_admins_removed if after else self.password_admins_added).discard(plan.password_admin_key)
 
 
 class BatchState:
@@ -157,7 +163,7 @@ class BatchState:
             for dg in DirectoryGroup.objects.filter(group_id__in=chunk):
                 self.directory_groups[dg.group_id] = dg
 
-        # Read after the service took the admin lock (see service._admin_lock): lock first, then read.
+        # Read after the service took the admin lock (see locks.admin_lock): lock first, then read.
         cca = roles.by_slug.get(CUSTOMER_CLOUD_ADMIN)
         self.active_admins: set[Any] = set()
         if cca is not None:
@@ -171,6 +177,7 @@ class BatchState:
             for key, owner in carry.links.items():
                 self.link_owner.setdefault(key, owner if owner is not None else -1)
             self.active_admins = (self.active_admins - carry.admins_removed) | carry.admins_added
+        self._carry = carry
         # Accepted in-batch claims, so two rows can't take the same username or external id.
         self.claimed_usernames: dict[str, tuple] = {}
         self.claimed_links: dict[tuple[str, str, str], tuple] = {}
@@ -239,16 +246,23 @@ class BatchState:
         return frozenset(slug for slug, source_id in self.grant_rows.get(user_id, ()) if source_id is None)
 
     @cached_property
-    def password_admins(self) -> set[int]:
-        """Cloud Admins who can sign in with a password (``password_sign_in_admins``), loaded when needed."""
+    def password_admins(self) -> set[Any]:
+        """Active Cloud Admins who can sign in with a password (``password_sign_in_admins``), loaded
+        when a change needs it (after the admin lock, like ``active_admins``), with a dry run's carry."""
         from accounts.identity.orgs import password_sign_in_admins
 
-        return password_sign_in_admins()
+        admins: set[Any] = set(password_sign_in_admins())
+        if self._carry is not None:
+            admins = (admins - self._carry.password_admins_removed) | self._carry.password_admins_added
+        return admins
 
     def accept(self, plan: Plan) -> None:
         """Commit an accepted plan's claims and effects to the batch's view (the only mutation)."""
-        if plan.password_admin_lost is not None:
-            self.password_admins.discard(plan.password_admin_lost)
+        if plan.password_admin_key is not None:
+            if plan.password_admin_after:
+                self.password_admins.add(plan.password_admin_key)
+            else:
+                self.password_admins.discard(plan.password_admin_key)
         for name in plan.username_claims:
             self.claimed_usernames[name] = plan.claimant
         for key in plan.link_claims:

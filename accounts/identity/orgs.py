@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.access import Access
 from accounts.exceptions import ConflictError, NotFound, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
+from accounts.identity.locks import admin_lock
 from accounts.identity.policy import last_admin_sso_denied
 from accounts.identity.types import UNSET, Actor, AuthMethod, UserState
 from accounts.models import Organization, Role
@@ -139,7 +140,7 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
         raise ConflictError("org_name_taken", f"{new_parent.name} already has a sub-organization named {org.name!r}.",
                             field="parent")
     old_parent = org.parent
-    password_admins_before = password_sign_in_admins()
+    password_admins_before = locked_password_sign_in_admins()
     old_path, new_path = org.path, f"{new_parent.path}{org.pk}/"
     depth_delta = new_parent.depth + 1 - org.depth
     # Rewrite the path prefix of the whole subtree in one statement.
@@ -351,10 +352,17 @@ def password_sign_in_admins(*, override: Organization | None = None) -> set[int]
     return keep
 
 
+def locked_password_sign_in_admins() -> set[int]:
+    """``password_sign_in_admins()`` read under the admin lock (``locks``), for a change that may take
+    one of them away: a concurrent user block, move or break-glass removal waits for this transaction."""
+    admin_lock()
+    return password_sign_in_admins()
+
+
 def _check_password_admin_remains(org: Organization) -> None:
     """Refuse an SSO switch that leaves no Customer Cloud Admin with password sign-in (lockout when the
     IdP fails): a break-glass Cloud Admin must exist first (issue 7 §2/§5)."""
-    if password_sign_in_admins() and not password_sign_in_admins(override=org):
+    if locked_password_sign_in_admins() and not password_sign_in_admins(override=org):
         provider = org.auth_provider or (effective_settings(org.parent).auth_provider if org.parent_id else None)
         raise last_admin_sso_denied(provider, field="auth_method")
 

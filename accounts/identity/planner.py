@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.hashers import is_password_usable
 from django.contrib.auth.models import User
 
 from accounts.exceptions import ConflictError, NotFound, ValidationFailed
@@ -28,6 +29,7 @@ from accounts.identity.validators import (
     validate_username,
 )
 from accounts.models import AuditEvent, ExternalIdentity, UserProfile
+from accounts.permissions import CUSTOMER_CLOUD_ADMIN
 
 
 @dataclass
@@ -53,7 +55,9 @@ class Plan:
     # Claims, committed by BatchState.accept():
     username_claims: list[str] = field(default_factory=list)
     link_claims: list[tuple[str, str, str]] = field(default_factory=list)
-    password_admin_lost: int | None = None  # a Cloud Admin moved into SSO (no password sign-in left)
+    # Set when the change moves the user into or out of the admins who can sign in with a password.
+    password_admin_key: Any = None
+    password_admin_after: bool = False
     admin_key: Any = None  # set when the change moves the user into or out of the active admins
     admin_after: bool = False
     role_slugs_after: frozenset[str] = frozenset()
@@ -197,6 +201,10 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     if not org.is_active:
         raise ValidationFailed("org_inactive", f"{org.name} is deactivated.", field="org")
     policy.check_scope(state.access, "manage_users", org, "create users")
+    sso_source = state.orgs.sso_source(org.pk)
+    if sso_source is not None and _sets_password(change):
+        # A new user has no break-glass membership yet: in an SSO org they sign in through the IdP only.
+        raise policy.sso_password_denied(username, sso_source.auth_provider)
 
     user = _new(
         User,
@@ -281,6 +289,9 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
         plan.event(state, "user.django_admin_granted", "django_admin", False, True)
     if policy.is_active_admin(role_slugs=roles, state=new_state, is_active=user.is_active):
         plan.admin_key, plan.admin_after = ("new", username_claim), True
+    if policy.is_password_admin(admin=CUSTOMER_CLOUD_ADMIN in roles, superuser=user.is_superuser, state=new_state,
+                                is_active=user.is_active, password_sign_in=sso_source is None):
+        plan.password_admin_key, plan.password_admin_after = ("new", username_claim), True
     plan.role_slugs_after = frozenset(roles)
     plan.group_ids_after = frozenset(groups)
     plan.changed = ["created"]
@@ -332,6 +343,12 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         plan.changed.append("notes")
 
     if change.password_hash is not UNSET or change.password is not UNSET:
+        if _sets_password(change):
+            # Judged in the org the change leaves the user in (a move out of SSO may come with a password).
+            org_after = state.orgs.get(change.org_id) if change.org_id is not UNSET else None
+            sso = _sso_only(state, user.pk, (org_after or state.orgs.get(profile.org_id)).pk)
+            if sso is not None:
+                raise policy.sso_password_denied(user.username, sso.auth_provider)
         new_hash = change.password_hash if change.password_hash is not UNSET else (
             hash_checked_password(change.password, user) if change.password else unusable_password()
         )
@@ -385,12 +402,19 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         profile.org_id = new_org.pk
         plan.profile_fields.add("org")
         plan.changed.append("org")
-        sso_source = state.orgs.sso_source(new_org.pk)
-        if sso_source is not None and (sso_source.auth_provider_id, user.pk) not in state.break_glass:
-            # Moved into single sign-on without break-glass: no password sign-in left (issue 7 §2).
-            policy.check_password_admin_remains(password_admins=state.password_admins, key=user.pk,
-                                                provider=sso_source.auth_provider)
-            plan.password_admin_lost = user.pk
+        leaving_sso = _sso_only(state, user.pk, current.profile.org_id) is not None
+        if _sso_only(state, user.pk, new_org.pk) is not None:
+            if user.has_usable_password():
+                # Moved into single sign-on: no idm password any more (issue 7 §5), so the password step
+                # cannot become an oracle for it and it cannot outlive the move.
+                user.password = unusable_password()
+                plan.user_fields.add("password")
+                plan.event(state, "user.password_removed", "password", "(set)", None,
+                           message=f"signs in with single sign-on in {new_org.name}")
+                plan.changed.append("password")
+        elif leaving_sso and not user.has_usable_password() and not _sets_password(change):
+            plan.warnings.append(f"{user.username} has no password for local sign-in in {new_org.name}: send them "
+                                 "a password reset link or an invitation.")
 
     # Roles.
     role_slugs = current.role_slugs
@@ -520,6 +544,8 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         policy.check_last_admin(active_admins=state.active_admins, key=user.pk, username=user.username)
     if was_admin != is_admin:
         plan.admin_key, plan.admin_after = user.pk, is_admin
+    if was_admin or is_admin or user.is_superuser or current.user.is_superuser:
+        _plan_password_admin(plan, state, current, role_slugs)
 
     plan.role_slugs_after, plan.group_ids_after = role_slugs, group_ids
     if not plan.changed:
@@ -541,6 +567,39 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
                                        source_owns_org="org" not in plan.changed
                                        or state.source_owns_org(owner, owner_provider))
     return plan
+
+
+def _plan_password_admin(plan: Plan, state: BatchState, current: Current, role_slugs: frozenset[str]) -> None:
+    """The last Cloud Admin who can sign in with a password (issue 7 §2): whatever takes them out of
+    that set - block, deactivation, role removal, a move into SSO - is refused when the remaining active
+    admins all sign in through single sign-on (an IdP outage would lock everyone out)."""
+    user, profile = plan.user, plan.profile
+    was = user.pk in state.password_admins
+    sso = _sso_only(state, user.pk, profile.org_id)
+    now = policy.is_password_admin(admin=CUSTOMER_CLOUD_ADMIN in role_slugs, superuser=user.is_superuser,
+                                   state=profile.state, is_active=user.is_active, password_sign_in=sso is None)
+    if was and not now:
+        field = next((f for f in ("state", "roles", "org", "django_admin") if f in plan.changed), "org")
+        policy.check_password_admin_remains(password_admins=state.password_admins, key=user.pk, field=field,
+                                            provider=sso.auth_provider if sso is not None else None)
+    if was != now:
+        plan.password_admin_key, plan.password_admin_after = user.pk, now
+
+
+def _sets_password(change: IdentityChange) -> bool:
+    """Does the change give the user a usable password (not just clear it)?"""
+    if change.password_hash is not UNSET and change.password_hash:
+        return is_password_usable(change.password_hash)
+    return change.password is not UNSET and bool(change.password)
+
+
+def _sso_only(state: BatchState, user_pk: int | None, org_id: int) -> Any:
+    """The org whose single sign-on a user of ``org_id`` must use (its ``auth_provider`` is the IdP), or
+    ``None`` when password sign-in applies: a local org, or a break-glass user of the org's provider."""
+    source = state.orgs.sso_source(org_id)
+    if source is None or (user_pk is not None and (source.auth_provider_id, user_pk) in state.break_glass):
+        return None
+    return source
 
 
 def _org_path(state: BatchState, org_id: int | None) -> str | None:

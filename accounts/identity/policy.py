@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from typing import Any
 
-from accounts.exceptions import PolicyDenied
+from accounts.exceptions import PolicyDenied, ValidationFailed
 from accounts.identity.types import UNSET, Actor, IdentityChange, Source, UserState
 from accounts.permissions import CUSTOMER_CLOUD_ADMIN, SIGN_IN_PERMS
 
@@ -174,11 +174,28 @@ def last_admin_sso_denied(provider: Any, *, field: str = "") -> PolicyDenied:
         field=field)
 
 
-def check_password_admin_remains(*, password_admins: Set[Any], key: Any, provider: Any) -> None:
-    """Taking ``key`` out of the Cloud Admins who can sign in with a password (moving them into an SSO org
-    without break-glass) is refused when no other one is left (issue 7 §2)."""
+def check_password_admin_remains(*, password_admins: Set[Any], key: Any, provider: Any, field: str = "org") -> None:
+    """Taking ``key`` out of the Cloud Admins who can sign in with a password (blocking, deactivating,
+    removing the role, moving into an SSO org without break-glass) is refused when no other one is left
+    (issue 7 §2). The last active admin at all is ``check_last_admin``'s refusal, judged first."""
     if key in password_admins and not password_admins - {key}:
-        raise last_admin_sso_denied(provider, field="org")
+        raise last_admin_sso_denied(provider, field=field)
+
+
+def is_password_admin(*, admin: bool, superuser: bool, state: str, is_active: bool, password_sign_in: bool) -> bool:
+    """Counts for ``check_password_admin_remains`` (as ``orgs.password_sign_in_admins`` counts a user with
+    a profile): an active Cloud Admin or superuser whose org lets them sign in with a password."""
+    return (admin or superuser) and is_active and state == UserState.ACTIVE and password_sign_in
+
+
+def sso_password_denied(username: str, provider: Any) -> ValidationFailed:
+    """The ``sso_user`` refusal of a password for a user who signs in through single sign-on (issue 7 §5):
+    such users have no idm password, unless they are break-glass users of the provider."""
+    name = getattr(provider, "name", None) or "single sign-on"
+    return ValidationFailed(
+        "sso_user",
+        f"{username} signs in with {name}: passwords do not apply. Make them a break-glass user of {name} "
+        "first if they need password sign-in.", field="password")
 
 
 def check_django_admin_actor(actor: Actor) -> None:

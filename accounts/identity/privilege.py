@@ -226,6 +226,27 @@ def check_may_change_user(actor, target, *, grants_roles: Iterable[str] = ()) ->
                     grants_roles=grants_roles, target_label=target.get_username())
 
 
+def check_may_change_credentials(actor, target) -> None:
+    """Credential writes made outside the identity service (reset links, required actions, sessions,
+    unlocks): the actor may reset passwords or manage users in ``target``'s org (scope), and the
+    privilege rule holds. Raise the coded ``IdentityError``; one's own account passes."""
+    from accounts.access import Access
+    from accounts.exceptions import ValidationFailed
+    from accounts.identity.policy import check_update_scope
+    from accounts.identity.types import Actor
+
+    if not isinstance(actor, Actor):
+        actor = Actor.for_user(actor)
+    if actor.user is not None and actor.user.pk == target.pk:
+        return
+    profile = getattr(target, "profile", None)  # (no profile: RelatedObjectDoesNotExist, an AttributeError)
+    if profile is None:
+        raise ValidationFailed("no_profile", f"{target.get_username()} has no directory profile.")
+    if actor.user is not None and actor.enforce_scope:
+        check_update_scope(Access.of(actor.user), profile.org, {"password"}, is_self=False)
+    check_may_change_user(actor, target)
+
+
 def may_change_user(actor_user, target) -> bool:
     """May the signed-in ``actor_user`` change ``target``'s credentials and sign-in (for the console)?"""
     try:

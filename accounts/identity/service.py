@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from accounts.exceptions import ConflictError, IdentityError
 from accounts.identity.loading import BatchState, RoleIndex, RunCarry
+from accounts.identity.locks import admin_lock
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.planner import Plan, plan_change
 from accounts.identity.types import UNSET, Actor, BulkResult, ChangeResult, IdentityChange, Mode
@@ -41,9 +42,6 @@ from accounts.identity.writer import write_plans
 
 logger = logging.getLogger(__name__)
 
-# One PostgreSQL advisory lock serialises every batch that could take a Customer Cloud Admin out of
-# the active admins: the second writer reads the admin set only after the first one committed.
-ADMIN_LOCK_KEY = 0x1D4_AD41  # arbitrary, fixed
 _END = object()
 
 
@@ -93,6 +91,7 @@ def _may_remove_admin(change: IdentityChange) -> bool:
     if change.mode == Mode.CREATE:
         return False
     return (change.state is not UNSET or change.roles is not UNSET or bool(change.roles_remove)
+            or change.django_admin is not UNSET
             or change.org_id is not UNSET)  # a move into an SSO org can take the last password admin
 
 
@@ -124,7 +123,7 @@ class _Run:
     def _batch_once(self, changes: list[IdentityChange]) -> list[ChangeResult]:
         with transaction.atomic():
             if not self.dry_run and any(_may_remove_admin(c) for c in changes):
-                _admin_lock()
+                admin_lock()  # lock first, then read the admins (locks.py)
             state = BatchState(changes, self.actor, self.orgs, self.roles, dry_run=self.dry_run, carry=self.carry)
             accepted: list[Plan] = []
             results: list[ChangeResult] = []
@@ -150,17 +149,6 @@ class _Run:
                     if self.keep_users:
                         result.user = plan.user
         return results
-
-
-def _admin_lock() -> None:
-    """Lock first, then read: wait for every other admin-affecting writer before loading the admins.
-
-    SQLite has one writer at a time; PostgreSQL needs the explicit lock (READ COMMITTED would let two
-    sessions each read the other admin as still active).
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMIN_LOCK_KEY])
 
 
 def _refused(change: IdentityChange, error: IdentityError) -> ChangeResult:

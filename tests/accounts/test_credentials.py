@@ -112,7 +112,7 @@ def test_reset_refused_out_of_scope_for_self_and_for_sso_users(client, directory
     assert client.post(reverse("accounts:user_reset_link", args=[directory.sales_user.pk])).status_code == 404
     assert client.post(reverse("accounts:user_reset_link", args=[directory.eng_admin.pk])).status_code == 302
     assert not mail.outbox
-    sso_user = user_factory("sso.person", org=sso_org)
+    sso_user = user_factory("sso.person", org=sso_org, password=None, state="active")
     with pytest.raises(IdentityError) as exc:
         service.send_reset_link(actor=Actor.for_user(directory.admin), user=sso_user, base_url="http://x")
     assert exc.value.code == "sso_user"
@@ -229,7 +229,7 @@ def test_forgot_password_same_answer_whether_or_not_the_account_exists(client, d
 
 
 def test_forgot_password_tells_sso_users_to_use_their_idp(client, sso_org, user_factory):
-    user = user_factory("sso.person", org=sso_org)
+    user = user_factory("sso.person", org=sso_org, password=None, state="active")
     resp = client.post("/sign-in/forgot/", {"identifier": "sso.person"})
     assert resp.status_code == 200
     assert len(mail.outbox) == 1 and "Okta" in mail.outbox[0].body and not LINK.search(mail.outbox[0].body)

@@ -201,7 +201,8 @@ def test_moving_the_last_password_admin_into_an_sso_org_is_refused(tree, user_fa
     from sso.services import break_glass_set
 
     org_update_settings(actor=tree["system"], org=tree["eng"], auth_method=AuthMethod.SSO, auth_provider=tree["okta"])
-    sso_admin = user_factory("cloud-eng", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN])  # Team inherits SSO
+    sso_admin = user_factory("cloud-eng", org=tree["team"], roles=[CUSTOMER_CLOUD_ADMIN],  # Team inherits SSO
+                             password=None, state="active")
     assert password_sign_in_admins() == {admin_user.pk}
     with pytest.raises(PolicyDenied) as err:
         apply_identity_change(actor=tree["system"], change=IdentityChange(user_id=admin_user.pk, org_id=tree["team"].pk))

@@ -111,7 +111,7 @@ def sso_site(live_server, settings, tmp_path, user_factory, org_factory):
         idp.trust_sp(sp_metadata_xml(provider))
         org = org_factory("Browser SSO org")
         org_update_settings(actor=actor, org=org, auth_method=AuthMethod.SSO, auth_provider=provider)
-        user_factory("alice", org=org, email="alice@example.com")
+        user_factory("alice", org=org, email="alice@example.com", password=None, state="active")  # SSO: no password
         yield idp
 
 

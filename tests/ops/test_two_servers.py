@@ -122,7 +122,7 @@ def test_saml_replay_is_refused_on_the_other_server(cluster, user_factory, org_f
                              metadata_xml=idp.metadata())
     org = org_factory("SSO Org")
     org_update_settings(actor=system_actor, org=org, auth_method=AuthMethod.SSO, auth_provider=provider)
-    user_factory("alice", org=org, email="alice@example.com")
+    user_factory("alice", org=org, email="alice@example.com", password=None, state="active")  # SSO: no password
     acs = f"/sso/{provider.pk}/acs/"
 
     def post(server: str, xml: str) -> requests.Response:

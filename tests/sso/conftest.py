@@ -70,8 +70,37 @@ def sso_org(org_factory, provider, system_actor):
 
 
 @pytest.fixture
-def sso_user(user_factory, sso_org):
-    return user_factory("alice", org=sso_org, email="alice@example.com")
+def sso_user_factory(user_factory, sso_org):
+    """``sso_user_factory(username, org=sso_org, **fields)``: an active user of an SSO org, created without
+    a password (the identity service refuses one there: SSO users have none unless break-glass)."""
+
+    def make(username: str, *, org=None, **fields):
+        return user_factory(username, org=org or sso_org, password=None, state=fields.pop("state", "active"),
+                            **fields)
+
+    return make
+
+
+@pytest.fixture
+def sso_user(sso_user_factory):
+    return sso_user_factory("alice", email="alice@example.com")
+
+
+@pytest.fixture
+def make_break_glass(system_actor, provider):
+    """``make_break_glass(user)``: a break-glass user of ``provider`` who then gets ``TEST_PASSWORD``
+    (break-glass membership alone gives no password: the user sets one, e.g. from a reset link)."""
+    from accounts.console_actions import user_set_password
+    from sso.services import break_glass_set
+    from tests.conftest import TEST_PASSWORD
+
+    def make(user, *, password: str = TEST_PASSWORD):
+        break_glass_set(actor=system_actor, provider=provider, users=[*provider.break_glass_users.all(), user])
+        user_set_password(actor=system_actor, user=user, password=password)
+        user.refresh_from_db()
+        return user
+
+    return make
 
 
 def authn_request_id(location: str) -> str:

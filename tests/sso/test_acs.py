@@ -83,8 +83,8 @@ def test_signature_by_key_not_in_metadata_refused(acs, sso_user, attacker_idp):
     failure(acs.login(idp=attacker_idp), "bad_signature")
 
 
-def test_tampered_signed_assertion_refused(acs, sso_user, user_factory, sso_org):
-    user_factory("mallory", org=sso_org)
+def test_tampered_signed_assertion_refused(acs, sso_user, sso_user_factory):
+    sso_user_factory("mallory")
     xml = acs.xml(name_id="mallory").replace(">mallory<", ">alice<")
     failure(acs.post_xml(xml), "bad_signature")
 
@@ -125,10 +125,10 @@ def test_xsw_signed_assertion_moved_refused(acs, sso_user, admin_user):
     failure(acs.post_xml(nested), "signature_wrapping")
 
 
-def test_nameid_comment_injection_refused(acs, user_factory, sso_org):
+def test_nameid_comment_injection_refused(acs, sso_user_factory):
     """The IdP signed ``admin@example.com.evil.com``; exclusive c14n ignores comments, so the signature
     still verifies with a comment inserted. We must neither truncate to admin@example.com nor accept."""
-    admin = user_factory("admin@example.com", org=sso_org, email="admin@example.com")
+    admin = sso_user_factory("admin@example.com", email="admin@example.com")
     xml = acs.xml(name_id="admin@example.com.evil.com")
     injected = xml.replace(">admin@example.com.evil.com<", ">admin@example.com<!---->.evil.com<")
     assert injected != xml

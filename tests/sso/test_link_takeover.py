@@ -86,7 +86,7 @@ def test_org_manager_cannot_unlink_a_more_privileged_user(acs, sso_user, sso_org
     apply_identity_change(change=IdentityChange(user_id=sso_user.pk, roles_add=frozenset({CUSTOMER_CLOUD_ADMIN}),
                                                 mode=Mode.UPDATE), actor=system_actor)
     link = _link(acs, provider, sso_user)
-    manager = user_factory("manager", org=sso_org, roles=["org-manager"])
+    manager = user_factory("manager", org=sso_org, roles=["org-manager"], password=None, state="active")
     client.force_login(manager)
     resp = client.post(f"/sso/users/{sso_user.pk}/links/{link.pk}/remove/", follow=True)
     assert "(target_more_privileged)" in resp.content.decode()
@@ -96,7 +96,7 @@ def test_org_manager_cannot_unlink_a_more_privileged_user(acs, sso_user, sso_org
 
 def test_org_manager_unlinks_a_plain_user_of_their_org(acs, sso_user, sso_org, provider, user_factory, client):
     link = _link(acs, provider, sso_user)
-    manager = user_factory("manager", org=sso_org, roles=["org-manager"])
+    manager = user_factory("manager", org=sso_org, roles=["org-manager"], password=None, state="active")
     client.force_login(manager)
     client.post(f"/sso/users/{sso_user.pk}/links/{link.pk}/remove/")
     assert not ExternalIdentity.objects.filter(pk=link.pk).exists()

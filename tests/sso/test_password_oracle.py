@@ -7,7 +7,6 @@ from django.contrib.auth import SESSION_KEY, authenticate, get_user_model
 from django.test import Client
 
 from accounts.models import AuditEvent
-from sso.services import break_glass_set
 from tests.conftest import TEST_PASSWORD
 from tests.sso.test_acs import signed_in
 
@@ -20,17 +19,31 @@ def _answer(username: str, password: str):
     return client, resp
 
 
-def test_right_and_wrong_password_of_sso_user_get_the_same_answer(sso_user, provider):
-    assert sso_user.check_password(TEST_PASSWORD)  # a usable local password, e.g. from before the org used SSO
-    right_client, right = _answer("alice", TEST_PASSWORD)
-    wrong_client, wrong = _answer("alice", "Wrong-Horse-42")
-    assert right.status_code == wrong.status_code == 302
-    assert right["Location"] == wrong["Location"] == f"/sso/{provider.pk}/login/?next=%2Faccount%2F"
-    assert right.content == wrong.content
-    assert SESSION_KEY not in right_client.session and SESSION_KEY not in wrong_client.session
+def test_right_and_wrong_password_of_sso_user_get_the_same_answer(sso_user, provider, user_factory, org_factory,
+                                                                  system_actor):
+    # The strongest case: the user had a real password before the move into the SSO org.
+    from accounts.identity.service import apply_identity_change
+    from accounts.identity.types import IdentityChange
+
+    mover = user_factory("mover", org=org_factory("Local Org"))
+    assert mover.check_password(TEST_PASSWORD)
+    apply_identity_change(actor=system_actor, change=IdentityChange(user_id=mover.pk, org_id=sso_user.profile.org_id))
+    mover.refresh_from_db()
+    assert not mover.has_usable_password() and not mover.check_password(TEST_PASSWORD)
+    for username in ("alice", "mover"):
+        right_client, right = _answer(username, TEST_PASSWORD)
+        wrong_client, wrong = _answer(username, "Wrong-Horse-42")
+        assert right.status_code == wrong.status_code == 302
+        assert right["Location"] == wrong["Location"] == f"/sso/{provider.pk}/login/?next=%2Faccount%2F"
+        assert right.content == wrong.content
+        assert SESSION_KEY not in right_client.session and SESSION_KEY not in wrong_client.session
     # Case does not open another path: the org method is checked on the case-insensitive username.
     _, upper = _answer("ALICE", TEST_PASSWORD)
     assert upper["Location"] == right["Location"]
+
+
+def test_sso_user_has_no_usable_password(sso_user):
+    assert not sso_user.has_usable_password()
 
 
 def test_backend_refuses_sso_user_before_looking_at_the_password(sso_user, rf):
@@ -49,8 +62,8 @@ def test_no_login_failure_event_differs_between_right_and_wrong(sso_user):
     assert after_right == after_wrong
 
 
-def test_break_glass_user_keeps_a_password_that_is_checked(sso_user, provider, system_actor):
-    break_glass_set(actor=system_actor, provider=provider, users=[sso_user])
+def test_break_glass_user_keeps_a_password_that_is_checked(sso_user, make_break_glass):
+    make_break_glass(sso_user)
     _, wrong = _answer("alice", "Wrong-Horse-42")
     assert wrong.status_code == 400 and b"The username or password is not correct." in wrong.content
     client, right = _answer("alice", TEST_PASSWORD)

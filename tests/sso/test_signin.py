@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth import SESSION_KEY, authenticate
 
-from sso.services import break_glass_set
 from tests.conftest import TEST_PASSWORD
 from tests.sso.conftest import authn_request_id
 
@@ -58,19 +57,20 @@ def test_sso_user_cannot_sign_in_with_password(client, sso_user, rf, provider):
     assert client.login(username="alice", password=TEST_PASSWORD) is False
 
 
-def test_break_glass_user_keeps_password_sign_in(client, sso_user, provider, system_actor):
-    break_glass_set(actor=system_actor, provider=provider, users=[sso_user])
+def test_break_glass_user_keeps_password_sign_in(client, sso_user, make_break_glass):
+    make_break_glass(sso_user)
     resp = client.post("/sso/signin/", {"username": "alice"})
     assert resp.status_code == 200 and b'name="password"' in resp.content
     resp = client.post("/sso/signin/", {"username": "alice", "password": TEST_PASSWORD})
     assert resp.status_code == 302 and str(client.session[SESSION_KEY]) == str(sso_user.pk)
 
 
-def test_break_glass_user_of_sso_org_gets_the_two_factor_step(client, sso_user, sso_org, provider, system_actor):
+def test_break_glass_user_of_sso_org_gets_the_two_factor_step(client, sso_user, sso_org, make_break_glass,
+                                                              system_actor):
     from accounts.identity.orgs import org_update_settings
 
     org_update_settings(actor=system_actor, org=sso_org, two_factor_required=True)
-    break_glass_set(actor=system_actor, provider=provider, users=[sso_user])
+    make_break_glass(sso_user)
     client.post("/sso/signin/", {"username": "alice"})
     resp = client.post("/sso/signin/", {"username": "alice", "password": TEST_PASSWORD})
     assert resp.status_code == 302 and resp["Location"] == "/sign-in/enrol/"

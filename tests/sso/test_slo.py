@@ -117,7 +117,7 @@ def test_logout_ends_every_session_of_the_subject_only(provider, idp, sso_user, 
 
     first, second = AcsDriver(Client(), provider, idp), AcsDriver(Client(), provider, idp)
     keys = [_sign_in(first), _sign_in(second)]
-    user_factory("bob", org=sso_org)
+    user_factory("bob", org=sso_org, password=None, state="active")
     bob = AcsDriver(Client(), provider, idp)
     assert bob.login(name_id="bob").status_code == 302
     bob_key = bob.client.session.session_key

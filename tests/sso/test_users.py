@@ -40,13 +40,13 @@ def test_user_of_an_org_using_another_provider_refused(acs, user_factory, org_fa
     other = provider_factory("Other", metadata=idp.metadata().replace(idp.entity_id, "https://other.example/idp"))
     org = org_factory("Other org")
     org_update_settings(actor=system_actor, org=org, auth_method=AuthMethod.SSO, auth_provider=other)
-    user_factory("alice", org=org)
+    user_factory("alice", org=org, password=None, state="active")
     failure(acs.login(), "wrong_provider")
 
 
 def test_child_org_inherits_sso(acs, user_factory, org_factory, sso_org):
     child = org_factory("Child", parent=sso_org)
-    user = user_factory("alice", org=child)
+    user = user_factory("alice", org=child, password=None, state="active")
     signed_in(acs.login(), user)
 
 
