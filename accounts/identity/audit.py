@@ -70,5 +70,7 @@ def record_event(**kwargs: Any) -> AuditEvent:
 def save_events(events: list[AuditEvent]) -> None:
     """Insert many events at once."""
     if events:
-        AuditEvent.objects.bulk_create(events, batch_size=2000)
+        from accounts.identity.bulkio import insert_objects
+
+        insert_objects(AuditEvent, events)
         events_saved.send(sender=AuditEvent, events=events)
