@@ -39,9 +39,14 @@ def build_event(
     message: str = "",
 ) -> AuditEvent:
     """An unsaved ``AuditEvent`` (the service saves them in bulk inside its transaction)."""
+    from accounts.identity.bulkio import new_instance
+
     actor_user = getattr(actor, "user", None)
-    return AuditEvent(
-        actor=actor_user if getattr(actor_user, "pk", None) else None,
+    if not getattr(actor_user, "pk", None):
+        actor_user = None
+    event = new_instance(
+        AuditEvent,
+        actor_id=actor_user.pk if actor_user is not None else None,
         actor_label=actor.label[:255],
         actor_type=actor.type,
         action=action,
@@ -57,6 +62,9 @@ def build_event(
         ip_address=actor.ip or None,
         message=message,
     )
+    if actor_user is not None:
+        event._state.fields_cache["actor"] = actor_user  # as AuditEvent(actor=...) caches it
+    return event
 
 
 def record_event(**kwargs: Any) -> AuditEvent:
@@ -70,5 +78,7 @@ def record_event(**kwargs: Any) -> AuditEvent:
 def save_events(events: list[AuditEvent]) -> None:
     """Insert many events at once."""
     if events:
-        AuditEvent.objects.bulk_create(events, batch_size=2000)
+        from accounts.identity.bulkio import insert_objects
+
+        insert_objects(AuditEvent, events)
         events_saved.send(sender=AuditEvent, events=events)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from accounts.identity.bulkio import insert_rows
 from accounts.identity.loading import RoleIndex, chunks
 from accounts.identity.types import UNSET, Actor, Source
 
@@ -41,6 +42,7 @@ def record_grant_origins(plans: Sequence[Any], *, actor: Actor, roles: RoleIndex
 
     source_id = origin_source_id(actor)
     label = actor.label if source_id is not None else ""
+    new_users = {p.user.pk for p in plans if p.status == "created"}
     wanted: set[tuple[int, int]] = set()
     for p in plans:
         if p.status not in ("created", "updated", "unchanged"):
@@ -53,10 +55,13 @@ def record_grant_origins(plans: Sequence[Any], *, actor: Actor, roles: RoleIndex
                 role = roles.by_slug.get(ref) or roles.by_name.get(str(ref).lower())
                 if role is not None and role.slug in p.role_slugs_after:
                     wanted.add((p.user.pk, role.pk))
-    if wanted:
-        RoleGrant.objects.bulk_create(
-            [RoleGrant(user_id=u, role_id=r, source_id=source_id, granted_by_label=label) for u, r in sorted(wanted)],
-            ignore_conflicts=True, batch_size=2000)
+    # A new user has no grant rows yet: plain COPY; an existing user's may exist (ignore those).
+    insert_rows(RoleGrant, ("user_id", "role_id", "source_id", "granted_by_label"),
+                [(u, r, source_id, label) for u, r in sorted(wanted) if u in new_users])
+    existing = [RoleGrant(user_id=u, role_id=r, source_id=source_id, granted_by_label=label)
+                for u, r in sorted(wanted) if u not in new_users]
+    if existing:
+        RoleGrant.objects.bulk_create(existing, ignore_conflicts=True, batch_size=2000)
 
     if source_id is not None:
         released = {(p.user.pk, roles.by_slug[s].pk) for p in plans if p.status in ("updated", "unchanged")

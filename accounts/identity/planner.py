@@ -8,8 +8,7 @@ only when the service accepts the plan (``BatchState.accept``). Objects it chang
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.contrib.auth.models import User
 from accounts.exceptions import ConflictError, NotFound, ValidationFailed
 from accounts.identity import policy, privilege
 from accounts.identity.audit import build_event
+from accounts.identity.bulkio import clone_instance, new_instance
 from accounts.identity.loading import BatchState, Current, claimant
 from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode, Source, UserState
 from accounts.identity.validators import (
@@ -166,24 +166,6 @@ def _state_fields(new_state: str, user: User, profile: UserProfile, now: Any) ->
         profile.deactivated_at = None
 
 
-_INIT_PLANS: dict[type, list[tuple[str, Any, Callable[[], Any] | None]]] = {}
-
-
-def _new(model: type, **values: Any) -> Any:
-    """``model(**values)`` through Django's positional fast path: a third of the cost, which
-    matters when a 100k-row import builds 200k unsaved instances."""
-    init = _INIT_PLANS.get(model)
-    if init is None:
-        init = _INIT_PLANS[model] = []
-        for f in model._meta.concrete_fields:
-            factory = f.default if f.has_default() and callable(f.default) else None
-            init.append((f.attname, None if factory else f.get_default(), factory))
-    return model(*[
-        values[attname] if attname in values else (factory() if factory is not None else default)
-        for attname, default, factory in init
-    ])
-
-
 # --------------------------------------------------------------------------------------------
 # Create
 
@@ -206,7 +188,7 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
         # A new user has no break-glass membership yet: in an SSO org they sign in through the IdP only.
         raise policy.sso_password_denied(username, sso_source.auth_provider)
 
-    user = _new(
+    user = new_instance(
         User,
         username=username,
         email=validate_email(change.email) if change.email is not UNSET else "",
@@ -228,7 +210,7 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
         new_state = UserState.INVITED  # a local user with no password must be invited to set one
     else:
         new_state = UserState.ACTIVE
-    profile = _new(
+    profile = new_instance(
         UserProfile,
         org_id=org.pk,
         notes=change.notes if change.notes is not UNSET and change.notes else "",
@@ -311,7 +293,7 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         policy.check_source_may_change(actor=actor, owner=owner, owner_provider=owner_provider,
                                        username=current.user.username, touched=touched)
     # Plan on copies: the loaded objects change only when the service accepts the plan.
-    user, profile = copy.copy(current.user), copy.copy(current.profile)
+    user, profile = clone_instance(current.user), clone_instance(current.profile)
     me = claimant(user.pk, change)
     plan = Plan(change=change, status="updated", user=user, profile=profile, claimant=me)
     is_self = actor.user is not None and actor.user.pk == user.pk
@@ -522,7 +504,7 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             plan.changed.append("link")
         elif existing.external_id != link.external_id:
             old = f"{existing.source}:{existing.provider}:{existing.external_id}"
-            updated = copy.copy(existing)
+            updated = clone_instance(existing)
             updated.external_id = link.external_id
             updated.raw = link.raw or existing.raw
             updated.last_seen_at = state.now
@@ -532,7 +514,7 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         else:
             # The source saw the user again: refresh what it said and when (bookkeeping, not an
             # identity change: not audited, does not make the change "updated").
-            seen = copy.copy(existing)
+            seen = clone_instance(existing)
             seen.raw = link.raw or existing.raw
             seen.last_seen_at = state.now
             plan.seen_links.append(seen)

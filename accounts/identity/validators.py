@@ -3,6 +3,7 @@ or raises a coded ``ValidationFailed`` (no database, no shared state)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -18,7 +19,9 @@ from accounts.exceptions import ValidationFailed
 USERNAME_MAX = 150  # auth.User.username
 EMAIL_MAX = 254  # auth.User.email (Django's validator allows 320; PostgreSQL refuses more than the column)
 NAME_MAX = 150  # auth.User.first_name / last_name
-_username_validator = UnicodeUsernameValidator()
+# UnicodeUsernameValidator's own pattern, compiled once: the validator object reaches its regex
+# through a lazy proxy on every call, a measurable cost at 100k usernames per import.
+_username_search = re.compile(UnicodeUsernameValidator.regex, UnicodeUsernameValidator.flags).search
 _email_validator = EmailValidator()
 
 
@@ -32,12 +35,10 @@ def validate_username(value: Any) -> str:
     if len(value) > USERNAME_MAX:
         raise ValidationFailed("username_too_long", f"Usernames are at most {USERNAME_MAX} characters.",
                                field="username")
-    try:
-        _username_validator(value)
-    except ValidationError as exc:
+    if not _username_search(value):
         raise ValidationFailed(
             "username_invalid", "Usernames may contain only letters, digits and @ . + - _", field="username"
-        ) from exc
+        )
     return value
 
 

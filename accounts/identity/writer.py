@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from accounts.identity.audit import save_events
+from accounts.identity.bulkio import insert_objects, insert_rows, update_objects
 from accounts.identity.grants import mirror_owner_source, record_grant_origins
 from accounts.identity.loading import MembershipThrough, RoleIndex, chunks
 from accounts.identity.planner import Plan
@@ -26,7 +27,7 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | 
     creates = [p for p in plans if p.status == "created"]
     updates = [p for p in plans if p.status == "updated"]
     if creates:
-        User.objects.bulk_create([p.user for p in creates], batch_size=1000)
+        insert_objects(User, [p.user for p in creates])
         if any(p.user.pk is None for p in creates):  # backends without RETURNING
             by_name = dict(User.objects.filter(username__in=[p.user.username for p in creates])
                            .values_list("username", "pk"))
@@ -34,7 +35,7 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | 
                 p.user.pk = p.user.id = by_name[p.user.username]
         for p in creates:
             p.profile.user = p.user
-        UserProfile.objects.bulk_create([p.profile for p in creates], batch_size=1000)
+        insert_objects(UserProfile, [p.profile for p in creates])
 
     # Users: group by the exact set of changed fields so each UPDATE writes only what changed.
     by_fields: dict[tuple[str, ...], list[User]] = defaultdict(list)
@@ -42,16 +43,20 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | 
         if p.user_fields:
             by_fields[tuple(sorted(p.user_fields))].append(p.user)
     for fields, users in by_fields.items():
-        User.objects.bulk_update(users, list(fields), batch_size=1000)
+        update_objects(User, users, fields)
     by_pfields: dict[tuple[str, ...], list[UserProfile]] = defaultdict(list)
     for p in updates:
         if p.profile_fields:
             by_pfields[tuple(sorted(p.profile_fields | {"updated_at"}))].append(p.profile)
             p.profile.updated_at = now
     for fields, profiles in by_pfields.items():
-        UserProfile.objects.bulk_update(profiles, list(fields), batch_size=1000)
+        update_objects(UserProfile, profiles, fields)
 
-    memberships = [MembershipThrough(user_id=p.user.pk, group_id=g) for p in plans for g in p.add_groups]
+    # A new user's rows cannot exist yet: plain COPY. An existing user's may (a concurrent writer).
+    insert_rows(MembershipThrough, ("user_id", "group_id"),
+                [(p.user.pk, g) for p in creates for g in sorted(p.add_groups)])
+    memberships = [MembershipThrough(user_id=p.user.pk, group_id=g) for p in plans if p.status != "created"
+                   for g in p.add_groups]
     if memberships:
         MembershipThrough.objects.bulk_create(memberships, batch_size=2000, ignore_conflicts=True)
     removals: dict[int, list[int]] = defaultdict(list)
@@ -70,18 +75,14 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | 
         for link in p.new_links:
             link.user = p.user
             links.append(link)
-    if links:
-        ExternalIdentity.objects.bulk_create(links, batch_size=2000)
-    updated_links = [link for p in updates for link in p.updated_links]
-    if updated_links:
-        ExternalIdentity.objects.bulk_update(updated_links, ["external_id", "raw", "last_seen_at"])
-    seen_links = [link for p in plans if p.status in ("updated", "unchanged") for link in p.seen_links]
-    if seen_links:
-        ExternalIdentity.objects.bulk_update(seen_links, ["raw", "last_seen_at"], batch_size=2000)
+    insert_objects(ExternalIdentity, links)
+    update_objects(ExternalIdentity, [link for p in updates for link in p.updated_links],
+                   ["external_id", "raw", "last_seen_at"])
+    update_objects(ExternalIdentity, [link for p in plans if p.status in ("updated", "unchanged")
+                                      for link in p.seen_links], ["raw", "last_seen_at"])
     mirror_owner_source(plans, actor=actor)
-    history = [PasswordHistory(user_id=p.user.pk, password=p.user.password) for p in plans if p.password_changed]
-    if history:
-        PasswordHistory.objects.bulk_create(history, batch_size=2000)
+    insert_rows(PasswordHistory, ("user_id", "password"),
+                [(p.user.pk, p.user.password) for p in plans if p.password_changed])
 
     if audit:
         events = []
