@@ -19,8 +19,10 @@ USER_SORTS = {
     "-name": "-last_name",
     "email": "email",
     "-email": "-email",
-    "created": "profile__created_at",
-    "-created": "-profile__created_at",
+    # The user's creation time on auth_user itself (indexed, migration 0010): sorting by the profile's
+    # created_at outer-joins every profile and sorts them all.
+    "created": "date_joined",
+    "-created": "-date_joined",
     "org": "profile__org__name",
     "-org": "-profile__org__name",
 }

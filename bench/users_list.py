@@ -33,7 +33,7 @@ TARGET_MS = 200.0
 
 ROW_TEMPLATE = """<table>{% for u in page.object_list %}
 <tr><td><a href="/users/{{ u.pk }}/">{{ u.username }}</a></td><td>{{ u.get_full_name }}</td><td>{{ u.email }}</td>
-<td>{{ u.profile.org.name }}</td><td>{{ u.profile.get_state_display }}</td><td>{{ u.profile.created_at|date:"Y-m-d" }}</td></tr>
+<td>{{ u.profile.org.name }}</td><td>{{ u.profile.get_state_display }}</td><td>{{ u.date_joined|date:"Y-m-d" }}</td></tr>
 {% endfor %}</table><p>{{ page.number }} / {{ page.paginator.num_pages }} ({{ page.paginator.count }} users)</p>"""
 
 
