@@ -130,3 +130,25 @@ def test_users_page_query_count_does_not_grow_with_the_page(client, people):
         client.get(url, {"per_page": 100})
     assert response.status_code == 200 and response.context["page"].paginator.count == 24
     assert len(small.captured_queries) <= 13 and len(large.captured_queries) <= 13
+
+
+def test_quick_select_writes_what_djangos_select_writes(people):
+    import re
+
+    from django import forms
+
+    from accounts.access import Access
+    from accounts.forms import UserFilterForm
+
+    data = {"org": str(people.sales.pk), "state": "blocked", "per_page": "100", "role": "org-admin",
+            "source": "local", "q": "x"}
+    for bound in ({}, data):
+        form = UserFilterForm(bound, access=Access.of(people.admin))
+        for name in ("org", "role", "source", "state", "per_page"):
+            field = form[name]
+            quick = str(field)
+            django = forms.Select.render(field.field.widget, field.html_name, field.value(),
+                                         attrs=field.build_widget_attrs({"id": field.auto_id}))
+            assert quick == re.sub(r">\s+<", "><", django).strip(), name
+            if bound:
+                assert quick.count(" selected") == 1, name
