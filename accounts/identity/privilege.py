@@ -197,21 +197,41 @@ def role_tuples(roles) -> list[tuple[str, list[str], str]]:
 
 
 def powers_of_users(users: Iterable) -> dict[int, Powers]:
-    """Powers of each user (active or not), in three queries whatever their number."""
+    """Powers of each user (active or not): one query for their roles' permissions, and one for
+    the org paths of users whose profile and org are not loaded yet (the users list loads them)."""
     from django.contrib.auth.models import User
-
-    from accounts.models import Role
 
     users = list(users)
     ids = [u.pk for u in users]
-    roles = {r.group_id: r for r in Role.objects.select_related("group").prefetch_related("group__permissions")}
-    held: dict[int, list] = {pk: [] for pk in ids}
-    for uid, gid in User.groups.through.objects.filter(user_id__in=ids, group_id__in=list(roles)).values_list(
-            "user_id", "group_id"):
-        held[uid].append(roles[gid])
-    paths = dict(User.objects.filter(pk__in=ids).values_list("pk", "profile__org__path"))
-    return {u.pk: powers_from_roles(role_tuples(held[u.pk]), org_path=paths.get(u.pk), superuser=u.is_superuser)
+    held: dict[int, dict[str, tuple[str, list[str]]]] = {pk: {} for pk in ids}
+    rows = (User.groups.through.objects.filter(user_id__in=ids, group__role__isnull=False)
+            .values_list("user_id", "group__role__slug", "group__role__scope", "group__permissions__codename"))
+    for uid, slug, scope, codename in rows:
+        _, perms = held[uid].setdefault(slug, (scope, []))
+        if codename is not None:
+            perms.append(codename)
+    paths = {u.pk: _loaded_org_path(u) for u in users}
+    missing = [pk for pk, path in paths.items() if path is _NOT_LOADED]
+    if missing:
+        paths.update(User.objects.filter(pk__in=missing).values_list("pk", "profile__org__path"))
+    return {u.pk: powers_from_roles([(slug, perms, scope) for slug, (scope, perms) in held[u.pk].items()],
+                                    org_path=paths.get(u.pk), superuser=u.is_superuser)
             for u in users}
+
+
+_NOT_LOADED = object()
+
+
+def _loaded_org_path(user):
+    """The user's org path if their profile and its org are already loaded (``None``: no profile)."""
+    if "profile" not in user._state.fields_cache:
+        return _NOT_LOADED
+    profile = user._state.fields_cache["profile"]
+    if profile is None:
+        return None
+    if "org" not in profile._state.fields_cache:
+        return _NOT_LOADED
+    return profile.org.path
 
 
 def check_may_change_user(actor, target, *, grants_roles: Iterable[str] = ()) -> None:
