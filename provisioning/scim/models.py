@@ -61,14 +61,19 @@ class ScimResource(models.Model):
     user = models.OneToOneField(User, null=True, blank=True, on_delete=models.CASCADE, related_name="scim_resource")
     group = models.OneToOneField("accounts.DirectoryGroup", null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="scim_resource")
+    # Columns for what lists filter on; the rest of what the provider sent is in ``document``.
+    external_id = models.CharField(max_length=255, blank=True)
+    active = models.BooleanField(default=True, help_text="The provider's own active flag, as it last sent it.")
     document = models.JSONField(default=dict, blank=True)
+    # DELETE keeps the user (audit, ownership) but the resource is gone for SCIM (RFC 7644 §3.6: 404).
+    deleted_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         app_label = "provisioning"
-        indexes = [models.Index(fields=["source", "kind", "id"])]
+        indexes = [models.Index(fields=["source", "kind", "id"]), models.Index(fields=["source", "kind", "external_id"])]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.scim_id}"
