@@ -50,6 +50,20 @@ def _identity_errors(func):
     return wrapper
 
 
+def _check_mutability(body: Any, read_only: tuple[str, ...]) -> None:
+    """An operation whose explicit ``path`` names a read-only attribute is ``mutability`` (RFC 7644
+    §3.5.2); read-only attributes inside a path-less value object are ignored instead (Okta's rename
+    repeats the ``id``)."""
+    operations = next((v for k, v in body.items() if str(k).lower() == "operations"), None) \
+        if isinstance(body, dict) else None
+    for raw in operations if isinstance(operations, list) else []:
+        path = next((v for k, v in raw.items() if str(k).lower() == "path"), None) if isinstance(raw, dict) else None
+        if isinstance(path, str):
+            attr = path.strip().split("[", 1)[0].rsplit(":", 1)[-1].split(".", 1)[0].lower()
+            if attr in read_only:
+                raise ScimError(400, f"{path[:100]} is read-only.", "mutability")
+
+
 # --- users ----------------------------------------------------------------------------------------
 
 
@@ -155,6 +169,7 @@ def user_replace(*, source: Source, resource: ScimResource, body: Any, request_i
 def user_patch(*, source: Source, resource: ScimResource, body: Any, base: str, request_id: str = "") -> ScimResource:
     """PATCH /Users/{id}: RFC 7644 §3.5.2 on the current document, then the same path as PUT."""
     operations = parse_operations(body)
+    _check_mutability(body, ("id", "meta", "groups"))
     current = res.user_document(resource, base)
     patched = apply_patch(current, operations, res.USER_SCHEMA)
     for read_only in ("id", "meta", "schemas", "groups"):
@@ -281,6 +296,7 @@ def group_patch(*, source: Source, resource: ScimResource, body: Any, base: str,
                 request_id: str = "") -> ScimResource:
     """PATCH /Groups/{id}: applied to the current document; members change by the difference."""
     operations = parse_operations(body)
+    _check_mutability(body, ("id", "meta"))
     old_members = [sid for sid, _ in group_members(resource)]
     current = res.group_document(resource, base, [(sid, "") for sid in old_members])
     current["members"] = [{"value": sid} for sid in old_members]
