@@ -339,10 +339,17 @@ def live(source, kind: str):
     return ScimResource.objects.filter(source=source, kind=kind, deleted_at__isnull=True).order_by("id")
 
 
-def by_id(source, kind: str, scim_id: str) -> ScimResource:
-    """One of the provider's resources, or 404 (also for another provider's resource: scope)."""
+def by_id(source, kind: str, scim_id: str, *, lock: bool = False) -> ScimResource:
+    """One of the provider's resources, or 404 (also for another provider's resource: scope).
+
+    ``lock`` (inside a transaction): hold the row until the write commits, so writes to one resource
+    run one after the other -- If-Match compares with the version the write will replace, and a
+    group PATCH reads the membership the previous PATCH left."""
     related = "user" if kind == ScimResource.Kind.USER else "group"
-    resource = live(source, kind).select_related(related).filter(Q(scim_id=scim_id)).first()
+    rows = live(source, kind).select_related(related).filter(Q(scim_id=scim_id))
+    if lock:
+        rows = rows.select_for_update(of=("self",))
+    resource = rows.first()
     if resource is None:
         raise ScimError(404, f"{kind} {scim_id[:64]} not found.")
     return resource

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -199,25 +199,26 @@ def _collection(kind: str) -> Callable[[HttpRequest], HttpResponse]:
 def _member(kind: str) -> Callable[..., HttpResponse]:
     def view(request: HttpRequest, scim_id: str) -> HttpResponse:
         source = request.scim_source
-        resource = res.by_id(source, kind, scim_id)
         if request.method == "GET":
-            return _one(request, kind, resource)
-        _check_version(request, resource)
-        rid = request.request_id
-        if request.method == "DELETE":
-            delete = service.user_delete if kind == USER else service.group_delete
-            delete(source=source, resource=resource, request_id=rid)
-            return scim_response(None, status=204)
-        body = read_json(request)
-        if request.method == "PUT":
-            replace = service.user_replace if kind == USER else service.group_replace
-            resource = replace(source=source, resource=resource, body=body, request_id=rid)
-        elif request.method == "PATCH":
-            patch = service.user_patch if kind == USER else service.group_patch
-            resource = patch(source=source, resource=resource, body=body, base=_base(request), request_id=rid)
-        else:
+            return _one(request, kind, res.by_id(source, kind, scim_id))
+        if request.method not in ("PUT", "PATCH", "DELETE"):
             raise ScimError(405, f"{request.method} is not allowed on a {kind}.")
-        return _one(request, kind, resource)
+        body = read_json(request) if request.method != "DELETE" else None
+        rid = request.request_id
+        with transaction.atomic():
+            resource = res.by_id(source, kind, scim_id, lock=True)
+            _check_version(request, resource)
+            if request.method == "DELETE":
+                delete = service.user_delete if kind == USER else service.group_delete
+                delete(source=source, resource=resource, request_id=rid)
+                return scim_response(None, status=204)
+            if request.method == "PUT":
+                replace = service.user_replace if kind == USER else service.group_replace
+                resource = replace(source=source, resource=resource, body=body, request_id=rid)
+            else:
+                patch = service.user_patch if kind == USER else service.group_patch
+                resource = patch(source=source, resource=resource, body=body, base=_base(request), request_id=rid)
+            return _one(request, kind, resource)
 
     return view
 
