@@ -30,6 +30,7 @@ from provisioning.models import JournalEntry, ProvisioningRun, Source
 from provisioning.rules import SourceRecord
 from provisioning.scim import resources as res
 from provisioning.scim.errors import ScimError
+from provisioning.scim.filters import Compare
 from provisioning.scim.models import ScimResource, new_scim_id
 from provisioning.scim.patch import apply_patch, parse_operations
 
@@ -214,10 +215,16 @@ def refresh_rules(source: Source, user_ids: list[int], request_id: str = "") -> 
 # --- groups ---------------------------------------------------------------------------------------
 
 
-def _member_user_ids(source: Source, scim_ids: list[str]) -> list[int]:
+def _member_user_ids(source: Source, scim_ids: list[str], *, strict: bool = True) -> list[int]:
+    """User ids of the provider's users with these SCIM ids; an unknown id is ``invalidValue``
+    (``strict``) or skipped (removing a member that is not there changes nothing)."""
+    if not scim_ids:
+        return []
     found = dict(ScimResource.objects.filter(source=source, kind=ScimResource.Kind.USER, deleted_at__isnull=True,
                                              scim_id__in=scim_ids).values_list("scim_id", "user_id"))
     missing = [sid for sid in scim_ids if sid not in found]
+    if not strict:
+        return [found[sid] for sid in scim_ids if sid in found]
     if missing:
         raise ScimError(400, f"No user with id {missing[0][:64]} (members must be this provider's users).",
                         "invalidValue")
@@ -291,12 +298,49 @@ def group_replace(*, source: Source, resource: ScimResource, body: Any, request_
                          request_id=request_id)
 
 
+def _member_value(node: Any) -> str | None:
+    """``X`` of a ``members[value eq "X"]`` filter, else None."""
+    if isinstance(node, Compare) and node.op == "eq" and node.path.key == "value" and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _member_delta(operations: list) -> tuple[list[str], list[str]] | None:
+    """For a PATCH made only of member adds and removes (the shapes Okta and Entra send when a
+    group's membership changes), the SCIM ids to add and to remove, in request order; None for
+    anything else (rename, replace of all members, remove without a target list)."""
+    add: dict[str, None] = {}
+    remove: dict[str, None] = {}
+    for operation in operations:
+        path = operation.path
+        if path.path.key != "members" or path.sub is not None or operation.op == "replace":
+            return None
+        if path.filter is not None:
+            value = _member_value(path.filter)
+            if operation.op != "remove" or value is None:
+                return None
+            ids = [value]
+        else:
+            if operation.op == "remove" and operation.value is None:
+                return None
+            values = operation.value if isinstance(operation.value, list) else [operation.value]
+            ids = res.member_ids(values)
+        for sid in ids:
+            (add if operation.op == "add" else remove)[sid] = None
+            (remove if operation.op == "add" else add).pop(sid, None)
+    return list(add), list(remove)
+
+
 @_identity_errors
 def group_patch(*, source: Source, resource: ScimResource, body: Any, base: str,
                 request_id: str = "") -> ScimResource:
-    """PATCH /Groups/{id}: applied to the current document; members change by the difference."""
+    """PATCH /Groups/{id}: member adds and removes are applied directly (the cost does not grow with
+    the group); anything else is applied to the current document and members change by the difference."""
     operations = parse_operations(body)
     _check_mutability(body, ("id", "meta"))
+    delta = _member_delta(operations)
+    if delta is not None:
+        return _group_members_delta(source, resource, *delta, request_id=request_id)
     old_members = [sid for sid, _ in group_members(resource)]
     current = res.group_document(resource, base, [(sid, "") for sid in old_members])
     current["members"] = [{"value": sid} for sid in old_members]
@@ -304,6 +348,20 @@ def group_patch(*, source: Source, resource: ScimResource, body: Any, base: str,
     doc = res.clean_group({k: v for k, v in patched.items() if k.lower() not in ("id", "meta", "schemas")})
     doc.setdefault("members", [])
     return _group_update(source, resource, doc, old_members=old_members, request_id=request_id)
+
+
+def _group_members_delta(source: Source, resource: ScimResource, add: list[str], remove: list[str], *,
+                         request_id: str) -> ScimResource:
+    actor = _actor(source, request_id)
+    with transaction.atomic():
+        added = memberships.group_members_add(actor=actor, dgroup=resource.group,
+                                              user_ids=_member_user_ids(source, add)).added
+        removed = memberships.group_members_remove(actor=actor, dgroup=resource.group,
+                                                   user_ids=_member_user_ids(source, remove, strict=False)).removed
+        resource.version += 1
+        resource.save(update_fields=["version", "updated_at"])
+    refresh_rules(source, added + removed, request_id)
+    return resource
 
 
 @_identity_errors

@@ -218,9 +218,16 @@ def _member(kind: str) -> Callable[..., HttpResponse]:
             else:
                 patch = service.user_patch if kind == USER else service.group_patch
                 resource = patch(source=source, resource=resource, body=body, base=_base(request), request_id=rid)
+                if kind == GROUP and not _asks_for_attributes(request):
+                    # RFC 7644 §3.5.2 allows 204; Okta and Entra expect it, and it spares listing 20k members.
+                    return scim_response(None, status=204, headers={"ETag": res.version_tag(resource)})
             return _one(request, kind, resource)
 
     return view
+
+
+def _asks_for_attributes(request: HttpRequest) -> bool:
+    return bool(request.GET.get("attributes") or request.GET.get("excludedAttributes"))
 
 
 def _search(kind: str | None) -> Callable[[HttpRequest], HttpResponse]:

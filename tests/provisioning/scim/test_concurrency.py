@@ -76,7 +76,7 @@ def test_parallel_member_patches_lose_no_member(api):
                             {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members",
                                                                     "value": [{"value": b}]}]}),
         )
-        assert [status for status, _ in results] == [200, 200]
+        assert [status for status, _ in results] == [204, 204]
     dgroup = DirectoryGroup.objects.get(display_name="Eng")
     assert User.objects.filter(groups=dgroup.group).count() == 2 * ROUNDS
     status, final = api("GET", f"/Groups/{group['id']}")

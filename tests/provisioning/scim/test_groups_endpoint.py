@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent, DirectoryGroup, Role
 from provisioning.models import MappingRule
@@ -57,17 +59,40 @@ def test_patch_members_add_remove_and_rename(scim):
     gid = scim.post("/Groups", {"displayName": "Eng", "members": [{"value": a}]}).doc["id"]
     add = scim.patch(f"/Groups/{gid}", {"schemas": [PATCH_OP], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": b}, {"value": c}]}]})
-    assert add.status_code == 200, add.doc
+    assert add.status_code == 204 and add.content == b"" and add["ETag"] == 'W/"2"'
     assert members_of("Eng") == ["a", "b", "c"]
     remove = scim.patch(f"/Groups/{gid}", {"schemas": [PATCH_OP], "Operations": [
         {"op": "remove", "path": f'members[value eq "{a}"]'},
         {"op": "replace", "value": {"id": gid, "displayName": "Eng EU"}}]})
-    assert remove.status_code == 200, remove.doc
-    assert remove.doc["displayName"] == "Eng EU" and members_of("Eng EU") == ["b", "c"]
-    assert remove["ETag"] == 'W/"3"'
-    replace = scim.patch(f"/Groups/{gid}", {"schemas": [PATCH_OP], "Operations": [
+    assert remove.status_code == 204 and remove["ETag"] == 'W/"3"'
+    assert scim.get(f"/Groups/{gid}").doc["displayName"] == "Eng EU" and members_of("Eng EU") == ["b", "c"]
+    replace = scim.patch(f"/Groups/{gid}?excludedAttributes=members", {"schemas": [PATCH_OP], "Operations": [
         {"op": "replace", "path": "members", "value": [{"value": a}]}]})
-    assert replace.status_code == 200 and members_of("Eng EU") == ["a"]
+    assert replace.status_code == 200 and replace.doc["meta"]["version"] == 'W/"4"' and "members" not in replace.doc
+    assert members_of("Eng EU") == ["a"]
+
+
+def test_member_only_patch_cost_does_not_grow_with_the_group(scim):
+    ids = user_ids(scim, *[f"u{i}" for i in range(32)])
+    small = scim.post("/Groups", {"displayName": "Small", "members": [{"value": i} for i in ids[:2]]}).doc["id"]
+    big = scim.post("/Groups", {"displayName": "Big", "members": [{"value": i} for i in ids[2:31]]}).doc["id"]
+
+    def patch_counting(gid, add, remove):
+        body = {"schemas": [PATCH_OP], "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": add}]},
+            {"op": "remove", "path": f'members[value eq "{remove}"]'},
+            {"op": "remove", "path": "members", "value": [{"value": "not-a-member"}]}]}
+        with CaptureQueriesContext(connection) as queries:
+            response = scim.patch(f"/Groups/{gid}", body)
+        assert response.status_code == 204
+        return len(queries)
+
+    assert patch_counting(small, ids[31], ids[0]) == patch_counting(big, ids[31], ids[2])
+    assert members_of("Small") == ["u1", "u31"]
+    assert members_of("Big") == sorted(f"u{i}" for i in range(3, 32))
+    unknown_add = scim.patch(f"/Groups/{big}", {"schemas": [PATCH_OP], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": "nobody"}]}]})
+    assert unknown_add.status_code == 400 and unknown_add.doc["scimType"] == "invalidValue"
 
 
 def test_unknown_member_is_invalid_value_and_nothing_changes(scim, other_scim):
