@@ -116,9 +116,18 @@ def _list(request: HttpRequest, kind: str, params: dict) -> HttpResponse:
             queryset = queryset.distinct()
     start = max(1, params["startIndex"])
     count = min(max(0, params["count"]), MAX_RESULTS)
-    total = queryset.count()
-    page = list(queryset.select_related("user" if kind == USER else "group")[start - 1:start - 1 + count]) \
-        if count else []
+    related = "user" if kind == USER else "group"
+    if not count:
+        page = []
+    elif start == 1:
+        page = list(queryset.select_related(related)[:count])
+    else:
+        # Deep pages: skip rows on the (source, kind, id) index alone, then join only the page's rows.
+        ids = list(queryset.values_list("pk", flat=True)[start - 1:start - 1 + count])
+        rows = {r.pk: r for r in ScimResource.objects.filter(pk__in=ids).select_related(related)}
+        page = [rows[pk] for pk in ids if pk in rows]
+    # A first page that is not full holds every match (the usual "filter=userName eq" lookup): no COUNT.
+    total = len(page) if start == 1 and 0 < count and len(page) < count else queryset.count()
     base = _base(request)
     attributes, excluded = params.get("attributes"), params.get("excludedAttributes")
     documents = []
