@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+IDM_USER = "urn:idm:params:scim:schemas:extension:idm:2.0:User"
 
 
 def new_user(scim, username="ann@example.com", **extra):
@@ -77,6 +78,11 @@ def test_list_filter_paging_and_attributes(scim):
     assert (page["totalResults"], page["startIndex"], page["itemsPerPage"]) == (5, 2, 2)
     assert [r["id"] for r in page["Resources"]] == ids[1:3]
     assert scim.get("/Users?startIndex=0&count=-3").doc["itemsPerPage"] == 0
+    assert scim.get("/Users?count=2").doc["totalResults"] == 5  # a full first page still counts
+    assert scim.get("/Users?startIndex=5&count=10").doc["totalResults"] == 5
+    assert scim.get("/Users?startIndex=9").doc == {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                                                   "totalResults": 5, "startIndex": 9, "itemsPerPage": 0,
+                                                   "Resources": []}
     found = scim.get('/Users?filter=userName eq "USER3@example.com"').doc
     assert found["totalResults"] == 1 and found["Resources"][0]["id"] == ids[3]
     both = scim.get('/Users?filter=userName sw "user1" or userName ew "4@example.com"').doc
@@ -151,3 +157,14 @@ def test_refused_email_is_invalid_value_and_nothing_changes(scim):
     assert not JournalEntry.objects.filter(result="refused").exists()
     log = ScimRequest.objects.filter(method="PATCH").get()
     assert (log.status, log.scim_type) == (400, "invalidValue")
+
+
+def test_idm_extension_org_name_places_the_user(scim, provider, org_factory):
+    source, _ = provider
+    sales = org_factory("Sales")
+    source.org_mode, source.org_attribute, source.fallback_org = "attribute", "orgName", sales.parent
+    source.save()
+    response = new_user(scim, **{IDM_USER: {"orgName": "Sales"}})
+    assert response.doc[IDM_USER] == {"orgName": "Sales"}
+    assert IDM_USER in response.doc["schemas"]
+    assert User.objects.get(username="ann@example.com").profile.org == sales
