@@ -58,7 +58,7 @@ def service_provider_config(request: HttpRequest) -> HttpResponse:
         "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": True, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": False},
-        "sort": {"supported": False},
+        "sort": {"supported": True},
         "etag": {"supported": True},
         "authenticationSchemes": [{
             "type": "oauthbearertoken", "name": "Bearer token", "primary": True,

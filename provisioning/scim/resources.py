@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 
 from provisioning.scim.errors import ScimError
 from provisioning.scim.filters import Attribute, FilterCompiler
@@ -332,6 +333,40 @@ GROUP_FILTERS = FilterCompiler(
     },
     schemas=(CORE_GROUP,),
 )
+
+
+# sortBy (RFC 7644 §3.4.2.3): attribute -> ORM field; ties broken by the row id so pages are stable.
+USER_SORT = {"id": "scim_id", "externalid": "external_id", "username": "user__username",
+             "name.givenname": "user__first_name", "name.familyname": "user__last_name", "emails": "user__email",
+             "emails.value": "user__email", "active": "active", "meta.created": "created_at",
+             "meta.lastmodified": "updated_at"}
+GROUP_SORT = {"id": "scim_id", "externalid": "group__external_id", "displayname": "group__display_name",
+              "meta.created": "created_at", "meta.lastmodified": "updated_at"}
+
+
+_TEXT_SORT = frozenset({"user__username", "user__first_name", "user__last_name", "user__email", "external_id",
+                        "group__external_id", "group__display_name"})
+
+
+def sort_order(kind: str, sort_by: str | None, sort_order: str | None) -> list | None:
+    """ORDER BY for ``sortBy`` / ``sortOrder`` (None: the default, row id). Text sorts ignore case."""
+    if not sort_by:
+        return None
+    key = sort_by.strip()
+    for urn in (CORE_USER, CORE_GROUP):
+        if key.lower().startswith(urn.lower() + ":"):
+            key = key[len(urn) + 1:]
+    field = (USER_SORT if kind == ScimResource.Kind.USER else GROUP_SORT).get(key.lower())
+    if field is None:
+        raise ScimError(400, f"Cannot sort by {sort_by[:100]}.", "invalidValue")
+    order = (sort_order or "ascending").strip().lower()
+    if order not in ("ascending", "descending"):
+        raise ScimError(400, "sortOrder must be ascending or descending.", "invalidValue")
+    text = field in _TEXT_SORT
+    expression = Lower(field) if text else F(field)
+    if order == "descending":
+        return [expression.desc(), F("id").desc()]
+    return [expression.asc(), F("id").asc()]
 
 
 def live(source, kind: str):

@@ -114,6 +114,9 @@ def _list(request: HttpRequest, kind: str, params: dict) -> HttpResponse:
         queryset = queryset.filter(compiled.q)
         if compiled.distinct:
             queryset = queryset.distinct()
+    ordering = res.sort_order(kind, params.get("sortBy"), params.get("sortOrder"))
+    if ordering:
+        queryset = queryset.order_by(*ordering)
     start = max(1, params["startIndex"])
     count = min(max(0, params["count"]), MAX_RESULTS)
     related = "user" if kind == USER else "group"
@@ -145,7 +148,8 @@ def _list(request: HttpRequest, kind: str, params: dict) -> HttpResponse:
 def _query_params(request: HttpRequest) -> dict:
     return {"filter": request.GET.get("filter"), "startIndex": _int_param(request, "startIndex", 1),
             "count": _int_param(request, "count", MAX_RESULTS), "attributes": request.GET.get("attributes"),
-            "excludedAttributes": request.GET.get("excludedAttributes")}
+            "excludedAttributes": request.GET.get("excludedAttributes"), "sortBy": request.GET.get("sortBy"),
+            "sortOrder": request.GET.get("sortOrder")}
 
 
 def _search_params(body: Any) -> dict:
@@ -169,7 +173,8 @@ def _search_params(body: Any) -> dict:
         return value
 
     return {"filter": text("filter"), "startIndex": number("startIndex", 1), "count": number("count", MAX_RESULTS),
-            "attributes": text("attributes"), "excludedAttributes": text("excludedAttributes")}
+            "attributes": text("attributes"), "excludedAttributes": text("excludedAttributes"),
+            "sortBy": text("sortBy"), "sortOrder": text("sortOrder")}
 
 
 # --- one resource ---------------------------------------------------------------------------------

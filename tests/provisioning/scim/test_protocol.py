@@ -114,7 +114,7 @@ def test_me_and_bulk_are_501_as_advertised(scim):
 def test_discovery_documents(scim):
     spc = scim.get("/ServiceProviderConfig").doc
     assert spc["patch"] == {"supported": True} and spc["filter"] == {"supported": True, "maxResults": 1000}
-    assert spc["etag"] == {"supported": True} and spc["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+    assert spc["etag"] == spc["sort"] == {"supported": True} and spc["authenticationSchemes"][0]["type"] == "oauthbearertoken"
     types = scim.get("/ResourceTypes").doc
     assert types["totalResults"] == 2
     user_type = scim.get("/ResourceTypes/User").doc

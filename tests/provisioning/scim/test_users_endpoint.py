@@ -168,3 +168,16 @@ def test_idm_extension_org_name_places_the_user(scim, provider, org_factory):
     assert response.doc[IDM_USER] == {"orgName": "Sales"}
     assert IDM_USER in response.doc["schemas"]
     assert User.objects.get(username="ann@example.com").profile.org == sales
+
+
+def test_sort_by_and_sort_order(scim):
+    for name in ("bob", "Carol", "alice"):
+        assert scim.post("/Users", {"userName": name}).status_code == 201
+    ascending = scim.get("/Users?sortBy=userName").doc["Resources"]
+    assert [r["userName"] for r in ascending] == ["alice", "bob", "Carol"]
+    descending = scim.post("/Users/.search", {"sortBy": f"{CORE_USER}:userName", "sortOrder": "descending",
+                                              "startIndex": 2, "count": 2}).doc
+    assert [r["userName"] for r in descending["Resources"]] == ["bob", "alice"]
+    bad = scim.get("/Users?sortBy=password")
+    assert bad.status_code == 400 and bad.doc["scimType"] == "invalidValue"
+    assert scim.get("/Users?sortBy=userName&sortOrder=sideways").status_code == 400
