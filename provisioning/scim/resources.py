@@ -244,7 +244,7 @@ def _attr_list(text: str | None) -> list[tuple[str | None, str, str | None]]:
         urn = None
         if item.lower().startswith("urn:"):
             head, _, tail = item.rpartition(":")
-            if tail.lower() in {"user", "group"} or "." in head:  # the whole extension / a core URN path
+            if tail.lower() in {"user", "group"}:  # a whole schema: "urn:…:enterprise:2.0:User"
                 urn, item = item, ""
             else:
                 urn, item = head, tail

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = getattr(settings, "IDM_SCIM_MAX_BODY_BYTES", 1_048_576)
 MAX_RESULTS = discovery.MAX_RESULTS
 MAX_JSON_DEPTH = 64
+MAX_START_INDEX = 2**31 - 1  # past any real list; keeps OFFSET inside PostgreSQL's bigint
 USER, GROUP = ScimResource.Kind.USER, ScimResource.Kind.GROUP
 
 
@@ -117,7 +118,7 @@ def _list(request: HttpRequest, kind: str, params: dict) -> HttpResponse:
     ordering = res.sort_order(kind, params.get("sortBy"), params.get("sortOrder"))
     if ordering:
         queryset = queryset.order_by(*ordering)
-    start = max(1, params["startIndex"])
+    start = min(max(1, params["startIndex"]), MAX_START_INDEX)
     count = min(max(0, params["count"]), MAX_RESULTS)
     related = "user" if kind == USER else "group"
     if not count:

@@ -92,6 +92,10 @@ def test_list_filter_paging_and_attributes(scim):
                     "name": {"givenName": "Ann"}}
     lean = scim.get(f"/Users/{ids[0]}?excludedAttributes=emails,meta,name").doc
     assert set(lean) == {"schemas", "id", "userName", "active"}
+    urn = scim.get(f"/Users/{ids[0]}?attributes={CORE_USER}:name.familyName,{ENTERPRISE}").doc
+    assert urn == {"schemas": [CORE_USER], "id": ids[0], "name": {"familyName": "Lee"}}
+    far = scim.get("/Users?startIndex=100000000000000000000000&count=99999999999999999999")
+    assert far.status_code == 200 and far.doc["Resources"] == [] and far.doc["totalResults"] == 5
     empty = scim.get('/Users?filter=userName eq "nobody"')
     assert empty.status_code == 200 and empty.doc["totalResults"] == 0 and empty.doc["Resources"] == []
 
