@@ -107,10 +107,12 @@ def _primary_email(doc: dict) -> Any:
     return chosen["value"] if chosen else ""
 
 
-def _source_user(scim_id: str, doc: dict, groups: list[str]) -> SourceUser:
-    name = doc.get("name")
+def _source_user(scim_id: str, doc: dict, groups: list[str], *, profile: bool = True) -> SourceUser:
+    """``profile=False``: the record only (rules input); idm's names and email are left as they are."""
+    name = doc.get("name") if profile else None
     return SourceUser(
-        external_id=scim_id, record=user_record(doc, groups), username=doc["userName"], email=_primary_email(doc),
+        external_id=scim_id, record=user_record(doc, groups), username=doc["userName"],
+        email=_primary_email(doc) if profile else UNSET,
         first_name=name.get("givenName", UNSET) if name is not None else UNSET,
         last_name=name.get("familyName", UNSET) if name is not None else UNSET,
     )
@@ -184,11 +186,9 @@ def user_delete(*, source: Source, resource: ScimResource, request_id: str = "")
     if resource.external_id:
         doc["externalId"] = resource.external_id
     doc["userName"] = resource.user.username
-    doc.pop("emails", None)  # leave idm's email as it is
-    doc.pop("name", None)
     groups = _group_refs(source, [resource.user_id])[resource.user_id]
     with transaction.atomic():
-        _apply_users(source, [_source_user(resource.scim_id, doc, groups)], request_id)
+        _apply_users(source, [_source_user(resource.scim_id, doc, groups, profile=False)], request_id)
         resource.active = False
         resource.deleted_at = timezone.now()
         resource.version += 1
@@ -205,9 +205,9 @@ def refresh_rules(source: Source, user_ids: list[int], request_id: str = "") -> 
     users = []
     for row in rows:
         doc = dict(row.document, active=row.active, userName=row.user.username)
-        doc.pop("emails", None)
-        doc.pop("name", None)
-        users.append(_source_user(row.scim_id, doc, refs[row.user_id]))
+        if row.external_id:
+            doc["externalId"] = row.external_id
+        users.append(_source_user(row.scim_id, doc, refs[row.user_id], profile=False))
     if users:
         apply_source_users(source=source, users=users, kind=SCIM_RUN, request_id=request_id)
 
