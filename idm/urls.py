@@ -11,6 +11,7 @@ urlpatterns = [
     path("django-admin/login/", admin_gate.admin_login),
     path("django-admin/", admin.site.urls),
     path("sso/", include("sso.urls")),
+    path("scim/v2/", include("provisioning.scim.urls")),
     path("", include("ops.urls")),  # /healthz, /readyz, /metrics, /outbox/
     path("users/upload/", include("accounts.bulk_upload.urls")),
     path("provisioning/", include("provisioning.urls")),

@@ -18,7 +18,7 @@ Everything after that is shared:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from accounts.identity.orgs import OrgIndex
@@ -56,23 +56,26 @@ def _new_user_placement(user: SourceUser, ruleset: RuleSet, source: Source, role
 
 
 def apply_source_users(*, source: Source, users: Iterable[SourceUser], kind: str = ProvisioningRun.Kind.SYNC,
-                       dry_run: bool = False, complete: bool = False) -> ProvisioningRun:
-    """Apply what ``source`` says about ``users`` (see the module docstring); the finished run."""
-    actor = source_actor(source)
+                       dry_run: bool = False, complete: bool = False, request_id: str = "") -> ProvisioningRun:
+    """Apply what ``source`` says about ``users`` (see the module docstring); the finished run.
+
+    ``request_id``: the front door's request (a SCIM call), carried by every audit event of the run."""
+    actor = replace(source_actor(source), request_id=request_id)
     run = start_run(kind=kind, actor=actor, source=source, dry_run=dry_run)
     users = list(users)
     run.progress_total = len(users)
     run.save(update_fields=["progress_total"])
     try:
-        counts = _apply(source, users, run, dry_run, complete)
+        counts = _apply(source, users, run, dry_run, complete, request_id)
     except Exception as exc:  # the run ends "failed" with the reason, never stays "running"
         finish_run(run, counts={}, error=f"{type(exc).__name__}: {exc}")
         raise
     return finish_run(run, counts=counts)
 
 
-def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_run: bool, complete: bool) -> dict:
-    actor = source_actor(source, job_id=run.run_id)
+def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_run: bool, complete: bool,
+           request_id: str = "") -> dict:
+    actor = replace(source_actor(source, job_id=run.run_id), request_id=request_id)
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
                   .values_list("external_id", "user_id"))
     ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), OrgIndex()

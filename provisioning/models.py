@@ -311,3 +311,7 @@ class JournalEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.user_label} {self.subject}"
+
+
+# SCIM protocol tables (provider tokens, pushed resources, request log); defined beside the SCIM code.
+from provisioning.scim.models import ScimRequest, ScimResource, ScimToken  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from provisioning import views
+from provisioning.scim import console as scim_console
 
 app_name = "provisioning"
 
@@ -16,6 +17,11 @@ urlpatterns = [
     path("sources/<int:pk>/reapply/", views.source_reapply, name="source_reapply"),
     path("sources/<int:pk>/rules/<int:rule_pk>/", views.source_rules, name="rule_edit"),
     path("sources/<int:pk>/rules/<int:rule_pk>/delete/", views.rule_remove, name="rule_delete"),
+    path("scim/", scim_console.provider_list, name="scim_providers"),
+    path("scim/add/", scim_console.provider_add, name="scim_add"),
+    path("scim/<int:pk>/rotate/", scim_console.provider_rotate, name="scim_rotate"),
+    path("scim/<int:pk>/toggle/", scim_console.provider_toggle, name="scim_toggle"),
+    path("scim/<int:pk>/log/", scim_console.provider_log, name="scim_log"),
     path("runs/<str:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<str:run_id>/journal.csv", views.run_export, name="run_export"),
 ]

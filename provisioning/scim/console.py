@@ -1,0 +1,97 @@
+"""Console: Identity management -> Provisioning -> SCIM providers.
+
+Add a provider (its token is shown once, on the page that answers the POST, never stored in
+plain text), rotate its token (the previous one keeps working for the overlap window), disable or
+enable it, and read its request log. Same service as ``manage.py scim_provider``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db.models import Count, Max, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.exceptions import IdentityError
+from accounts.identity.types import Actor
+from accounts.models import Organization
+from provisioning.models import Source
+from provisioning.scim import providers
+from provisioning.scim.models import ScimRequest
+from provisioning.views import requires_manage_identity
+
+LOG_PAGE = 200
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.for_user(request.user, request=request)
+
+
+def _page(request: HttpRequest, *, shown: providers.ProviderCredentials | None = None, token_for: Source | None = None,
+          token: str = "", status: int = 200) -> HttpResponse:
+    since = timezone.now() - timedelta(hours=24)
+    rows = (Source.objects.filter(kind=Source.Kind.SCIM)
+            .annotate(last_request=Max("scim_requests__created_at"),
+                      requests_24h=Count("scim_requests", filter=Q(scim_requests__created_at__gte=since)),
+                      errors_24h=Count("scim_requests", filter=Q(scim_requests__created_at__gte=since,
+                                                                  scim_requests__status__gte=400)))
+            .prefetch_related("scim_tokens").order_by("name"))
+    # No Cache-Control here: NoStoreWhenSignedInMiddleware already marks every signed-in page no-store,
+    # so the page that shows a token is not cached either (tested).
+    return render(request, "provisioning/scim_providers.html", {
+        "providers": rows, "orgs": Organization.objects.order_by("path", "name"), "base_url": providers.base_url(),
+        "shown": shown, "token_for": token_for, "token": token, "now": timezone.now(),
+    }, status=status)
+
+
+@requires_manage_identity
+def provider_list(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@requires_manage_identity
+@require_POST
+def provider_add(request: HttpRequest) -> HttpResponse:
+    org_id = request.POST.get("org") or None
+    org = Organization.objects.filter(pk=org_id).first() if org_id and org_id.isdigit() else None
+    try:
+        creds = providers.provider_create(actor=_actor(request), name=request.POST.get("name", ""), org=org)
+    except IdentityError as error:
+        messages.error(request, error.message)
+        return _page(request, status=400)
+    return _page(request, shown=creds, token_for=creds.source, token=creds.token)
+
+
+@requires_manage_identity
+@require_POST
+def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
+    try:
+        hours = min(max(float(request.POST.get("overlap_hours") or 24), 0), 24 * 30)
+    except ValueError:
+        hours = 24
+    token = providers.token_rotate(actor=_actor(request), source=source, overlap=timedelta(hours=hours))
+    return _page(request, token_for=source, token=token)
+
+
+@requires_manage_identity
+@require_POST
+def provider_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
+    providers.provider_set_enabled(actor=_actor(request), source=source, enabled=not source.enabled)
+    messages.success(request, f"{source.name} {'enabled' if source.enabled else 'disabled'}.")
+    return redirect("provisioning:scim_providers")
+
+
+@requires_manage_identity
+def provider_log(request: HttpRequest, pk: int) -> HttpResponse:
+    source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
+    rows = ScimRequest.objects.filter(source=source).order_by("-created_at", "-id")
+    if request.GET.get("errors"):
+        rows = rows.filter(status__gte=400)
+    return render(request, "provisioning/scim_log.html", {"source": source, "rows": rows[:LOG_PAGE],
+                                                          "errors_only": bool(request.GET.get("errors"))})

@@ -1,0 +1,96 @@
+"""Real parallel requests against a live server on PostgreSQL (SQLite serialises writers, so the
+races below cannot happen there; the test is skipped on it).
+
+* two PATCHes adding different members to one group at the same moment: both members are kept;
+* two POSTs of one userName at the same moment: exactly one 201 and one 409 uniqueness.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+
+from accounts.identity.types import Actor
+from accounts.models import DirectoryGroup
+from provisioning.scim import providers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ROUNDS = 5
+
+
+@pytest.fixture
+def api(live_server, root_org):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: concurrent writers")
+    token = providers.provider_create(actor=Actor.system("tests"), name="Okta").token
+
+    def call(method: str, path: str, body=None) -> tuple[int, dict]:
+        request = urllib.request.Request(f"{live_server.url}/scim/v2{path}", method=method,  # noqa: S310
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/scim+json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback live server
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    return call
+
+
+def parallel(*calls):
+    """Run the calls in threads released at the same instant; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(index, func):
+        barrier.wait()
+        results[index] = func()
+
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def test_parallel_member_patches_lose_no_member(api):
+    ids = [api("POST", "/Users", {"userName": f"user{i}"})[1]["id"] for i in range(2 * ROUNDS)]
+    status, group = api("POST", "/Groups", {"displayName": "Eng"})
+    assert status == 201
+    for round_ in range(ROUNDS):
+        a, b = ids[2 * round_], ids[2 * round_ + 1]
+        results = parallel(
+            lambda a=a: api("PATCH", f"/Groups/{group['id']}",
+                            {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members",
+                                                                    "value": [{"value": a}]}]}),
+            lambda b=b: api("PATCH", f"/Groups/{group['id']}",
+                            {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members",
+                                                                    "value": [{"value": b}]}]}),
+        )
+        assert [status for status, _ in results] == [204, 204]
+    dgroup = DirectoryGroup.objects.get(display_name="Eng")
+    assert User.objects.filter(groups=dgroup.group).count() == 2 * ROUNDS
+    status, final = api("GET", f"/Groups/{group['id']}")
+    assert len(final["members"]) == 2 * ROUNDS and final["meta"]["version"] == f'W/"{1 + 2 * ROUNDS}"'
+
+
+def test_parallel_creates_of_one_username_give_one_201_and_one_409(api):
+    for round_ in range(ROUNDS):
+        name = f"race{round_}@example.com"
+        results = parallel(lambda name=name: api("POST", "/Users", {"userName": name}),
+                           lambda name=name: api("POST", "/Users", {"userName": name}))
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [201, 409], results
+        conflict = next(body for status, body in results if status == 409)
+        assert conflict["scimType"] == "uniqueness"
+        assert "duplicate key" not in conflict["detail"] and "auth_user" not in conflict["detail"]
+        assert User.objects.filter(username=name).count() == 1
