@@ -1,0 +1,300 @@
+"""The directory sync engine against a real slapd: the first sync, renames and moves, memberships,
+the lifecycle, and the safety valve (errors, a killed server, empty results, mass deactivations)."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import ldap
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from accounts.identity.types import Actor, UserState
+from accounts.models import DirectoryGroup, ExternalIdentity, Role
+from provisioning.inbound import apply_source_batch
+from provisioning.ldap import sync as sync_mod
+from provisioning.ldap.client import DirectoryError
+from provisioning.ldap.directories import DirectorySettings, directory_create
+from provisioning.ldap.sync import RunLock, count_line, due_directories, sync_directory
+from provisioning.models import Directory, JournalEntry, MappingRule, ProvisioningRun, UserBlock
+from tests.directory_servers import TestSlapd
+from tests.provisioning.ldap.conftest import people_ldif
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ACTOR = Actor.system("test")
+
+
+def make_directory(server, ou: str, org, **overrides) -> Directory:
+    data = DirectorySettings(urls=(server.ldap_uri,), base_dns=(ou,), preset="openldap", bind_dn=server.root_dn,
+                             **overrides)
+    return directory_create(actor=ACTOR, name=f"LDAP {ou}", data=data, bind_password=server.root_pw, org=org)
+
+
+def admin(server) -> ldap.ldapobject.LDAPObject:
+    conn = ldap.initialize(server.ldap_uri)
+    conn.simple_bind_s(server.root_dn, server.root_pw)
+    return conn
+
+
+def roles_of(username: str) -> set[str]:
+    user = User.objects.get(username=username)
+    return set(Role.objects.filter(group__user=user).values_list("slug", flat=True))
+
+
+def state_of(username: str) -> str:
+    return User.objects.get(username=username).profile.state
+
+
+def counts(run) -> str:
+    return count_line(run.counts)
+
+
+def test_first_sync_creates_users_groups_and_links_then_a_rerun_changes_nothing(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "alice", "bob", "carol", groups={"eng": ["alice", "bob"]}))
+    directory = make_directory(slapd_server, ou, root_org)
+    run = sync_directory(directory)
+    assert run.status == ProvisioningRun.Status.SUCCEEDED, run.error
+    assert counts(run) == "created 3, updated 0, unchanged 0, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    alice = User.objects.get(username="alice")
+    assert (alice.email, alice.first_name, alice.last_name) == ("alice@example.org", "Alice", "Aliceson")
+    assert alice.profile.org_id == root_org.pk
+    link = ExternalIdentity.objects.get(user=alice)
+    assert (link.source, link.provider, len(link.external_id)) == ("ldap", directory.source.slug, 36)
+    assert link.raw["record"]["dn"] == f"uid=alice,{ou}".lower()
+    eng = DirectoryGroup.objects.get(provider=directory.source.slug)
+    assert eng.display_name == "eng"
+    assert set(eng.group.user_set.values_list("username", flat=True)) == {"alice", "bob"}
+
+    again = sync_directory(directory)
+    assert counts(again) == "created 0, updated 0, unchanged 3, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    assert User.objects.filter(username__in=["alice", "bob", "carol"]).count() == 3
+
+
+def test_rename_keeps_the_user_through_the_anchor(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "alice", "bob"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    alice_id = User.objects.get(username="alice").pk
+    conn = admin(slapd_server)
+    conn.rename_s(f"uid=alice,{ou}", "uid=alicia")
+    conn.modify_s(f"uid=alicia,{ou}", [(ldap.MOD_REPLACE, "mail", [b"alicia@example.org"])])
+    run = sync_directory(directory)
+    assert counts(run) == "created 0, updated 1, unchanged 1, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    renamed = User.objects.get(pk=alice_id)
+    assert (renamed.username, renamed.email) == ("alicia", "alicia@example.org")
+    assert not User.objects.filter(username="alice").exists()
+    assert JournalEntry.objects.filter(run=run, subject="username", new_value="alicia").count() == 1
+
+
+def test_ou_move_changes_the_org_and_membership_changes_roles(slapd_server, ou, root_org, org_factory):
+    conn = admin(slapd_server)
+    for name in ("eng", "sales"):
+        conn.add_s(f"ou={name},{ou}", [("objectClass", [b"organizationalUnit"]), ("ou", [name.encode()])])
+    slapd_server.ldapadd(people_ldif(f"ou=eng,{ou}", "dave"))
+    conn.add_s(f"cn=auditors,{ou}", [("objectClass", [b"groupOfNames"]), ("cn", [b"auditors"]),
+                                      ("member", [f"cn=nobody,{ou}".encode()])])
+    sales = org_factory("Sales")
+    directory = make_directory(slapd_server, ou, root_org)
+    source = directory.source
+    source.org_mode, source.fallback_org = "rules", root_org
+    source.save()
+    MappingRule.objects.create(source=source, kind="org", condition="dn_under", value=f"ou=sales,{ou}",
+                               target_org=sales)
+    rule = MappingRule.objects.create(source=source, kind="role", condition="member_of_group", value="auditors")
+    rule.roles.set(Role.objects.filter(slug="console-user"))
+    sync_directory(directory)
+    dave = User.objects.get(username="dave")
+    assert dave.profile.org_id == root_org.pk
+    assert roles_of("dave") == {"console-user", "desktop-user"}  # no role rule matched: the org's defaults
+
+    conn.rename_s(f"uid=dave,ou=eng,{ou}", "uid=dave", f"ou=sales,{ou}")
+    conn.modify_s(f"cn=auditors,{ou}", [(ldap.MOD_ADD, "member", [f"uid=dave,ou=sales,{ou}".encode()])])
+    run = sync_directory(directory)
+    assert run.status == ProvisioningRun.Status.SUCCEEDED, run.error
+    dave = User.objects.get(pk=dave.pk)
+    assert dave.profile.org_id == sales.pk
+    assert roles_of("dave") == {"console-user"}
+    assert JournalEntry.objects.filter(run=run, user=dave, subject="org", new_value=sales.pk).count() == 1
+
+    conn.modify_s(f"cn=auditors,{ou}", [(ldap.MOD_DELETE, "member", [f"uid=dave,ou=sales,{ou}".encode()])])
+    sync_directory(directory)
+    assert roles_of("dave") == {"console-user", "desktop-user"}  # no rule matches: Sales' default roles
+
+
+def test_nested_group_membership_counts_for_rules_and_the_mirror(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "erin", "frank", groups={"inner": ["erin"]}))
+    slapd_server.ldapadd(f"dn: cn=outer,{ou}\nobjectClass: groupOfNames\ncn: outer\nmember: cn=inner,{ou}\n")
+    directory = make_directory(slapd_server, ou, root_org)
+    rule = MappingRule.objects.create(source=directory.source, kind="role", condition="member_of_group",
+                                      value="outer")
+    rule.roles.set(Role.objects.filter(slug="console-user"))
+    sync_directory(directory)
+    assert roles_of("erin") == {"console-user"}
+    assert roles_of("frank") == {"console-user", "desktop-user"}
+    outer = DirectoryGroup.objects.get(provider=directory.source.slug, display_name="outer")
+    assert list(outer.group.user_set.values_list("username", flat=True)) == ["erin"]
+
+
+def test_disable_blocks_then_deactivates_after_the_grace_period_and_re_enable_reactivates(
+        slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "gina", "hank"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    conn = admin(slapd_server)
+    conn.modify_s(f"uid=gina,{ou}", [(ldap.MOD_ADD, "objectClass", [b"shadowAccount"]),
+                                      (ldap.MOD_ADD, "shadowExpire", [b"1"])])
+    run = sync_directory(directory)
+    assert counts(run) == "created 0, updated 0, unchanged 1, blocked 1, deactivated 0, reactivated 0, held 0, errors 0"
+    assert state_of("gina") == UserState.BLOCKED
+    block = UserBlock.objects.get(user__username="gina")
+    assert block.source_id == directory.source_id and block.deactivate_after is not None
+
+    UserBlock.objects.filter(pk=block.pk).update(deactivate_after=block.deactivate_after - timedelta(minutes=20))
+    run = sync_directory(directory)
+    assert counts(run) == "created 0, updated 0, unchanged 2, blocked 0, deactivated 1, reactivated 0, held 0, errors 0"
+    assert state_of("gina") == UserState.DEACTIVATED
+
+    conn.modify_s(f"uid=gina,{ou}", [(ldap.MOD_DELETE, "shadowExpire", None)])
+    run = sync_directory(directory)
+    assert counts(run) == "created 0, updated 0, unchanged 1, blocked 0, deactivated 0, reactivated 1, held 0, errors 0"
+    assert state_of("gina") == UserState.ACTIVE
+
+
+def test_deleted_entry_is_blocked_as_gone(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "ivan", "judy"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    admin(slapd_server).delete_s(f"uid=ivan,{ou}")
+    run = sync_directory(directory)
+    assert counts(run) == "created 0, updated 0, unchanged 1, blocked 1, deactivated 0, reactivated 0, held 0, errors 0"
+    assert state_of("ivan") == UserState.BLOCKED
+    assert UserBlock.objects.get(user__username="ivan").reason == "gone from the directory"
+    assert JournalEntry.objects.get(run=run, subject="state").message == "gone from the directory"
+
+
+def test_filter_typo_or_empty_result_blocks_nobody(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "kim", "lee"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    directory.user_filter = "(objectClass=inetOrgPersn)"
+    directory.save()
+    run = sync_directory(directory)
+    assert run.status == ProvisioningRun.Status.FAILED
+    assert run.error == ("empty_result: The user search returned no entries while 2 users are linked to this "
+                         "directory. Check the base DN and the user filter; nobody was blocked or deactivated.")
+    assert {state_of("kim"), state_of("lee")} == {UserState.ACTIVE}
+    assert not UserBlock.objects.exists()
+
+
+def test_mass_deactivation_is_held_other_changes_applied_and_force_applies_it(slapd_server, ou, root_org):
+    names = [f"u{i}" for i in range(6)]
+    slapd_server.ldapadd(people_ldif(ou, *names))
+    directory = make_directory(slapd_server, ou, root_org, deactivation_threshold_min=2)
+    sync_directory(directory)
+    conn = admin(slapd_server)
+    for name in ("u0", "u1", "u2"):
+        conn.delete_s(f"uid={name},{ou}")
+    conn.modify_s(f"uid=u5,{ou}", [(ldap.MOD_REPLACE, "mail", [b"five@example.org"])])
+    run = sync_directory(directory)
+    assert run.status == ProvisioningRun.Status.HELD
+    assert counts(run) == "created 0, updated 1, unchanged 2, blocked 0, deactivated 0, reactivated 0, held 3, errors 0"
+    assert run.error.startswith("Held: 3 users would be blocked and then deactivated, more than the threshold of 2.")
+    assert User.objects.get(username="u5").email == "five@example.org"
+    assert not UserBlock.objects.exists()
+    assert JournalEntry.objects.filter(run=run, code="deactivation_held").count() == 3
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("sync_directory", directory.source.name, stdout=out, stderr=err)
+    assert exited.value.code == 2
+    assert out.getvalue().strip() == "created 0, updated 0, unchanged 3, blocked 0, deactivated 0, reactivated 0, " \
+                                     "held 3, errors 0"
+    call_command("sync_directory", directory.source.slug, "--force", stdout=(out := io.StringIO()))
+    assert out.getvalue().strip() == "created 0, updated 0, unchanged 3, blocked 3, deactivated 0, reactivated 0, " \
+                                     "held 0, errors 0"
+    assert [state_of(n) for n in names] == [UserState.BLOCKED] * 3 + [UserState.ACTIVE] * 3
+
+
+def test_dry_run_journals_without_writing(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "mia", "ned"))
+    directory = make_directory(slapd_server, ou, root_org)
+    out = io.StringIO()
+    call_command("sync_directory", directory.source.name, "--dry-run", stdout=out)
+    assert out.getvalue() == "created 2, updated 0, unchanged 0, blocked 0, deactivated 0, reactivated 0, " \
+                             "held 0, errors 0\n"
+    assert not User.objects.filter(username__in=["mia", "ned"]).exists()
+    assert not DirectoryGroup.objects.exists()
+    run = ProvisioningRun.objects.get()
+    assert run.dry_run and set(run.entries.values_list("result", flat=True)) == {"planned"}
+
+
+def test_a_second_trigger_while_running_is_refused(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "olga"))
+    directory = make_directory(slapd_server, ou, root_org)
+    first = RunLock(directory)
+    first.acquire()
+    with pytest.raises(DirectoryError) as caught:
+        sync_directory(directory)
+    assert caught.value.code == "already_running"
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("sync_directory", directory.source.name, stderr=err)
+    assert exited.value.code == 3
+    assert err.getvalue().startswith("already_running: A sync of ")
+    assert ProvisioningRun.objects.count() == 0
+    assert directory not in due_directories()
+    first.release()
+    assert directory in due_directories()
+    assert sync_directory(directory).status == ProvisioningRun.Status.SUCCEEDED
+    assert directory not in due_directories()  # it just ran; next one after its interval
+    # A lock whose holder died (no heartbeat) expires.
+    stale = RunLock(directory)
+    stale.acquire()
+    Directory.objects.filter(pk=directory.pk).update(lock_expires_at=directory.source.created_at)
+    assert sync_directory(directory).status == ProvisioningRun.Status.SUCCEEDED
+
+
+def test_bind_failure_fails_the_run_with_a_hint(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "pat"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    from provisioning.ldap.secrets import encrypt_secret
+    Directory.objects.filter(pk=directory.pk).update(bind_password_encrypted=encrypt_secret("wrong"))
+    directory.refresh_from_db()
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("sync_directory", directory.source.name, stderr=err, stdout=io.StringIO())
+    assert exited.value.code == 1
+    assert err.getvalue().strip() == ("bind_failed: The directory refused the bind DN or password. Check both and "
+                                      "save again. Nobody was blocked or deactivated by this run.")
+    assert state_of("pat") == UserState.ACTIVE
+
+
+def test_server_killed_mid_sync_deactivates_nobody(test_pki, root_org, monkeypatch, tmp_path):
+    server = TestSlapd(pki=test_pki)
+    server.start()
+    try:
+        ou = server.fresh_ou()
+        names = [f"w{i:02d}" for i in range(30)]
+        server.ldapadd(people_ldif(ou, *names))
+        directory = make_directory(server, ou, root_org, page_size=10)
+        monkeypatch.setattr(sync_mod, "BATCH", 10)
+        assert counts(sync_directory(directory)).startswith("created 30, ")
+
+        def apply_then_kill(**kwargs):
+            result = apply_source_batch(**kwargs)
+            server.kill()  # the server dies after the first batch, in the middle of the paged search
+            return result
+
+        monkeypatch.setattr(sync_mod, "apply_source_batch", apply_then_kill)
+        run = sync_directory(directory)
+    finally:
+        server.stop()
+    assert run.status == ProvisioningRun.Status.FAILED
+    assert run.error.startswith("server_unreachable: The directory server ")
+    assert run.error.endswith("Nobody was blocked or deactivated by this run.")
+    assert run.counts["blocked"] == 0
+    assert not UserBlock.objects.exists()
+    assert User.objects.filter(username__in=names, profile__state=UserState.ACTIVE).count() == 30
