@@ -351,6 +351,9 @@ class Directory(models.Model):
     deactivation_threshold_percent = models.PositiveIntegerField(default=10)
     deactivation_threshold_min = models.PositiveIntegerField(default=50)
     last_run_started_at = models.DateTimeField(null=True, blank=True)
+    # The rules and org settings the last complete run applied: while they are unchanged, entries
+    # whose directory data did not change since then are skipped (provisioning.ldap.sync).
+    applied_rules_digest = models.CharField(max_length=64, blank=True, editable=False)
     lock_owner = models.CharField(max_length=32, blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 

@@ -26,6 +26,8 @@ Counts: created, updated, unchanged, blocked, deactivated, reactivated, held, er
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import uuid
 from collections import defaultdict
@@ -53,7 +55,7 @@ from provisioning.ldap.translate import (
     translate_user,
 )
 from provisioning.lifecycle import deactivate_due, source_actor, source_says_inactive
-from provisioning.models import Directory, JournalEntry, ProvisioningRun
+from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source, UserBlock
 from provisioning.preview import user_diffs
 from provisioning.resolve import source_links
 from provisioning.rules import SourceRecord
@@ -113,6 +115,7 @@ class _State:
     seen: set[str] = field(default_factory=set)
     deferred: list[SourceUser] = field(default_factory=list)
     member_user_ids: dict[str, int] = field(default_factory=dict)  # user DN -> user id (group members only)
+    skip_unchanged: bool = False
 
 
 def _record(user, closure: dict[str, frozenset[str]], names: dict[str, str]) -> SourceRecord:
@@ -174,12 +177,49 @@ def _add_counts(state: _State, batch_counts: dict) -> None:
     state.counts["errors"] += batch_counts.get("errors", 0) + batch_counts.get("refused", 0)
 
 
+def rules_digest(source: Source) -> str:
+    """A fingerprint of what decides a user's org, roles and state besides the entry itself."""
+    policy = source.org_policy()
+    rules = [[r.kind, r.condition.kind, r.condition.attribute, r.condition.value, r.position, r.org_id,
+              sorted(r.roles), r.saved_by_cloud_admin] for r in source.rule_set()]
+    data = [rules, [policy.mode, policy.fixed_org_id, policy.attribute, policy.create_under_id,
+                    policy.fallback_org_id]]
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _without_unchanged(source: Source, batch: list[SourceUser]) -> list[SourceUser]:
+    """The batch minus entries whose directory data equals what the last run stored for the linked
+    user (record and profile fields), unless this source has the user blocked (a user coming back
+    must be unblocked even when the entry did not change). Two queries per batch."""
+    rows = {ext: rest for ext, *rest in source_links(source).filter(external_id__in=[u.external_id for u in batch])
+            .values_list("external_id", "user_id", "raw", "user__username", "user__email", "user__first_name",
+                         "user__last_name")}
+    if not rows:
+        return batch
+    blocked = set(UserBlock.objects.filter(user_id__in=[r[0] for r in rows.values()], source=source)
+                  .values_list("user_id", flat=True))
+    changed = []
+    for user in batch:
+        row = rows.get(user.external_id)
+        if row is None or row[0] in blocked:
+            changed.append(user)
+            continue
+        _user_id, raw, username, email, first_name, last_name = row
+        if ((raw or {}).get("record") != user.record.to_json()
+                or (username, email, first_name, last_name) != (user.username, user.email, user.first_name,
+                                                                 user.last_name)):
+            changed.append(user)
+    return changed
+
+
 def _apply_batch(directory: Directory, batch: list[SourceUser], run: ProvisioningRun, dry_run: bool,
                  closure, state: _State) -> None:
     """Apply a batch, setting aside linked users the rules would newly block (the safety valve
     decides about them once the whole directory has been read)."""
     source = directory.source
     members = [u for u in batch if u.record.dn in closure]
+    if state.skip_unchanged:
+        batch = _without_unchanged(source, batch)
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in batch])
                   .values_list("external_id", "user_id"))
     if linked:
@@ -289,9 +329,12 @@ def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool) -> dict:
     return counts
 
 
-def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool = False,
+def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool = False, full: bool = False,
                    started_by: str = "") -> ProvisioningRun:
     """Run one sync of ``directory`` (see the module docstring); the finished run.
+
+    Entries whose data did not change since the last complete run are skipped while the rules are
+    the same; ``full`` re-plans every entry (the rules' decisions re-imposed on everyone).
 
     Raises ``DirectoryError("already_running")`` when another run holds the lock; every other
     failure ends the run ``failed`` with its hint (the run is returned, not raised), except a bug,
@@ -307,13 +350,16 @@ def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool =
             run.started_by_label = started_by[:255]
             run.save(update_fields=["started_by_label"])
         Directory.objects.filter(pk=directory.pk).update(last_run_started_at=run.started_at)
-        return _run(directory, run, lock, dry_run=dry_run, force=force)
+        return _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
     finally:
         lock.release()
 
 
-def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: bool, force: bool) -> ProvisioningRun:
-    state = _State()
+def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: bool, force: bool,
+         full: bool) -> ProvisioningRun:
+    digest = rules_digest(directory.source)
+    state = _State(skip_unchanged=not full and bool(directory.applied_rules_digest)
+                   and directory.applied_rules_digest == digest)
     recorder = JournalRecorder(run)
     preset = preset_of(directory)
     try:
@@ -347,6 +393,8 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
         finish_run(run, counts=_finish_counts(run, state, dry_run), error=f"{type(exc).__name__}: {exc}")
         raise
     run = finish_run(run, counts=_finish_counts(run, state, dry_run))
+    if not dry_run:
+        Directory.objects.filter(pk=directory.pk).update(applied_rules_digest=digest)
     if held:
         run.status, run.error = ProvisioningRun.Status.HELD, held
         run.save(update_fields=["status", "error"])

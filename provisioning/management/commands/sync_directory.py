@@ -1,4 +1,4 @@
-"""``manage.py sync_directory NAME [--dry-run] [--force]``: one sync run, the same code Celery beat and
+"""``manage.py sync_directory NAME [--dry-run] [--full] [--force]``: one sync run, the same code Celery beat and
 the console run (``provisioning.ldap.sync``). Ends with one line of counts; exits 1 when the run
 failed, 2 when it held deactivations (``--force`` applies them), 3 when a run is already going.
 """
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("name", help="The directory's name or slug.")
         parser.add_argument("--dry-run", action="store_true", help="Journal what would change; write nothing.")
         parser.add_argument("--full", action="store_true",
-                            help="A full read of the directory (every run is full until incremental runs exist).")
+                            help="Re-plan every entry, also those whose directory data did not change.")
         parser.add_argument("--force", action="store_true",
                             help="Apply deactivations even above the safety threshold ('apply anyway').")
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError(f"No directory named {name!r}.")
         try:
             run = sync_directory(directory, dry_run=opts["dry_run"], force=opts["force"],
-                                 started_by="manage.py sync_directory")
+                                 full=opts["full"], started_by="manage.py sync_directory")
         except IdentityError as exc:
             self.stderr.write(f"{exc.code}: {exc.message}")
             sys.exit(EXIT_ALREADY_RUNNING if exc.code == "already_running" else EXIT_FAILED)

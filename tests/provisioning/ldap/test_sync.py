@@ -298,3 +298,52 @@ def test_server_killed_mid_sync_deactivates_nobody(test_pki, root_org, monkeypat
     assert run.counts["blocked"] == 0
     assert not UserBlock.objects.exists()
     assert User.objects.filter(username__in=names, profile__state=UserState.ACTIVE).count() == 30
+
+
+def test_unchanged_entries_are_skipped_until_the_rules_change_or_a_full_run(slapd_server, ou, root_org,
+                                                                             monkeypatch):
+    slapd_server.ldapadd(people_ldif(ou, "quinn", "rita", "sam", groups={"ops": ["quinn"]}))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    planned: list[list[str]] = []
+
+    def spy(**kwargs):
+        planned.append(sorted(u.username for u in kwargs["users"]))
+        return apply_source_batch(**kwargs)
+
+    monkeypatch.setattr(sync_mod, "apply_source_batch", spy)
+    admin(slapd_server).modify_s(f"uid=rita,{ou}", [(ldap.MOD_REPLACE, "sn", [b"Ritter"])])
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == [["rita"]]  # only the changed entry reaches the planner
+    assert counts(run) == "created 0, updated 1, unchanged 2, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    assert User.objects.get(username="rita").last_name == "Ritter"
+
+    planned.clear()
+    sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == []
+
+    rule = MappingRule.objects.create(source=directory.source, kind="role", condition="member_of_group", value="ops")
+    rule.roles.set(Role.objects.filter(slug="console-user"))
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == [["quinn", "rita", "sam"]]  # the rules changed: everyone is re-planned
+    assert roles_of("quinn") == {"console-user"}
+
+    planned.clear()
+    sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == []
+    sync_directory(Directory.objects.get(pk=directory.pk), full=True)
+    assert planned == [["quinn", "rita", "sam"]]
+
+
+def test_a_user_who_comes_back_unchanged_is_unblocked(slapd_server, ou, root_org):
+    slapd_server.ldapadd(people_ldif(ou, "tom", "uma"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    directory.user_filter = "(&(objectClass=inetOrgPerson)(!(uid=tom)))"  # tom out of scope
+    directory.save()
+    assert counts(sync_directory(directory)).startswith("created 0, updated 0, unchanged 1, blocked 1,")
+    directory.user_filter = ""
+    directory.save()
+    run = sync_directory(directory)
+    assert counts(run) == "created 0, updated 0, unchanged 1, blocked 0, deactivated 0, reactivated 1, held 0, errors 0"
+    assert state_of("tom") == UserState.ACTIVE
