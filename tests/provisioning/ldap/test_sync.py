@@ -347,3 +347,62 @@ def test_a_user_who_comes_back_unchanged_is_unblocked(slapd_server, ou, root_org
     run = sync_directory(directory)
     assert counts(run) == "created 0, updated 0, unchanged 1, blocked 0, deactivated 0, reactivated 1, held 0, errors 0"
     assert state_of("tom") == UserState.ACTIVE
+
+
+def test_held_and_failed_syncs_raise_a_console_alert(slapd_server, ou, root_org):
+    from ops.dashboard import directory_sync_alerts
+
+    slapd_server.ldapadd(people_ldif(ou, "vera", "walt", "xena"))
+    directory = make_directory(slapd_server, ou, root_org, deactivation_threshold_min=1)
+    sync_directory(directory)
+    assert directory_sync_alerts() == []
+    conn = admin(slapd_server)
+    conn.delete_s(f"uid=vera,{ou}")
+    conn.delete_s(f"uid=walt,{ou}")
+    held = sync_directory(directory)
+    [alert] = directory_sync_alerts()
+    assert (alert.code, alert.url) == ("directory_sync_held", f"/provisioning/runs/{held.run_id}/")
+    assert alert.message.startswith(f"{directory.source.name}: Held: 2 users would be blocked")
+    directory.user_filter = "(objectClass=nothing)"
+    directory.save()
+    failed = sync_directory(directory)
+    [alert] = directory_sync_alerts()
+    assert (alert.code, alert.url) == ("directory_sync_failed", f"/provisioning/runs/{failed.run_id}/")
+    directory.user_filter = ""
+    directory.save()
+    sync_directory(directory, force=True)
+    assert directory_sync_alerts() == []
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_beat_dispatches_a_due_directory_and_a_worker_syncs_it_once(slapd_server, ou, root_org):
+    import time
+
+    from tests.celery_helpers import (
+        flush_test_redis,
+        running_beat,
+        running_worker,
+        test_database_url,
+        test_redis_url,
+    )
+
+    slapd_server.ldapadd(people_ldif(ou, "yara", "zeke"))
+    directory = make_directory(slapd_server, ou, root_org)
+    url = test_redis_url()
+    flush_test_redis(url)
+    env = {"REDIS_URL": url, "DATABASE_URL": test_database_url(), "IDM_DIRECTORY_DISPATCH_SECONDS": "1"}
+    with running_worker(env=env, redis_url=url) as worker, running_beat(env=env, redis_url=url):
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not ProvisioningRun.objects.filter(
+                source=directory.source, finished_at__isnull=False).exists():
+            time.sleep(0.5)
+        time.sleep(3)  # beat keeps ticking every second: the directory is not due again for 12 hours
+        log = worker.log()
+    run = ProvisioningRun.objects.get(source=directory.source)
+    assert run.status == ProvisioningRun.Status.SUCCEEDED, log[-3000:]
+    assert run.started_by_label == "schedule"
+    assert counts(run).startswith("created 2, ")
+    assert set(User.objects.filter(username__in=["yara", "zeke"]).values_list("username", flat=True)) == {
+        "yara", "zeke"}
+    assert "provisioning.tasks.sync_directory" in log
