@@ -3,6 +3,7 @@
 from django.urls import path
 
 from provisioning import views
+from provisioning.ldap import views as directory_views
 
 app_name = "provisioning"
 
@@ -15,6 +16,10 @@ urlpatterns = [
     path("sources/<int:pk>/reapply/", views.source_reapply, name="source_reapply"),
     path("sources/<int:pk>/rules/<int:rule_pk>/", views.source_rules, name="rule_edit"),
     path("sources/<int:pk>/rules/<int:rule_pk>/delete/", views.rule_remove, name="rule_delete"),
+    path("directories/add/", directory_views.directory_add, name="directory_add"),
+    path("sources/<int:pk>/directory/", directory_views.directory_edit, name="directory_edit"),
+    path("sources/<int:pk>/directory/test/", directory_views.directory_test, name="directory_test"),
+    path("sources/<int:pk>/directory/sync/", directory_views.directory_sync, name="directory_sync"),
     path("runs/<str:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<str:run_id>/journal.csv", views.run_export, name="run_export"),
 ]
