@@ -64,3 +64,33 @@ def test_sync_through_the_active_directory_preset(ad, root_org):
     assert again.status == ProvisioningRun.Status.SUCCEEDED, again.error
     assert User.objects.get(pk=alice.pk).username == "alice.smith"
     assert again.counts["created"] == 0 and again.counts["updated"] == 1
+
+
+def test_groups_larger_than_ads_range_limit_are_read_whole(ad):
+    """AD sends at most 1,500 values of ``member`` per read; the client reads the other ranges."""
+    import ldap
+
+    from provisioning.ldap.client import DirectoryClient, DirectoryConnection
+    from provisioning.ldap.translate import ACTIVE_DIRECTORY, translate_group
+
+    admin = ldap.initialize(ad.ldap_uri)
+    admin.simple_bind_s(ad.bind_dn, ad.admin_password)
+    ou = f"OU=Bulk,{ad.base_dn}"
+    admin.add_s(ou, [("objectClass", [b"organizationalUnit"]), ("ou", [b"Bulk"])])
+    dns = []
+    for i in range(1600):
+        dn = f"CN=bulk{i:04d},{ou}"
+        admin.add_s(dn, [("objectClass", [b"user"]), ("sAMAccountName", [f"bulk{i:04d}".encode()])])
+        dns.append(dn)
+    group_dn = f"CN=Everyone Bulk,{ou}"
+    admin.add_s(group_dn, [("objectClass", [b"group"]), ("sAMAccountName", [b"everyone-bulk"])])
+    admin.modify_s(group_dn, [(ldap.MOD_ADD, "member", [dn.encode() for dn in dns])])
+    raw = admin.search_s(group_dn, ldap.SCOPE_BASE, "(objectClass=*)", ["member"])[0][1]
+    assert [name for name in raw] == ["member;range=0-1499"]  # what a naive read gets
+    admin.unbind_s()
+    connection = DirectoryConnection(urls=(ad.ldap_uri,), bind_dn=ad.bind_dn, bind_password=ad.admin_password)
+    with DirectoryClient(connection) as client:
+        [entry] = [e for page in client.search(base_dn=ou, filter="(objectClass=group)",
+                                               attributes=list(ACTIVE_DIRECTORY.group_attributes)) for e in page]
+    group = translate_group(entry.dn, entry.attributes, ACTIVE_DIRECTORY)
+    assert len(group.members) == 1600
