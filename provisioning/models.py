@@ -351,9 +351,15 @@ class Directory(models.Model):
     deactivation_threshold_percent = models.PositiveIntegerField(default=10)
     deactivation_threshold_min = models.PositiveIntegerField(default=50)
     last_run_started_at = models.DateTimeField(null=True, blank=True)
-    # The rules and org settings the last complete run applied: while they are unchanged, entries
-    # whose directory data did not change since then are skipped (provisioning.ldap.sync).
-    applied_rules_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # The rules, org and search settings the last run applied (provisioning.ldap.sync.config_digest):
+    # while they are unchanged, unchanged entries are skipped and runs may be incremental.
+    applied_config_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # Incremental runs (provisioning.ldap.incremental): where the last run's reading ended, and when the
+    # last full run (which also finds deleted entries) finished reading.
+    high_water = models.CharField(max_length=64, blank=True, editable=False)
+    last_full_at = models.DateTimeField(null=True, blank=True, editable=False)
+    full_every = models.DurationField(default=timedelta(hours=24),
+                                      help_text="How often a run reads every entry (and finds deletions).")
     lock_owner = models.CharField(max_length=32, blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 

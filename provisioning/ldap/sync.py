@@ -46,6 +46,7 @@ from accounts.identity.types import UserState
 from accounts.models import DirectoryGroup, UserProfile
 from provisioning.inbound import SourceUser, apply_source_batch
 from provisioning.journal import JournalRecorder, finish_run, run_actor, start_run
+from provisioning.ldap import incremental
 from provisioning.ldap.client import DirectoryError
 from provisioning.ldap.directories import open_client, preset_of
 from provisioning.ldap.translate import (
@@ -116,6 +117,8 @@ class _State:
     deferred: list[SourceUser] = field(default_factory=list)
     member_user_ids: dict[str, int] = field(default_factory=dict)  # user DN -> user id (group members only)
     skip_unchanged: bool = False
+    group_changed: dict[str, str] = field(default_factory=dict)  # group DN -> its change mark
+    high_water: str = ""
 
 
 def _record(user, closure: dict[str, frozenset[str]], names: dict[str, str]) -> SourceRecord:
@@ -139,15 +142,19 @@ def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder
                                  message=exc.message, ref=entry.dn)
                     continue
                 groups[group.dn] = group  # overlapping base DNs list a group once
+                mark = next((v[0].decode("ascii", "replace") for k, v in entry.attributes.items()
+                             if k.lower() == preset.changed.lower() and v), "")
+                state.group_changed[group.dn] = mark
+                state.high_water = incremental.later(preset, state.high_water, mark)
     return list(groups.values())
 
 
 def _user_batches(client, directory: Directory, preset, closure, names, recorder: JournalRecorder,
-                  state: _State) -> Iterator[list[SourceUser]]:
+                  state: _State, user_filter: str) -> Iterator[list[SourceUser]]:
     now = timezone.now()
     batch: list[SourceUser] = []
     for base in directory.base_dns:
-        for page in client.search(base_dn=base, filter=preset.user_filter, attributes=preset.user_attributes,
+        for page in client.search(base_dn=base, filter=user_filter, attributes=preset.user_attributes,
                                   page_size=directory.page_size):
             for entry in page:
                 try:
@@ -160,6 +167,7 @@ def _user_batches(client, directory: Directory, preset, closure, names, recorder
                 if user.anchor in state.seen:
                     continue
                 state.seen.add(user.anchor)
+                state.high_water = incremental.later(preset, state.high_water, user.changed)
                 batch.append(SourceUser(
                     external_id=user.anchor, record=_record(user, closure, names), username=user.username,
                     email=user.email, first_name=user.first_name, last_name=user.last_name))
@@ -177,13 +185,18 @@ def _add_counts(state: _State, batch_counts: dict) -> None:
     state.counts["errors"] += batch_counts.get("errors", 0) + batch_counts.get("refused", 0)
 
 
-def rules_digest(source: Source) -> str:
-    """A fingerprint of what decides a user's org, roles and state besides the entry itself."""
+def config_digest(directory: Directory) -> str:
+    """A fingerprint of what decides a user's org, roles and state besides the entry itself (the
+    rules and org settings) and of what the searches return (bases, filters, preset, attribute map).
+    While it is unchanged, unchanged entries may be skipped and runs may be incremental."""
+    source = directory.source
     policy = source.org_policy()
     rules = [[r.kind, r.condition.kind, r.condition.attribute, r.condition.value, r.position, r.org_id,
               sorted(r.roles), r.saved_by_cloud_admin] for r in source.rule_set()]
     data = [rules, [policy.mode, policy.fixed_org_id, policy.attribute, policy.create_under_id,
-                    policy.fallback_org_id]]
+                    policy.fallback_org_id],
+            [directory.base_dns, directory.user_filter, directory.group_filter, directory.preset,
+             directory.attribute_map]]
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -255,12 +268,12 @@ def _gone_user_ids(directory: Directory, seen: set[str]) -> list[int]:
 
 
 def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool, force: bool, state: _State,
-                      recorder: JournalRecorder) -> str:
-    """Block the deferred and gone users, or hold them all above the threshold (the returned message;
-    "" when nothing was held)."""
+                      recorder: JournalRecorder, *, complete: bool = True) -> str:
+    """Block the deferred and (after a complete read) gone users, or hold them all above the
+    threshold (the returned message; "" when nothing was held)."""
     source = directory.source
     actor = run_actor(source_actor(source), run)
-    gone = _gone_user_ids(directory, state.seen)
+    gone = _gone_user_ids(directory, state.seen) if complete else []
     active_states = (UserState.ACTIVE, UserState.INVITED)
     gone_active = set(UserProfile.objects.filter(user_id__in=gone, state__in=active_states)
                       .values_list("user_id", flat=True))
@@ -315,7 +328,7 @@ def _mirror_groups(directory: Directory, groups: list[DirectoryGroupEntry], clos
         group_delete(actor=actor, dgroup=dgroup)
 
 
-def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool) -> dict:
+def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool, is_incremental: bool = False) -> dict:
     """Updated / unchanged from the journal: a user counts once, whatever number of fields changed."""
     counts = state.counts
     entries = JournalEntry.objects.filter(run=run, user_id__isnull=False)
@@ -326,6 +339,8 @@ def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool) -> dict:
     counts["updated"] = max(0, len(changed) - created_with_ids)
     seen_ids = set(source_links(run.source).filter(external_id__in=state.seen).values_list("user_id", flat=True))
     counts["unchanged"] = len(seen_ids - touched)
+    counts["read"] = len(state.seen)  # entries read (an incremental run reads only changed ones)
+    counts["incremental"] = int(is_incremental)
     return counts
 
 
@@ -340,10 +355,12 @@ def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool =
     failure ends the run ``failed`` with its hint (the run is returned, not raised), except a bug,
     which is re-raised after the run is marked failed.
     """
-    source = directory.source
     lock = RunLock(directory)
     lock.acquire()
     try:
+        # The settings and marks as stored now (the caller's instance may be older than the last run).
+        directory = Directory.objects.select_related("source").get(pk=directory.pk)
+        source = directory.source
         actor = source_actor(source)
         run = start_run(kind=ProvisioningRun.Kind.SYNC, actor=actor, source=source, dry_run=dry_run)
         if started_by:
@@ -355,46 +372,87 @@ def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool =
         lock.release()
 
 
+def _is_incremental(directory: Directory, full: bool, state: _State) -> bool:
+    """Incremental when a complete run set a mark, the rules are unchanged and a full run is not due."""
+    if full or not state.skip_unchanged or not directory.high_water or directory.last_full_at is None:
+        return False
+    return timezone.now() - directory.last_full_at < directory.full_every
+
+
 def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: bool, force: bool,
          full: bool) -> ProvisioningRun:
-    digest = rules_digest(directory.source)
-    state = _State(skip_unchanged=not full and bool(directory.applied_rules_digest)
-                   and directory.applied_rules_digest == digest)
+    digest = config_digest(directory)
+    state = _State(skip_unchanged=not full and bool(directory.applied_config_digest)
+                   and directory.applied_config_digest == digest)
+    is_incremental = _is_incremental(directory, full, state)
     recorder = JournalRecorder(run)
     preset = preset_of(directory)
+    user_filter = preset.user_filter
+    if is_incremental:
+        user_filter = f"(&{preset.user_filter}{incremental.changed_filter(preset, directory.high_water)})"
+    usn = ""
     try:
         with open_client(directory) as client:
+            if preset.changed.lower() == incremental.USN:
+                # AD: the mark is the server's USN before reading, so nothing changed meanwhile is missed.
+                dse = client.read_root_dse(["highestCommittedUSN"])
+                usn = (dse.get("highestCommittedUSN") or [b""])[0].decode("ascii")
             groups = _read_groups(client, directory, preset, recorder, state)
             closure = expand_memberships(groups)
             names = {g.dn: g.name for g in groups}
             lock.heartbeat()
-            for batch in _user_batches(client, directory, preset, closure, names, recorder, state):
+            for batch in _user_batches(client, directory, preset, closure, names, recorder, state, user_filter):
                 _apply_batch(directory, batch, run, dry_run, closure, state)
                 lock.heartbeat()
+        if preset.changed.lower() == incremental.USN:
+            state.high_water = usn
         recorder.flush()
-        linked = source_links(directory.source).count()
-        if not state.seen and linked and not force:
-            raise DirectoryError(
-                "empty_result",
-                f"The user search returned no entries while {linked} users are linked to this directory. "
-                "Check the base DN and the user filter; nobody was blocked or deactivated.",
-                field="user_filter",
-            )
-        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder)
-        if not dry_run:
+        changed_groups = set()
+        if is_incremental:
+            changed_groups = {dn for dn, mark in state.group_changed.items()
+                              if incremental.changed_since(preset, mark, directory.high_water)}
+            if changed_groups:
+                regrouped = incremental.regrouped_users(
+                    directory.source, affected=incremental.affected_groups(changed_groups, closure), closure=closure,
+                    names=names, skip=state.seen, member_user_ids=state.member_user_ids)
+                for start in range(0, len(regrouped), BATCH):
+                    _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, closure, state)
+                    lock.heartbeat()
+        else:
+            linked = source_links(directory.source).count()
+            if not state.seen and linked and not force:
+                raise DirectoryError(
+                    "empty_result",
+                    f"The user search returned no entries while {linked} users are linked to this directory. "
+                    "Check the base DN and the user filter; nobody was blocked or deactivated.",
+                    field="user_filter",
+                )
+        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder, complete=not is_incremental)
+        if not dry_run and (not is_incremental or changed_groups):
             _mirror_groups(directory, groups, closure, run, state)
+        if not dry_run:
             state.counts["deactivated"] = deactivate_due(source=directory.source).deactivated
     except IdentityError as exc:
         recorder.flush()
         hint = "" if exc.code == "empty_result" else " Nobody was blocked or deactivated by this run."
-        return finish_run(run, counts=_finish_counts(run, state, dry_run), error=f"{exc.code}: {exc.message}{hint}")
+        return finish_run(run, counts=_finish_counts(run, state, dry_run, is_incremental),
+                          error=f"{exc.code}: {exc.message}{hint}")
     except Exception as exc:
         recorder.flush()
-        finish_run(run, counts=_finish_counts(run, state, dry_run), error=f"{type(exc).__name__}: {exc}")
+        finish_run(run, counts=_finish_counts(run, state, dry_run, is_incremental),
+                   error=f"{type(exc).__name__}: {exc}")
         raise
-    run = finish_run(run, counts=_finish_counts(run, state, dry_run))
+    run = finish_run(run, counts=_finish_counts(run, state, dry_run, is_incremental))
     if not dry_run:
-        Directory.objects.filter(pk=directory.pk).update(applied_rules_digest=digest)
+        marks = {"applied_config_digest": digest}
+        if held:
+            # The held users must be looked at again by a full run: the next run is one.
+            marks["last_full_at"] = None
+        else:
+            marks["high_water"] = incremental.later(preset, directory.high_water, state.high_water)
+            if not is_incremental:
+                marks["last_full_at"] = run.started_at
+        Directory.objects.filter(pk=directory.pk).update(**marks)
     if held:
         run.status, run.error = ProvisioningRun.Status.HELD, held
         run.save(update_fields=["status", "error"])

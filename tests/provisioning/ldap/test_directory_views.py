@@ -99,7 +99,7 @@ def test_held_run_offers_apply_anyway(admin_client, slapd_server, ou, root_org):
     conn.simple_bind_s(slapd_server.root_dn, slapd_server.root_pw)
     conn.delete_s(f"uid=cai,{ou}")
     conn.delete_s(f"uid=dan,{ou}")
-    assert sync_directory(directory).status == "held"
+    assert sync_directory(directory, full=True).status == "held"
     page = admin_client.get(reverse("provisioning:source_detail", args=[directory.source_id])).content.decode()
     assert 'value="force">Apply anyway</button>' in page
     assert "Held: 2 users would be blocked" in page

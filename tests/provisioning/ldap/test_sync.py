@@ -167,7 +167,8 @@ def test_deleted_entry_is_blocked_as_gone(slapd_server, ou, root_org):
     directory = make_directory(slapd_server, ou, root_org)
     sync_directory(directory)
     admin(slapd_server).delete_s(f"uid=ivan,{ou}")
-    run = sync_directory(directory)
+    assert sync_directory(directory).counts["blocked"] == 0  # an incremental run cannot see deletions
+    run = sync_directory(directory, full=True)
     assert counts(run) == "created 0, updated 0, unchanged 1, blocked 1, deactivated 0, reactivated 0, held 0, errors 0"
     assert state_of("ivan") == UserState.BLOCKED
     assert UserBlock.objects.get(user__username="ivan").reason == "gone from the directory"
@@ -197,7 +198,7 @@ def test_mass_deactivation_is_held_other_changes_applied_and_force_applies_it(sl
     for name in ("u0", "u1", "u2"):
         conn.delete_s(f"uid={name},{ou}")
     conn.modify_s(f"uid=u5,{ou}", [(ldap.MOD_REPLACE, "mail", [b"five@example.org"])])
-    run = sync_directory(directory)
+    run = sync_directory(directory, full=True)
     assert run.status == ProvisioningRun.Status.HELD
     assert counts(run) == "created 0, updated 1, unchanged 2, blocked 0, deactivated 0, reactivated 0, held 3, errors 0"
     assert run.error.startswith("Held: 3 users would be blocked and then deactivated, more than the threshold of 2.")
@@ -289,7 +290,7 @@ def test_server_killed_mid_sync_deactivates_nobody(test_pki, root_org, monkeypat
             return result
 
         monkeypatch.setattr(sync_mod, "apply_source_batch", apply_then_kill)
-        run = sync_directory(directory)
+        run = sync_directory(directory, full=True)
     finally:
         server.stop()
     assert run.status == ProvisioningRun.Status.FAILED
@@ -359,7 +360,7 @@ def test_held_and_failed_syncs_raise_a_console_alert(slapd_server, ou, root_org)
     conn = admin(slapd_server)
     conn.delete_s(f"uid=vera,{ou}")
     conn.delete_s(f"uid=walt,{ou}")
-    held = sync_directory(directory)
+    held = sync_directory(directory, full=True)
     [alert] = directory_sync_alerts()
     assert (alert.code, alert.url) == ("directory_sync_held", f"/provisioning/runs/{held.run_id}/")
     assert alert.message.startswith(f"{directory.source.name}: Held: 2 users would be blocked")
@@ -406,3 +407,43 @@ def test_beat_dispatches_a_due_directory_and_a_worker_syncs_it_once(slapd_server
     assert set(User.objects.filter(username__in=["yara", "zeke"]).values_list("username", flat=True)) == {
         "yara", "zeke"}
     assert "provisioning.tasks.sync_directory" in log
+
+
+def _changed_users(run) -> set[str]:
+    return set(JournalEntry.objects.filter(run=run).values_list("user_label", flat=True))
+
+
+def test_incremental_runs_read_changes_only_and_a_due_full_run_finds_deletions(slapd_server, ou, root_org):
+    import time
+
+    slapd_server.ldapadd(people_ldif(ou, "abe", "bea", "cy", "dee", groups={"ops": ["abe"]}))
+    directory = make_directory(slapd_server, ou, root_org)
+    rule = MappingRule.objects.create(source=directory.source, kind="role", condition="member_of_group", value="ops")
+    rule.roles.set(Role.objects.filter(slug="console-user"))
+    first = sync_directory(directory)
+    assert (first.counts["incremental"], first.counts["read"]) == (0, 4)
+    time.sleep(1.1)  # modifyTimestamp has one-second steps
+    conn = admin(slapd_server)
+    conn.modify_s(f"uid=bea,{ou}", [(ldap.MOD_REPLACE, "sn", [b"Changed"])])
+    second = sync_directory(directory)
+    assert second.counts["incremental"] == 1
+    assert _changed_users(second) == {"bea"}
+    third = sync_directory(directory)  # nothing changed: only the entry of the mark's second is read again
+    assert (third.counts["incremental"], third.counts["read"]) == (1, 1)
+
+    time.sleep(1.1)
+    conn.modify_s(f"cn=ops,{ou}", [(ldap.MOD_ADD, "member", [f"uid=cy,{ou}".encode()])])
+    conn.delete_s(f"uid=dee,{ou}")
+    fourth = sync_directory(directory)
+    assert fourth.counts["incremental"] == 1
+    # cy's entry was not read (memberof changes no modifyTimestamp): only bea, at the mark's second.
+    assert (fourth.counts["read"], _changed_users(fourth)) == (1, {"cy"})
+    assert roles_of("cy") == {"console-user"}  # a membership-only change still reaches the rules
+    ops = DirectoryGroup.objects.get(provider=directory.source.slug, display_name="ops")
+    assert set(ops.group.user_set.values_list("username", flat=True)) == {"abe", "cy"}
+    assert state_of("dee") == UserState.ACTIVE  # deletions are invisible to a query for changes
+
+    Directory.objects.filter(pk=directory.pk).update(last_full_at=first.started_at - timedelta(hours=25))
+    full = sync_directory(directory)
+    assert (full.counts["incremental"], full.counts["read"], full.counts["blocked"]) == (0, 3, 1)
+    assert state_of("dee") == UserState.BLOCKED
