@@ -4,9 +4,10 @@ The high-water mark (``Directory.high_water``) is where the last run's reading e
 
 * Active Directory: the server's ``highestCommittedUSN`` read before the run's searches; the next
   run asks for ``(uSNChanged>=<mark + 1>)``;
-* OpenLDAP / FreeIPA: the greatest ``modifyTimestamp`` the run saw; the next run asks for
-  ``(modifyTimestamp>=<mark>)`` (``>=``: timestamps have one-second steps, and an entry read twice
-  is skipped as unchanged).
+* OpenLDAP: the greatest ``entryCSN`` the run saw (a change sequence number with microseconds); the
+  next run asks for ``(entryCSN>=<mark>)``; FreeIPA / 389 DS the same with ``modifyTimestamp``
+  (one-second steps). ``>=``: an entry changed in the mark's instant after it was read is not
+  missed; the entry read again is skipped as unchanged.
 
 Groups are always read whole (a directory has few), so nesting is always current. A membership-only
 change modifies the *group* entry, not the user's: users of changed groups (and of the groups those

@@ -337,7 +337,10 @@ def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool, is_increm
     touched = set(entries.values_list("user_id", flat=True).distinct())
     created_with_ids = 0 if dry_run else counts["created"]
     counts["updated"] = max(0, len(changed) - created_with_ids)
-    seen_ids = set(source_links(run.source).filter(external_id__in=state.seen).values_list("user_id", flat=True))
+    # An incremental run reads changed entries only; every other linked user is unchanged by definition.
+    # (Filtered here, not with an IN of 100k anchors, which SQLite refuses.)
+    seen_ids = {user_id for external_id, user_id in source_links(run.source).values_list("external_id", "user_id")
+                .iterator(chunk_size=5000) if is_incremental or external_id in state.seen}
     counts["unchanged"] = len(seen_ids - touched)
     counts["read"] = len(state.seen)  # entries read (an incremental run reads only changed ones)
     counts["incremental"] = int(is_incremental)

@@ -166,7 +166,7 @@ def test_preset_attributes_are_readable_from_openldap(slapd_server, ou, admin_co
     slapd_server.ldapadd(people_ldif(ou, "carol"))
     with DirectoryClient(admin_connection) as client:
         [carol] = _all(client, base_dn=ou, filter=OPENLDAP.user_filter, attributes=OPENLDAP.user_attributes)
-    assert {"uid", "mail", "givenName", "sn", "entryUUID", "modifyTimestamp"} <= set(carol.attributes)
+    assert {"uid", "mail", "givenName", "sn", "entryUUID", "entryCSN"} <= set(carol.attributes)
 
 
 @pytest.mark.parametrize(("name", "expected"), [

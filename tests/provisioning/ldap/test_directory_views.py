@@ -25,8 +25,18 @@ def _form(server, ou, **overrides) -> dict:
     return data
 
 
-def test_add_edit_test_connection_and_sync_from_the_console(admin_client, slapd_server, ou, root_org, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+@pytest.fixture
+def eager():
+    """Run queued tasks in the test (the Celery app is configured once, so the setting alone is late)."""
+    from idm.celery import app
+
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = old
+
+
+def test_add_edit_test_connection_and_sync_from_the_console(admin_client, slapd_server, ou, root_org, eager):
     slapd_server.ldapadd(people_ldif(ou, "amy", "ben", groups={"staff": ["amy"]}))
     response = admin_client.post(reverse("provisioning:directory_add"), _form(slapd_server, ou, org=root_org.pk))
     directory = Directory.objects.get()
