@@ -272,6 +272,14 @@ CELERY_BEAT_SCHEDULE["provisioning-deactivate-due"] = {
     "task": "provisioning.tasks.deactivate_due_users",
     "schedule": IDM_PROVISIONING_SWEEP_SECONDS,
 }
+# Directory sync: beat looks for due directories (each has its own interval, default 12 h).
+IDM_DIRECTORY_DISPATCH_SECONDS = env_int("IDM_DIRECTORY_DISPATCH_SECONDS", 60)
+IDM_DIRECTORY_LOCK_SECONDS = env_int("IDM_DIRECTORY_LOCK_SECONDS", 300)
+IDM_DIRECTORY_SECRET_KEY = env_str("IDM_DIRECTORY_SECRET_KEY")
+CELERY_BEAT_SCHEDULE["provisioning-dispatch-directories"] = {
+    "task": "provisioning.tasks.dispatch_due_directories",
+    "schedule": IDM_DIRECTORY_DISPATCH_SECONDS,
+}
 # Metadata URLs are fetched from public addresses only (SSRF); test IdPs on loopback need the switch,
 # an internal IdP its network (comma-separated CIDRs).
 IDM_SSO_METADATA_ALLOW_PRIVATE = env_bool("IDM_SSO_METADATA_ALLOW_PRIVATE", False)

@@ -226,12 +226,34 @@ def alerts(*, throttle_window: timedelta = timedelta(minutes=15)) -> list[Alert]
                              f"{provider.name}: a signing certificate {verb}.", url))
         for warning in metadata_warnings(provider.metadata_summary, provider.metadata_xml):
             out.append(Alert(warning["code"], "warn", f"{provider.name}: {warning['summary']}", url))
+    out += directory_sync_alerts()
     since = timezone.now() - throttle_window
     throttled = (AuditEvent.objects.filter(action="auth.login_throttled", created_at__gte=since)
                  .order_by().values_list("target_label", flat=True).distinct()[:5])
     for username in throttled:
         out.append(Alert("account_throttled", "warn", f"Sign-in for {username} is being throttled after repeated "
                                                       "failures.", f"{reverse('accounts:audit_list')}?target={username}"))
+    return out
+
+
+def directory_sync_alerts() -> list[Alert]:
+    """A directory whose last sync failed, or held deactivations for review ("apply anyway")."""
+    from django.urls import reverse
+
+    from provisioning.models import ProvisioningRun, Source
+
+    out: list[Alert] = []
+    for source in Source.objects.filter(kind=Source.Kind.LDAP, enabled=True).only("pk", "name"):
+        last = (ProvisioningRun.objects.filter(source=source, kind=ProvisioningRun.Kind.SYNC, dry_run=False)
+                .exclude(status=ProvisioningRun.Status.RUNNING).order_by("-started_at", "-id").first())
+        if last is None or last.status == ProvisioningRun.Status.SUCCEEDED:
+            continue
+        url = reverse("provisioning:run_detail", args=[last.run_id])
+        if last.status == ProvisioningRun.Status.HELD:
+            out.append(Alert("directory_sync_held", "fail", f"{source.name}: {last.error[:300]}", url))
+        else:
+            out.append(Alert("directory_sync_failed", "fail", f"{source.name}: the last sync failed: "
+                                                              f"{last.error[:300]}", url))
     return out
 
 

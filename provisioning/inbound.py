@@ -117,3 +117,14 @@ def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_ru
             counts["blocked"] += source_says_inactive(source=source, user_ids=gone, actor=actor,
                                                       reason="gone from the source").blocked
     return counts
+
+
+def apply_source_batch(*, source: Source, users: Iterable[SourceUser], run: ProvisioningRun,
+                       dry_run: bool = False) -> dict:
+    """Steps 1-2 of ``apply_source_users`` for one batch, inside a run the caller started and finishes.
+
+    A directory sync reads a large directory page by page and applies it batch by batch, so memory
+    stays flat; it decides "gone from the source" itself once the whole search has been read
+    (``provisioning.ldap.sync``). Returns the batch's counts.
+    """
+    return _apply(source, list(users), run, dry_run, complete=False)

@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -158,12 +157,16 @@ def _matched_user_ids(changes: Sequence[IdentityChange]) -> set[int]:
     names = {c.username.lower() for c in changes if isinstance(c.username, str)}
     if names:
         ids |= set(User.objects.annotate(lname=Lower("username")).filter(lname__in=names).values_list("pk", flat=True))
-    links = [c.match_link or c.link for c in changes if (c.match_link or c.link)]
-    if links:
-        query = Q()
-        for link in links:
-            query |= Q(source=link.source, provider=link.provider, external_id=link.external_id)
-        ids |= set(ExternalIdentity.objects.filter(query).values_list("user_id", flat=True))
+    # One IN per (source, provider), not an OR per link: SQLite refuses an expression tree deeper
+    # than 1000, which a 1,000-change batch of a directory sync would build.
+    by_provider: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for change in changes:
+        link = change.match_link or change.link
+        if link:
+            by_provider[(link.source, link.provider)].add(link.external_id)
+    for (source, provider), external_ids in by_provider.items():
+        ids |= set(ExternalIdentity.objects.filter(source=source, provider=provider, external_id__in=list(external_ids))
+                   .values_list("user_id", flat=True))
     return ids
 
 

@@ -129,14 +129,17 @@ def source_says_active(*, source: Source, user_ids: Iterable[int], actor: Actor 
     return counts
 
 
-def deactivate_due(*, now: datetime | None = None, limit: int = 5000) -> LifecycleCounts:
-    """Deactivate blocked users whose grace period is over (the beat sweep). Safe to run twice at
-    once: each row is claimed under a row lock, and a second sweep skips locked rows."""
+def deactivate_due(*, now: datetime | None = None, limit: int = 5000, source: Source | None = None) -> LifecycleCounts:
+    """Deactivate blocked users whose grace period is over (the beat sweep; ``source``: only that
+    source's blocks, as a directory sync does at its end). Safe to run twice at once: each row is
+    claimed under a row lock, and a second sweep skips locked rows."""
     now = now or timezone.now()
     counts = LifecycleCounts()
     with transaction.atomic():
-        due = list(UserBlock.objects.select_for_update(skip_locked=True)
-                   .filter(deactivate_after__lte=now).order_by("deactivate_after")
+        rows = UserBlock.objects.select_for_update(skip_locked=True).filter(deactivate_after__lte=now)
+        if source is not None:
+            rows = rows.filter(source=source)
+        due = list(rows.order_by("deactivate_after")
                    .values_list("pk", "user_id", "source_id")[:limit])
         by_source: dict[int | None, list[int]] = defaultdict(list)
         for _, user_id, source_id in due:

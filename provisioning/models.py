@@ -264,6 +264,8 @@ class ProvisioningRun(models.Model):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        # A directory sync that applied everything except deactivations above its threshold.
+        HELD = "held", "Held for review"
 
     run_id = models.CharField(max_length=32, unique=True, default=new_run_id)
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
@@ -311,6 +313,62 @@ class JournalEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.user_label} {self.subject}"
+
+
+class Directory(models.Model):
+    """How to reach and read one LDAP / AD directory: the connection settings of a ``Source`` of kind
+    ``ldap`` (``Source.enabled`` is its on/off switch).
+
+    The bind password is stored encrypted (``provisioning.ldap.secrets``) and never shown again.
+    ``lock_owner`` / ``lock_expires_at`` make one sync run per directory at a time across workers: a run
+    takes the lock with one conditional UPDATE and extends it (heartbeat) while it works, so a crashed
+    worker's lock simply expires.
+    """
+
+    class TlsMode(models.TextChoices):
+        LDAPS = "ldaps", "LDAPS (ldaps:// URLs)"
+        START_TLS = "starttls", "StartTLS"
+        NONE = "none", "None (plain LDAP)"
+
+    class Preset(models.TextChoices):
+        ACTIVE_DIRECTORY = "active-directory", "Active Directory"
+        OPENLDAP = "openldap", "OpenLDAP"
+        FREEIPA = "freeipa", "FreeIPA"
+
+    source = models.OneToOneField(Source, on_delete=models.CASCADE, related_name="directory")
+    urls = models.JSONField(default=list, help_text="Server URLs, tried in order.")
+    tls_mode = models.CharField(max_length=10, choices=TlsMode.choices, default=TlsMode.NONE)
+    ca_bundle = models.TextField(blank=True, help_text="PEM certificates of the CA(s) that sign the server's certificate.")
+    verify_tls = models.BooleanField(default=True)
+    bind_dn = models.CharField(max_length=500, blank=True)
+    bind_password_encrypted = models.TextField(blank=True, editable=False)
+    base_dns = models.JSONField(default=list)
+    user_filter = models.CharField(max_length=1000, blank=True, help_text="Empty: the preset's filter.")
+    group_filter = models.CharField(max_length=1000, blank=True, help_text="Empty: the preset's filter.")
+    page_size = models.PositiveIntegerField(default=500)
+    connect_timeout = models.FloatField(default=5.0)
+    operation_timeout = models.FloatField(default=60.0)
+    interval = models.DurationField(default=timedelta(hours=12))
+    preset = models.CharField(max_length=20, choices=Preset.choices, default=Preset.OPENLDAP)
+    attribute_map = models.JSONField(default=dict, blank=True,
+                                     help_text="Overrides of the preset's attribute names (username, email, anchor...).")
+    deactivation_threshold_percent = models.PositiveIntegerField(default=10)
+    deactivation_threshold_min = models.PositiveIntegerField(default=50)
+    last_run_started_at = models.DateTimeField(null=True, blank=True)
+    # The rules, org and search settings the last run applied (provisioning.ldap.sync.config_digest):
+    # while they are unchanged, unchanged entries are skipped and runs may be incremental.
+    applied_config_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # Incremental runs (provisioning.ldap.incremental): where the last run's reading ended, and when the
+    # last full run (which also finds deleted entries) finished reading.
+    high_water = models.CharField(max_length=64, blank=True, editable=False)
+    last_full_at = models.DateTimeField(null=True, blank=True, editable=False)
+    full_every = models.DurationField(default=timedelta(hours=24),
+                                      help_text="How often a run reads every entry (and finds deletions).")
+    lock_owner = models.CharField(max_length=32, blank=True, editable=False)
+    lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return self.source.name
 
 
 # SCIM protocol tables (provider tokens, pushed resources, request log); defined beside the SCIM code.

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from provisioning import views
+from provisioning.ldap import views as directory_views
 from provisioning.scim import console as scim_console
 
 app_name = "provisioning"
@@ -22,6 +23,10 @@ urlpatterns = [
     path("scim/<int:pk>/rotate/", scim_console.provider_rotate, name="scim_rotate"),
     path("scim/<int:pk>/toggle/", scim_console.provider_toggle, name="scim_toggle"),
     path("scim/<int:pk>/log/", scim_console.provider_log, name="scim_log"),
+    path("directories/add/", directory_views.directory_add, name="directory_add"),
+    path("sources/<int:pk>/directory/", directory_views.directory_edit, name="directory_edit"),
+    path("sources/<int:pk>/directory/test/", directory_views.directory_test, name="directory_test"),
+    path("sources/<int:pk>/directory/sync/", directory_views.directory_sync, name="directory_sync"),
     path("runs/<str:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<str:run_id>/journal.csv", views.run_export, name="run_export"),
 ]

@@ -27,7 +27,7 @@ from accounts.models import UserProfile
 from provisioning.adoption import apply_adoption, plan_adoption
 from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import run_actor, start_run
-from provisioning.models import MappingRule, ProvisioningRun, Source
+from provisioning.models import Directory, MappingRule, ProvisioningRun, Source
 from provisioning.preview import preview_rules
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
@@ -72,6 +72,9 @@ def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "source": source, "user_count": users.count(),
         "sample_users": users.select_related("user", "org").order_by("user__username")[:10],
         "runs": source.runs.all()[:20], "rule_count": source.rules.count(),
+        "directory": Directory.objects.filter(source=source).first(),
+        "last_sync": source.runs.filter(kind=ProvisioningRun.Kind.SYNC, dry_run=False)
+        .exclude(status=ProvisioningRun.Status.RUNNING).first(),
     })
 
 

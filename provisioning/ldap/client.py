@@ -16,6 +16,7 @@ never logged or put into an error message.
 from __future__ import annotations
 
 import enum
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
@@ -166,6 +167,19 @@ def _ldap_error(exc: ldap.LDAPError, *, url: str, base_dn: str = "") -> Director
     return DirectoryError("directory_error", f"The directory answered with an error ({name}).")
 
 
+_RANGE = re.compile(r"^(?P<attr>[^;]+);range=(?P<start>\d+)-(?P<end>\d+|\*)$", re.IGNORECASE)
+
+
+def parse_range(name: str) -> tuple[str, int, int | None] | None:
+    """``member;range=0-1499`` → ("member", 0, 1499); ``member;range=1500-*`` → ("member", 1500, None)
+    (the last range); None for a name without a range option."""
+    match = _RANGE.match(name)
+    if match is None:
+        return None
+    end = match["end"]
+    return match["attr"], int(match["start"]), None if end == "*" else int(end)
+
+
 class DirectoryClient:
     """One bound connection to a directory. Use as a context manager; ``search`` pages lazily."""
 
@@ -256,7 +270,7 @@ class DirectoryClient:
                 _rtype, rdata, _rmsgid, rctrls = self._conn.result3(msgid)
             except ldap.LDAPError as exc:
                 raise _ldap_error(exc, url=self.url, base_dn=base_dn) from None
-            page = [Entry(dn=dn, attributes=attrs) for dn, attrs in rdata if dn is not None]
+            page = [self._complete_ranges(Entry(dn=dn, attributes=attrs)) for dn, attrs in rdata if dn is not None]
             if page:
                 yield page
             cookie = b""
@@ -266,6 +280,40 @@ class DirectoryClient:
             if not cookie:
                 return
             control.cookie = cookie
+
+    def _complete_ranges(self, entry: Entry) -> Entry:
+        """Read the rest of any attribute the server sent in ranges (Active Directory sends at most
+        ``MaxValRange`` — 1,500 — values of ``member`` per read: ``member;range=0-1499``), one base
+        search per further range, and return the entry with the whole attribute under its plain name.
+        A range that cannot be read raises: a group with missing members would remove memberships."""
+        ranged = [name for name in entry.attributes if ";range=" in name.lower()]
+        if not ranged:
+            return entry
+        attributes = dict(entry.attributes)
+        for name in ranged:
+            parsed = parse_range(name)
+            if parsed is None:
+                continue
+            attr, _start, end = parsed
+            values = list(attributes.pop(name))
+            while end is not None:
+                try:
+                    result = self._conn.search_s(entry.dn, ldap.SCOPE_BASE, "(objectClass=*)",
+                                                 [f"{attr};range={end + 1}-*"])
+                except ldap.LDAPError as exc:
+                    raise _ldap_error(exc, url=self.url, base_dn=entry.dn) from None
+                returned = result[0][1] if result and result[0][0] else {}
+                key = next((k for k in returned if (parse_range(k) or ("",))[0].lower() == attr.lower()), None)
+                if key is None:
+                    raise DirectoryError(
+                        "partial_result",
+                        f"The directory did not return the rest of {attr} of {entry.dn} (values from {end + 1} "
+                        "on). Check the sync account's read rights.",
+                    )
+                values += returned[key]
+                end = parse_range(key)[2]
+            attributes[attr] = attributes.get(attr, []) + values
+        return Entry(dn=entry.dn, attributes=attributes)
 
     def read_root_dse(self, attributes: Sequence[str]) -> dict[str, list[bytes]]:
         """The server's root DSE (e.g. ``highestCommittedUSN`` on AD, ``contextCSN`` elsewhere)."""

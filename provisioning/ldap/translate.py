@@ -91,6 +91,9 @@ OPENLDAP = DirectoryPreset(
     first_name="givenName",
     last_name="sn",
     anchor="entryUUID",
+    # entryCSN changes with every write, to the microsecond (modifyTimestamp has one-second steps), and
+    # is ordered, so an incremental run's (entryCSN>=mark) re-reads almost nothing at its boundary.
+    changed="entryCSN",
 )
 FREEIPA = DirectoryPreset(
     key="freeipa",

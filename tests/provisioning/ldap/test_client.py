@@ -166,4 +166,17 @@ def test_preset_attributes_are_readable_from_openldap(slapd_server, ou, admin_co
     slapd_server.ldapadd(people_ldif(ou, "carol"))
     with DirectoryClient(admin_connection) as client:
         [carol] = _all(client, base_dn=ou, filter=OPENLDAP.user_filter, attributes=OPENLDAP.user_attributes)
-    assert {"uid", "mail", "givenName", "sn", "entryUUID", "modifyTimestamp"} <= set(carol.attributes)
+    assert {"uid", "mail", "givenName", "sn", "entryUUID", "entryCSN"} <= set(carol.attributes)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("member;range=0-1499", ("member", 0, 1499)),
+    ("member;range=1500-*", ("member", 1500, None)),
+    ("Member;Range=3000-4499", ("Member", 3000, 4499)),
+    ("member", None),
+    ("member;binary", None),
+])
+def test_parse_range_reads_ad_ranged_attribute_names(name, expected):
+    from provisioning.ldap.client import parse_range
+
+    assert parse_range(name) == expected

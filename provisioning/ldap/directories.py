@@ -1,0 +1,213 @@
+"""Directories: create and change an LDAP / AD directory (a ``Source`` of kind ``ldap`` plus its
+``Directory`` connection settings), and turn the stored settings into what the client and the
+translator need. The console and ``manage.py directory`` call the same functions.
+
+Every change is audited; the bind password is encrypted before it is stored, appears in no audit
+value (only "(changed)") and is decrypted only to open a connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from accounts.exceptions import ValidationFailed
+from accounts.identity.audit import record_event
+from accounts.identity.types import Actor
+from provisioning.dn import normalize_dn
+from provisioning.ldap.client import DirectoryClient, DirectoryConnection, TlsMode
+from provisioning.ldap.secrets import decrypt_secret, encrypt_secret
+from provisioning.ldap.translate import PRESETS, DirectoryPreset
+from provisioning.models import Directory, Source
+from provisioning.services import source_save
+
+# Preset fields an attribute map may override.
+MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_name", "member")
+_AUDITED = ("urls", "tls_mode", "ca_bundle", "verify_tls", "bind_dn", "base_dns", "user_filter", "group_filter",
+            "page_size", "connect_timeout", "operation_timeout", "interval", "preset", "attribute_map",
+            "deactivation_threshold_percent", "deactivation_threshold_min")
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    """What an admin enters for a directory (the password separately: it is never read back)."""
+
+    urls: tuple[str, ...]
+    base_dns: tuple[str, ...]
+    preset: str = Directory.Preset.OPENLDAP
+    bind_dn: str = ""
+    tls_mode: str = Directory.TlsMode.NONE
+    ca_bundle: str = ""
+    verify_tls: bool = True
+    user_filter: str = ""
+    group_filter: str = ""
+    page_size: int = 500
+    connect_timeout: float = 5.0
+    operation_timeout: float = 60.0
+    interval: timedelta = timedelta(hours=12)
+    attribute_map: dict[str, str] = field(default_factory=dict)
+    deactivation_threshold_percent: int = 10
+    deactivation_threshold_min: int = 50
+
+
+def _check_filter(value: str, field_name: str) -> None:
+    if not value:
+        return
+    depth = 0
+    for char in value:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if not value.startswith("(") or depth != 0:
+        raise ValidationFailed("invalid_filter", "An LDAP filter is enclosed in balanced parentheses, e.g. "
+                               "(objectClass=person).", field=field_name)
+
+
+def validate_settings(data: DirectorySettings) -> DirectorySettings:
+    """Check and normalise the settings; ``ValidationFailed`` names the field at fault."""
+    urls = tuple(u.strip() for u in data.urls if u.strip())
+    if not urls:
+        raise ValidationFailed("url_required", "Give at least one server URL (ldap:// or ldaps://).", field="urls")
+    for url in urls:
+        if not url.lower().startswith(("ldap://", "ldaps://")):
+            raise ValidationFailed("url_invalid", f"{url!r} is not an ldap:// or ldaps:// URL.", field="urls")
+    if data.tls_mode not in Directory.TlsMode.values:
+        raise ValidationFailed("tls_mode_unknown", f"Unknown TLS mode {data.tls_mode!r}.", field="tls_mode")
+    if data.tls_mode == Directory.TlsMode.LDAPS and not all(u.lower().startswith("ldaps://") for u in urls):
+        raise ValidationFailed("tls_mode_mismatch", "LDAPS needs ldaps:// URLs.", field="urls")
+    base_dns = tuple(b.strip() for b in data.base_dns if b.strip())
+    if not base_dns:
+        raise ValidationFailed("base_dn_required", "Give the base DN to search, e.g. dc=example,dc=org.",
+                               field="base_dns")
+    for base in base_dns:
+        if "=" not in base:
+            raise ValidationFailed("base_dn_invalid", f"{base!r} is not a DN.", field="base_dns")
+        normalize_dn(base)  # raises a coded MappingError on a malformed DN
+    if data.preset not in PRESETS:
+        raise ValidationFailed("preset_unknown", f"Unknown preset {data.preset!r}; choose one of "
+                               f"{', '.join(sorted(PRESETS))}.", field="preset")
+    _check_filter(data.user_filter, "user_filter")
+    _check_filter(data.group_filter, "group_filter")
+    if not 1 <= data.page_size <= 10000:
+        raise ValidationFailed("page_size_invalid", "The page size is between 1 and 10000.", field="page_size")
+    if data.connect_timeout <= 0 or data.operation_timeout <= 0:
+        raise ValidationFailed("timeout_invalid", "Timeouts are positive numbers of seconds.", field="timeouts")
+    if data.interval < timedelta(minutes=5):
+        raise ValidationFailed("interval_too_short", "Sync at most every 5 minutes.", field="interval")
+    unknown = set(data.attribute_map) - set(MAPPABLE)
+    if unknown:
+        raise ValidationFailed("attribute_map_unknown", f"Cannot map {', '.join(sorted(unknown))}; mappable: "
+                               f"{', '.join(MAPPABLE)}.", field="attribute_map")
+    if data.deactivation_threshold_percent > 100:
+        raise ValidationFailed("threshold_invalid", "The threshold is a percentage (0-100).",
+                               field="deactivation_threshold_percent")
+    return dataclasses.replace(data, urls=urls, base_dns=base_dns)
+
+
+def _snapshot(directory: Directory) -> dict[str, Any]:
+    out = {}
+    for name in _AUDITED:
+        value = getattr(directory, name)
+        out[name] = int(value.total_seconds()) if isinstance(value, timedelta) else value
+    out["ca_bundle"] = "(set)" if directory.ca_bundle else ""
+    return out
+
+
+def directory_create(*, actor: Actor, name: str, data: DirectorySettings, bind_password: str = "",
+                     org=None, enabled: bool = True) -> Directory:
+    """Create the source (kind ldap; new users go to ``org`` when given, else orgs are not managed)
+    and its directory settings, audited."""
+    data = validate_settings(data)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("name_required", "Give the directory a name.", field="name")
+    slug = slugify(name)[:60]
+    if not slug:
+        raise ValidationFailed("name_invalid", "The name needs at least one letter or digit.", field="name")
+    if Source.objects.filter(name__iexact=name).exists() or Source.objects.filter(slug=slug).exists():
+        raise ValidationFailed("name_taken", f"A source named {name!r} exists.", field="name")
+    with transaction.atomic():
+        source = Source(name=name, slug=slug, kind=Source.Kind.LDAP, enabled=enabled,
+                        org_mode=Source.OrgMode.FIXED if org is not None else Source.OrgMode.UNMANAGED,
+                        fixed_org=org)
+        source_save(actor=actor, source=source)
+        directory = Directory(source=source, **_fields(data))
+        directory.bind_password_encrypted = encrypt_secret(bind_password)
+        directory.save()
+        record_event(actor=actor, action="directory_created", target_type="source", target_id=source.pk,
+                     target_label=name, new={**_snapshot(directory),
+                                             "bind_password": "(set)" if bind_password else ""})
+    return directory
+
+
+def _fields(data: DirectorySettings) -> dict[str, Any]:
+    values = dataclasses.asdict(data)
+    values["urls"], values["base_dns"] = list(data.urls), list(data.base_dns)
+    return values
+
+
+def directory_update(*, actor: Actor, directory: Directory, data: DirectorySettings,
+                     bind_password: str | None = None) -> Directory:
+    """Change the settings; ``bind_password=None`` keeps the stored one. One audit event per change."""
+    data = validate_settings(data)
+    before = _snapshot(directory)
+    with transaction.atomic():
+        for name, value in _fields(data).items():
+            setattr(directory, name, value)
+        if bind_password is not None:
+            directory.bind_password_encrypted = encrypt_secret(bind_password)
+        directory.save()
+        after = _snapshot(directory)
+        label = directory.source.name
+        for name in _AUDITED:
+            if before[name] != after[name]:
+                record_event(actor=actor, action="directory_updated", target_type="source",
+                             target_id=directory.source_id, target_label=label, field=name,
+                             old=before[name], new=after[name])
+        if bind_password is not None:
+            record_event(actor=actor, action="directory_updated", target_type="source",
+                         target_id=directory.source_id, target_label=label, field="bind_password",
+                         old=None, new="(changed)")
+    return directory
+
+
+def preset_of(directory: Directory) -> DirectoryPreset:
+    """The directory's preset with its attribute map and filters applied."""
+    preset = PRESETS[directory.preset]
+    overrides = {k: v for k, v in (directory.attribute_map or {}).items() if k in MAPPABLE and v}
+    if directory.user_filter:
+        overrides["user_filter"] = directory.user_filter
+    if directory.group_filter:
+        overrides["group_filter"] = directory.group_filter
+    return dataclasses.replace(preset, **overrides)
+
+
+@contextlib.contextmanager
+def open_client(directory: Directory) -> Iterator[DirectoryClient]:
+    """A bound client for the directory (the CA bundle written to a private temporary file)."""
+    ca_path = ""
+    try:
+        if directory.ca_bundle:
+            fd, ca_path = tempfile.mkstemp(prefix="idm-ca-", suffix=".pem")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(directory.ca_bundle)
+        connection = DirectoryConnection(
+            urls=tuple(directory.urls), bind_dn=directory.bind_dn,
+            bind_password=decrypt_secret(directory.bind_password_encrypted),
+            tls=TlsMode(directory.tls_mode), ca_file=ca_path, verify_tls=directory.verify_tls,
+            connect_timeout=directory.connect_timeout, operation_timeout=directory.operation_timeout,
+        )
+        with DirectoryClient(connection) as client:
+            yield client
+    finally:
+        if ca_path:
+            os.unlink(ca_path)

@@ -1,0 +1,470 @@
+"""The directory sync engine: read a whole directory over one bind, apply it through the provisioning
+core, and never turn a directory problem into a mass lock-out.
+
+One run (``sync_directory``):
+
+1. takes the directory's run lock (one conditional UPDATE; a second trigger gets ``already_running``)
+   and starts a ``ProvisioningRun``;
+2. reads the groups (paged) and resolves nesting once (``translate.expand_memberships``), then reads
+   the users page by page: each entry is translated, given its groups (DNs and names, nested ones
+   included) and applied in batches through ``provisioning.inbound.apply_source_batch`` — the core's
+   one write path — so memory stays flat and nothing runs per user;
+3. users the rules would newly block (disabled in the directory, or an "inactive" rule) are set aside
+   until the whole search has been read; so are users gone from it. Only then, after a complete
+   search, are they counted against the **safety valve**: up to the threshold (max(10 % of the
+   directory's users, 50) by default) they are blocked (deactivated after the grace period by the
+   lifecycle); above it they are *held* — everything else is applied, the run ends ``held`` and
+   nothing is blocked until someone runs it again with ``force``;
+4. a directory error (bind, timeout, lost connection, a partial or empty result) ends the run
+   ``failed`` with the error's hint: what was read so far is applied, nobody is blocked or
+   deactivated;
+5. mirrors the directory's groups and their (nested) memberships as the core's directory groups,
+   and deactivates this directory's users whose grace period is over.
+
+Counts: created, updated, unchanged, blocked, deactivated, reactivated, held, errors (``COUNT_KEYS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.exceptions import IdentityError, MappingError
+from accounts.identity.groups import group_create, group_delete, group_update
+from accounts.identity.memberships import group_members_replace
+from accounts.identity.types import UserState
+from accounts.models import DirectoryGroup, UserProfile
+from provisioning.inbound import SourceUser, apply_source_batch
+from provisioning.journal import JournalRecorder, finish_run, run_actor, start_run
+from provisioning.ldap import incremental
+from provisioning.ldap.client import DirectoryError
+from provisioning.ldap.directories import open_client, preset_of
+from provisioning.ldap.translate import (
+    DirectoryGroupEntry,
+    expand_memberships,
+    translate_group,
+    translate_user,
+)
+from provisioning.lifecycle import deactivate_due, source_actor, source_says_inactive
+from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source, UserBlock
+from provisioning.preview import user_diffs
+from provisioning.resolve import source_links
+from provisioning.rules import SourceRecord
+
+COUNT_KEYS = ("created", "updated", "unchanged", "blocked", "deactivated", "reactivated", "held", "errors")
+BATCH = 1000
+
+
+def lock_seconds() -> int:
+    """How long a run's lock lives without a heartbeat (a crashed worker's lock expires after it)."""
+    return int(getattr(settings, "IDM_DIRECTORY_LOCK_SECONDS", 300))
+
+
+def count_line(counts: dict) -> str:
+    """The one-line summary ``manage.py sync_directory`` ends with."""
+    return ", ".join(f"{key} {counts.get(key, 0)}" for key in COUNT_KEYS)
+
+
+class RunLock:
+    """One sync per directory at a time, across processes and workers: a lease on the directory row.
+
+    ``acquire`` is a single conditional UPDATE (free or expired → ours), so two triggers racing for it
+    cannot both win; ``heartbeat`` extends the lease while the run works; ``release`` frees it only if
+    it is still ours.
+    """
+
+    def __init__(self, directory: Directory):
+        self.directory = directory
+        self.token = uuid.uuid4().hex
+
+    def _rows(self):
+        return Directory.objects.filter(pk=self.directory.pk)
+
+    def acquire(self) -> None:
+        now = timezone.now()
+        taken = self._rows().filter(Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)).update(
+            lock_owner=self.token, lock_expires_at=now + timedelta(seconds=lock_seconds()))
+        if not taken:
+            raise DirectoryError(
+                "already_running",
+                f"A sync of {self.directory.source.name} is already running; wait for it to finish.",
+            )
+
+    def heartbeat(self) -> None:
+        self._rows().filter(lock_owner=self.token).update(
+            lock_expires_at=timezone.now() + timedelta(seconds=lock_seconds()))
+
+    def release(self) -> None:
+        self._rows().filter(lock_owner=self.token).update(lock_owner="", lock_expires_at=None)
+
+
+@dataclass
+class _State:
+    """What a run accumulates while it streams the directory (ids and anchors, not entries)."""
+
+    counts: dict = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
+    seen: set[str] = field(default_factory=set)
+    deferred: list[SourceUser] = field(default_factory=list)
+    member_user_ids: dict[str, int] = field(default_factory=dict)  # user DN -> user id (group members only)
+    skip_unchanged: bool = False
+    group_changed: dict[str, str] = field(default_factory=dict)  # group DN -> its change mark
+    high_water: str = ""
+
+
+def _record(user, closure: dict[str, frozenset[str]], names: dict[str, str]) -> SourceRecord:
+    group_dns = closure.get(user.dn, frozenset())
+    groups = list(group_dns) + [names[dn] for dn in group_dns if dn in names]
+    return SourceRecord.build(attributes=user.attributes, groups=groups, dn=user.dn, active=user.active)
+
+
+def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder, state: _State
+                 ) -> list[DirectoryGroupEntry]:
+    groups: dict[str, DirectoryGroupEntry] = {}
+    for base in directory.base_dns:
+        for page in client.search(base_dn=base, filter=preset.group_filter, attributes=preset.group_attributes,
+                                  page_size=directory.page_size):
+            for entry in page:
+                try:
+                    group = translate_group(entry.dn, entry.attributes, preset)
+                except MappingError as exc:
+                    state.counts["errors"] += 1
+                    recorder.add(subject="group", result=JournalEntry.Result.REFUSED, code=exc.code,
+                                 message=exc.message, ref=entry.dn)
+                    continue
+                groups[group.dn] = group  # overlapping base DNs list a group once
+                mark = next((v[0].decode("ascii", "replace") for k, v in entry.attributes.items()
+                             if k.lower() == preset.changed.lower() and v), "")
+                state.group_changed[group.dn] = mark
+                state.high_water = incremental.later(preset, state.high_water, mark)
+    return list(groups.values())
+
+
+def _user_batches(client, directory: Directory, preset, closure, names, recorder: JournalRecorder,
+                  state: _State, user_filter: str) -> Iterator[list[SourceUser]]:
+    now = timezone.now()
+    batch: list[SourceUser] = []
+    for base in directory.base_dns:
+        for page in client.search(base_dn=base, filter=user_filter, attributes=preset.user_attributes,
+                                  page_size=directory.page_size):
+            for entry in page:
+                try:
+                    user = translate_user(entry.dn, entry.attributes, preset, now=now)
+                except MappingError as exc:
+                    state.counts["errors"] += 1
+                    recorder.add(subject="entry", result=JournalEntry.Result.REFUSED, code=exc.code,
+                                 message=exc.message, ref=entry.dn)
+                    continue
+                if user.anchor in state.seen:
+                    continue
+                state.seen.add(user.anchor)
+                state.high_water = incremental.later(preset, state.high_water, user.changed)
+                batch.append(SourceUser(
+                    external_id=user.anchor, record=_record(user, closure, names), username=user.username,
+                    email=user.email, first_name=user.first_name, last_name=user.last_name))
+                if len(batch) >= BATCH:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
+
+
+def _add_counts(state: _State, batch_counts: dict) -> None:
+    state.counts["created"] += batch_counts.get("created", 0)
+    state.counts["blocked"] += batch_counts.get("blocked", 0)
+    state.counts["reactivated"] += batch_counts.get("reactivated", 0)
+    state.counts["errors"] += batch_counts.get("errors", 0) + batch_counts.get("refused", 0)
+
+
+def config_digest(directory: Directory) -> str:
+    """A fingerprint of what decides a user's org, roles and state besides the entry itself (the
+    rules and org settings) and of what the searches return (bases, filters, preset, attribute map).
+    While it is unchanged, unchanged entries may be skipped and runs may be incremental."""
+    source = directory.source
+    policy = source.org_policy()
+    rules = [[r.kind, r.condition.kind, r.condition.attribute, r.condition.value, r.position, r.org_id,
+              sorted(r.roles), r.saved_by_cloud_admin] for r in source.rule_set()]
+    data = [rules, [policy.mode, policy.fixed_org_id, policy.attribute, policy.create_under_id,
+                    policy.fallback_org_id],
+            [directory.base_dns, directory.user_filter, directory.group_filter, directory.preset,
+             directory.attribute_map]]
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _without_unchanged(source: Source, batch: list[SourceUser]) -> list[SourceUser]:
+    """The batch minus entries whose directory data equals what the last run stored for the linked
+    user (record and profile fields), unless this source has the user blocked (a user coming back
+    must be unblocked even when the entry did not change). Two queries per batch."""
+    rows = {ext: rest for ext, *rest in source_links(source).filter(external_id__in=[u.external_id for u in batch])
+            .values_list("external_id", "user_id", "raw", "user__username", "user__email", "user__first_name",
+                         "user__last_name")}
+    if not rows:
+        return batch
+    blocked = set(UserBlock.objects.filter(user_id__in=[r[0] for r in rows.values()], source=source)
+                  .values_list("user_id", flat=True))
+    changed = []
+    for user in batch:
+        row = rows.get(user.external_id)
+        if row is None or row[0] in blocked:
+            changed.append(user)
+            continue
+        _user_id, raw, username, email, first_name, last_name = row
+        if ((raw or {}).get("record") != user.record.to_json()
+                or (username, email, first_name, last_name) != (user.username, user.email, user.first_name,
+                                                                 user.last_name)):
+            changed.append(user)
+    return changed
+
+
+def _apply_batch(directory: Directory, batch: list[SourceUser], run: ProvisioningRun, dry_run: bool,
+                 closure, state: _State) -> None:
+    """Apply a batch, setting aside linked users the rules would newly block (the safety valve
+    decides about them once the whole directory has been read)."""
+    source = directory.source
+    members = [u for u in batch if u.record.dn in closure]
+    if state.skip_unchanged:
+        batch = _without_unchanged(source, batch)
+    linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in batch])
+                  .values_list("external_id", "user_id"))
+    if linked:
+        by_user = {linked[u.external_id]: u for u in batch if u.external_id in linked}
+        would_block = {diff.user_id for diff in user_diffs(
+            source=source, rules=source.rule_set(), org_policy=source.org_policy(), user_ids=list(by_user),
+            records={uid: u.record for uid, u in by_user.items()}) if diff is not None and diff.inactive}
+        if would_block:
+            state.deferred += [by_user[uid] for uid in would_block]
+            batch = [u for u in batch if linked.get(u.external_id) not in would_block]
+    if batch:
+        _add_counts(state, apply_source_batch(source=source, users=batch, run=run, dry_run=dry_run))
+    if members:
+        now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in members])
+                          .values_list("external_id", "user_id"))
+        for user in members:
+            if user.external_id in now_linked:
+                state.member_user_ids[user.record.dn] = now_linked[user.external_id]
+
+
+def _threshold(directory: Directory, linked_count: int) -> int:
+    return max(math.ceil(linked_count * directory.deactivation_threshold_percent / 100),
+               directory.deactivation_threshold_min)
+
+
+def _gone_user_ids(directory: Directory, seen: set[str]) -> list[int]:
+    ids = []
+    for external_id, user_id in source_links(directory.source).values_list("external_id", "user_id").iterator(
+            chunk_size=5000):
+        if external_id not in seen:
+            ids.append(user_id)
+    return ids
+
+
+def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool, force: bool, state: _State,
+                      recorder: JournalRecorder, *, complete: bool = True) -> str:
+    """Block the deferred and (after a complete read) gone users, or hold them all above the
+    threshold (the returned message; "" when nothing was held)."""
+    source = directory.source
+    actor = run_actor(source_actor(source), run)
+    gone = _gone_user_ids(directory, state.seen) if complete else []
+    active_states = (UserState.ACTIVE, UserState.INVITED)
+    gone_active = set(UserProfile.objects.filter(user_id__in=gone, state__in=active_states)
+                      .values_list("user_id", flat=True))
+    linked_count = source_links(source).count()
+    would = len(state.deferred) + len(gone_active)
+    limit = _threshold(directory, linked_count)
+    if would > limit and not force:
+        state.counts["held"] = would
+        message = (f"Held: {would} users would be blocked and then deactivated, more than the threshold of "
+                   f"{limit}. Check the base DN and filters; if the directory really lost them, run the sync "
+                   "again with 'apply anyway' (--force).")
+        deferred_ids = dict(source_links(source).filter(external_id__in=[u.external_id for u in state.deferred])
+                            .values_list("external_id", "user_id"))
+        for user_id in [deferred_ids.get(u.external_id) for u in state.deferred] + sorted(gone_active):
+            recorder.add(subject="state", user_id=user_id, new="blocked", result=JournalEntry.Result.REFUSED,
+                         code="deactivation_held", message=message)
+        recorder.flush()
+        return message
+    if state.deferred:
+        _add_counts(state, apply_source_batch(source=source, users=state.deferred, run=run, dry_run=dry_run))
+    done = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
+    for user_id in sorted(gone_active):
+        recorder.add(subject="state", user_id=user_id, new="blocked", message="gone from the directory",
+                     result=done)
+    recorder.flush()
+    if dry_run:
+        state.counts["blocked"] += len(gone_active)
+    elif gone:
+        state.counts["blocked"] += source_says_inactive(source=source, user_ids=gone, actor=actor,
+                                                        reason="gone from the directory").blocked
+    return ""
+
+
+def _mirror_groups(directory: Directory, groups: list[DirectoryGroupEntry], closure, run: ProvisioningRun,
+                   state: _State) -> None:
+    """The directory's groups as the core's directory groups, with their nested user memberships."""
+    source = directory.source
+    actor = run_actor(source_actor(source), run)
+    members: dict[str, set[int]] = defaultdict(set)
+    for dn, user_id in state.member_user_ids.items():
+        for group_dn in closure.get(dn, ()):
+            members[group_dn].add(user_id)
+    existing = {g.external_id: g for g in DirectoryGroup.objects.filter(source=source.kind, provider=source.slug)}
+    for group in groups:
+        dgroup = existing.pop(group.anchor, None)
+        if dgroup is None:
+            dgroup = group_create(actor=actor, display_name=group.name[:255], external_id=group.anchor)
+        elif dgroup.display_name != group.name[:255]:
+            group_update(actor=actor, dgroup=dgroup, display_name=group.name[:255])
+        group_members_replace(actor=actor, dgroup=dgroup, user_ids=members.get(group.dn, ()))
+    for dgroup in existing.values():  # gone from the directory (a complete read)
+        group_delete(actor=actor, dgroup=dgroup)
+
+
+def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool, is_incremental: bool = False) -> dict:
+    """Updated / unchanged from the journal: a user counts once, whatever number of fields changed."""
+    counts = state.counts
+    entries = JournalEntry.objects.filter(run=run, user_id__isnull=False)
+    changed = set(entries.filter(result__in=[JournalEntry.Result.APPLIED, JournalEntry.Result.PLANNED])
+                  .exclude(subject="state").values_list("user_id", flat=True).distinct())
+    touched = set(entries.values_list("user_id", flat=True).distinct())
+    created_with_ids = 0 if dry_run else counts["created"]
+    counts["updated"] = max(0, len(changed) - created_with_ids)
+    # An incremental run reads changed entries only; every other linked user is unchanged by definition.
+    # (Filtered here, not with an IN of 100k anchors, which SQLite refuses.)
+    seen_ids = {user_id for external_id, user_id in source_links(run.source).values_list("external_id", "user_id")
+                .iterator(chunk_size=5000) if is_incremental or external_id in state.seen}
+    counts["unchanged"] = len(seen_ids - touched)
+    counts["read"] = len(state.seen)  # entries read (an incremental run reads only changed ones)
+    counts["incremental"] = int(is_incremental)
+    return counts
+
+
+def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool = False, full: bool = False,
+                   started_by: str = "") -> ProvisioningRun:
+    """Run one sync of ``directory`` (see the module docstring); the finished run.
+
+    Entries whose data did not change since the last complete run are skipped while the rules are
+    the same; ``full`` re-plans every entry (the rules' decisions re-imposed on everyone).
+
+    Raises ``DirectoryError("already_running")`` when another run holds the lock; every other
+    failure ends the run ``failed`` with its hint (the run is returned, not raised), except a bug,
+    which is re-raised after the run is marked failed.
+    """
+    lock = RunLock(directory)
+    lock.acquire()
+    try:
+        # The settings and marks as stored now (the caller's instance may be older than the last run).
+        directory = Directory.objects.select_related("source").get(pk=directory.pk)
+        source = directory.source
+        actor = source_actor(source)
+        run = start_run(kind=ProvisioningRun.Kind.SYNC, actor=actor, source=source, dry_run=dry_run)
+        if started_by:
+            run.started_by_label = started_by[:255]
+            run.save(update_fields=["started_by_label"])
+        Directory.objects.filter(pk=directory.pk).update(last_run_started_at=run.started_at)
+        return _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
+    finally:
+        lock.release()
+
+
+def _is_incremental(directory: Directory, full: bool, state: _State) -> bool:
+    """Incremental when a complete run set a mark, the rules are unchanged and a full run is not due."""
+    if full or not state.skip_unchanged or not directory.high_water or directory.last_full_at is None:
+        return False
+    return timezone.now() - directory.last_full_at < directory.full_every
+
+
+def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: bool, force: bool,
+         full: bool) -> ProvisioningRun:
+    digest = config_digest(directory)
+    state = _State(skip_unchanged=not full and bool(directory.applied_config_digest)
+                   and directory.applied_config_digest == digest)
+    is_incremental = _is_incremental(directory, full, state)
+    recorder = JournalRecorder(run)
+    preset = preset_of(directory)
+    user_filter = preset.user_filter
+    if is_incremental:
+        user_filter = f"(&{preset.user_filter}{incremental.changed_filter(preset, directory.high_water)})"
+    usn = ""
+    try:
+        with open_client(directory) as client:
+            if preset.changed.lower() == incremental.USN:
+                # AD: the mark is the server's USN before reading, so nothing changed meanwhile is missed.
+                dse = client.read_root_dse(["highestCommittedUSN"])
+                usn = (dse.get("highestCommittedUSN") or [b""])[0].decode("ascii")
+            groups = _read_groups(client, directory, preset, recorder, state)
+            closure = expand_memberships(groups)
+            names = {g.dn: g.name for g in groups}
+            lock.heartbeat()
+            for batch in _user_batches(client, directory, preset, closure, names, recorder, state, user_filter):
+                _apply_batch(directory, batch, run, dry_run, closure, state)
+                lock.heartbeat()
+        if preset.changed.lower() == incremental.USN:
+            state.high_water = usn
+        recorder.flush()
+        changed_groups = set()
+        if is_incremental:
+            changed_groups = {dn for dn, mark in state.group_changed.items()
+                              if incremental.changed_since(preset, mark, directory.high_water)}
+            if changed_groups:
+                regrouped = incremental.regrouped_users(
+                    directory.source, affected=incremental.affected_groups(changed_groups, closure), closure=closure,
+                    names=names, skip=state.seen, member_user_ids=state.member_user_ids)
+                for start in range(0, len(regrouped), BATCH):
+                    _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, closure, state)
+                    lock.heartbeat()
+        else:
+            linked = source_links(directory.source).count()
+            if not state.seen and linked and not force:
+                raise DirectoryError(
+                    "empty_result",
+                    f"The user search returned no entries while {linked} users are linked to this directory. "
+                    "Check the base DN and the user filter; nobody was blocked or deactivated.",
+                    field="user_filter",
+                )
+        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder, complete=not is_incremental)
+        if not dry_run and (not is_incremental or changed_groups):
+            _mirror_groups(directory, groups, closure, run, state)
+        if not dry_run:
+            state.counts["deactivated"] = deactivate_due(source=directory.source).deactivated
+    except IdentityError as exc:
+        recorder.flush()
+        hint = "" if exc.code == "empty_result" else " Nobody was blocked or deactivated by this run."
+        return finish_run(run, counts=_finish_counts(run, state, dry_run, is_incremental),
+                          error=f"{exc.code}: {exc.message}{hint}")
+    except Exception as exc:
+        recorder.flush()
+        finish_run(run, counts=_finish_counts(run, state, dry_run, is_incremental),
+                   error=f"{type(exc).__name__}: {exc}")
+        raise
+    run = finish_run(run, counts=_finish_counts(run, state, dry_run, is_incremental))
+    if not dry_run:
+        marks = {"applied_config_digest": digest}
+        if held:
+            # The held users must be looked at again by a full run: the next run is one.
+            marks["last_full_at"] = None
+        else:
+            marks["high_water"] = incremental.later(preset, directory.high_water, state.high_water)
+            if not is_incremental:
+                marks["last_full_at"] = run.started_at
+        Directory.objects.filter(pk=directory.pk).update(**marks)
+    if held:
+        run.status, run.error = ProvisioningRun.Status.HELD, held
+        run.save(update_fields=["status", "error"])
+    return run
+
+
+def due_directories(now=None) -> list[Directory]:
+    """Enabled directories whose sync interval has passed since their last run and that hold no lock."""
+    now = now or timezone.now()
+    candidates = (Directory.objects.select_related("source").filter(source__enabled=True)
+                  .filter(Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)))
+    return [d for d in candidates if d.last_run_started_at is None or d.last_run_started_at + d.interval <= now]
