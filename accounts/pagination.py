@@ -72,9 +72,11 @@ class DeferredJoinPaginator(Paginator):
                 and order and all(isinstance(field, str) for field in order)):
             return None
         number = 1 if number in (None, "") else number
-        if not (isinstance(number, int) or (isinstance(number, str) and number.isdigit())) or int(number) < 1:
+        if isinstance(number, str) and number.isascii() and number.isdigit():  # not "²", "1.0", "-1"
+            number = int(number)
+        # Past the last page the fast path could hold (or a number too big for SQL): the plain path.
+        if not isinstance(number, int) or not 1 <= number <= self.sort_matches_up_to // self.per_page + 1:
             return None
-        number = int(number)
         # SELECT pk, COUNT(*) OVER () FROM (at most N+1 matches, unordered, with their sort keys)
         # ORDER BY the keys. The inner LIMIT also keeps PostgreSQL from merging the subquery back
         # into a walk of the sort index.

@@ -84,6 +84,8 @@ def test_search_pages_match_plain_pagination(people, q):
             assert [u.pk for u in page] == [u.pk for u in plain.page(number)], (sort, number)
         assert fast.get_page(plain.num_pages + 5).number == plain.num_pages  # past the end: the last page
         assert fast.get_page("x").number == 1
+        for odd in ("²", "9" * 30, "-1", "0", "2.0"):  # never a 500: Django's own handling of odd numbers
+            assert fast.get_page(odd).number == plain.get_page(odd).number, odd
 
 
 def test_search_page_is_one_query_that_also_counts_on_postgres(people):
