@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
@@ -205,6 +205,10 @@ def update_objects(model: type[models.Model], objs: Sequence[models.Model], fiel
         return
     if not uses_copy() or len(objs) < COPY_UPDATE_MIN:
         model._default_manager.bulk_update(objs, list(fields), batch_size=BATCH)
+        return
+    if not connection.in_atomic_block:  # the temporary table lives until the end of the transaction
+        with transaction.atomic():
+            update_objects(model, objs, fields)
         return
     meta = model._meta
     table, pk = meta.db_table, meta.pk
