@@ -11,13 +11,14 @@ cd "$ROOT"
 
 # System packages: xmlsec1 signs/verifies SAML (pysaml2); libldap/libsasl headers and a compiler build
 # python-ldap; slapd + ldap-utils run throwaway directories in LDAP tests; samba with its AD database
-# modules (samba-dsdb-modules, only a Recommends of samba) provisions a real AD domain controller; chromium drives the browser
+# and VFS modules (samba-dsdb-modules, samba-vfs-modules: only Recommends of samba) provisions a real AD
+# domain controller; chromium drives the browser
 # tests (Playwright's own browser download is not available); the clients help CI and debugging.
 APT_PACKAGES=(
     build-essential pkg-config python3-dev python3-venv
     xmlsec1 libxmlsec1-dev libldap2-dev libsasl2-dev
     slapd ldap-utils
-    samba samba-ad-provision samba-dsdb-modules
+    samba samba-ad-provision samba-dsdb-modules samba-vfs-modules attr
     chromium
     postgresql-client redis-tools
 )
