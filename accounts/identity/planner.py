@@ -170,6 +170,18 @@ def _state_fields(new_state: str, user: User, profile: UserProfile, now: Any) ->
 # Create
 
 
+def _target_org(state: BatchState, org_id: int, doing: str):
+    """The org a user is created in or moved to: it must exist, be active and be in the actor's
+    ``manage_users`` scope (``doing`` names the action in the refusal)."""
+    org = state.orgs.get(org_id)
+    if org is None:
+        raise NotFound("org_not_found", "The organization does not exist.", field="org")
+    if not org.is_active:
+        raise ValidationFailed("org_inactive", f"{org.name} is deactivated.", field="org")
+    policy.check_scope(state.access, "manage_users", org, doing)
+    return org
+
+
 def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     actor = state.actor
     me = claimant(None, change)
@@ -177,12 +189,7 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     username_claim = _check_username_free(username, state, me, None)
     if change.org_id is UNSET or change.org_id is None:
         raise ValidationFailed("org_required", "Choose an organization.", field="org")
-    org = state.orgs.get(change.org_id)
-    if org is None:
-        raise NotFound("org_not_found", "The organization does not exist.", field="org")
-    if not org.is_active:
-        raise ValidationFailed("org_inactive", f"{org.name} is deactivated.", field="org")
-    policy.check_scope(state.access, "manage_users", org, "create users")
+    org = _target_org(state, change.org_id, "create users")
     sso_source = state.orgs.sso_source(org.pk)
     if sso_source is not None and _sets_password(change):
         # A new user has no break-glass membership yet: in an SSO org they sign in through the IdP only.
@@ -373,12 +380,7 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
 
     # Organization.
     if change.org_id is not UNSET and change.org_id != profile.org_id:
-        new_org = state.orgs.get(change.org_id)
-        if new_org is None:
-            raise NotFound("org_not_found", "The organization does not exist.", field="org")
-        if not new_org.is_active:
-            raise ValidationFailed("org_inactive", f"{new_org.name} is deactivated.", field="org")
-        policy.check_scope(state.access, "manage_users", new_org, "move users")
+        new_org = _target_org(state, change.org_id, "move users")
         old_org = state.orgs.get(profile.org_id)
         plan.event(state, "user.moved", "org", old_org.name if old_org else None, new_org.name)
         profile.org_id = new_org.pk

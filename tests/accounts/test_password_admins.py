@@ -21,15 +21,10 @@ from sso.services import break_glass_set
 from tests.accounts.bulk_support import media, upload_text  # noqa: F401
 from tests.accounts.console_support import messages_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_hasher")]
 MESSAGE = ("Every Customer Cloud Admin would then have to sign in through single sign-on, so an identity provider "
            "outage would lock everyone out. Make at least one Cloud Admin a break-glass user of the identity "
            "provider (or keep one in an organization with local sign-in) first.")
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

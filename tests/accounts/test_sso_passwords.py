@@ -27,15 +27,10 @@ from sso.services import break_glass_set
 from tests.accounts.bulk_support import media, upload_text  # noqa: F401
 from tests.conftest import TEST_PASSWORD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_hasher")]
 NEW_PASSWORD = "Fresh-Horse-42"
 SSO_USER_MESSAGE = ("{} signs in with Okta: passwords do not apply. Make them a break-glass user of Okta first if "
                     "they need password sign-in.")
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
