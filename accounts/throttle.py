@@ -34,6 +34,26 @@ def _limits() -> tuple[int, int, int]:
 SUMMARY_EVERY = 100
 
 
+def bump(cache, key: str, timeout: int) -> int:
+    """Add one to the counter ``key`` of ``cache`` (created with ``timeout`` seconds to live at its
+    first count) and return the new count."""
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
+def summary_due(cache, key: str, timeout: int) -> int | None:
+    """Count one refused request on ``key``; the running count when an audit event is due (the first
+    refusal, then every ``SUMMARY_EVERY``), else ``None``. Anonymous floods must not write an audit
+    row per request: every throttle summarises its refusals through this."""
+    count = bump(cache, key, timeout)
+    return count if count == 1 or count % SUMMARY_EVERY == 0 else None
+
+
 def _key(kind: str, value: str) -> str:
     # Hashed: usernames and addresses are not stored in clear in the cache.
     return f"throttle:{kind}:{hashlib.sha256(value.lower().encode('utf-8', 'replace')).hexdigest()}"
@@ -72,14 +92,7 @@ class SignInThrottle:
         if kind is None:
             return None
         key = dict(self.keys)[kind].replace("throttle:", "throttled:", 1)
-        if self.cache.add(key, 1, timeout=_limits()[2]):
-            return 1
-        try:
-            count = self.cache.incr(key)
-        except ValueError:  # expired between add and incr: a new lock
-            self.cache.add(key, 1, timeout=_limits()[2])
-            return 1
-        return count if count % SUMMARY_EVERY == 0 else None
+        return summary_due(self.cache, key, _limits()[2])
 
     def failure(self) -> None:
         """Count one failed password or code; the window starts at the first failure.
@@ -89,14 +102,7 @@ class SignInThrottle:
         """
         per_user, per_ip, lockout = _limits()
         for kind, key in self.keys:
-            if self.cache.add(key, 1, timeout=lockout):
-                count = 1
-            else:
-                try:
-                    count = self.cache.incr(key)
-                except ValueError:  # expired between add and incr
-                    self.cache.add(key, 1, timeout=lockout)
-                    count = 1
+            count = bump(self.cache, key, lockout)
             if count == (per_user if kind == "user" else per_ip):
                 self._lock(kind, key, lockout)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import caches
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models.functions import Lower
@@ -31,6 +32,7 @@ from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
 from accounts.identity.privilege import check_may_change_credentials
 from accounts.identity.types import Actor, UserState
+from accounts.throttle import bump, summary_due
 
 Kind = RequiredAction.Kind
 
@@ -134,15 +136,10 @@ class ForgotResult:
     throttled: bool = False
 
 
-FORGOT_SUMMARY_EVERY = 100  # refused requests per audit event once a reset throttle holds
-
-
 def _forgot_throttled(identifier: str, ip: str | None) -> str | None:
     """At most ``IDM_PASSWORD_RESET_MAX_REQUESTS`` (5) per identifier and 20 per address per hour.
 
     Returns which limit refuses this request (``"address"`` before ``"identifier"``), else ``None``."""
-    from django.core.cache import caches
-
     cache = caches["security"]
     limit = int(getattr(settings, "IDM_PASSWORD_RESET_MAX_REQUESTS", 5))
     keys = []
@@ -151,37 +148,13 @@ def _forgot_throttled(identifier: str, ip: str | None) -> str | None:
     keys.append(("identifier", f"forgot:id:{_digest(identifier.lower())}", limit))
     over = None
     for name, key, cap in keys:
-        if not cache.add(key, 1, timeout=3600):
-            try:
-                count = cache.incr(key)
-            except ValueError:
-                cache.add(key, 1, timeout=3600)
-                count = 1
-            if count > cap and over is None:
-                over = name
+        if bump(cache, key, 3600) > cap and over is None:
+            over = name
     return over
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def _forgot_refusal_due(client: str) -> int | None:
-    """Count one refused request of ``client`` (its address, else the identifier); the running count
-    when an audit event is due (the first refusal, then every ``FORGOT_SUMMARY_EVERY``), else
-    ``None`` — anonymous traffic must not grow the audit log one row per request."""
-    from django.core.cache import caches
-
-    cache = caches["security"]
-    key = f"forgot:refused:{_digest(client)}"
-    if cache.add(key, 1, timeout=3600):
-        return 1
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        cache.add(key, 1, timeout=3600)
-        return 1
-    return count if count % FORGOT_SUMMARY_EVERY == 0 else None
 
 
 def request_password_reset(*, identifier: str, request, base_url: str) -> ForgotResult:
@@ -196,7 +169,9 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
                   ip=getattr(request, "client_ip", None))
     limit = _forgot_throttled(identifier, actor.ip)
     if limit is not None:
-        refused = _forgot_refusal_due(actor.ip or identifier.lower())
+        # One summary counter per client (its address, else the identifier), whichever limit refused.
+        client = _digest(actor.ip or identifier.lower())
+        refused = summary_due(caches["security"], f"forgot:refused:{client}", 3600)
         if refused is not None:
             record_event(actor=actor, action="auth.password_reset_throttled", target_type="user",
                          target_label=identifier[:150], new={"refused_requests": refused, "limit": limit})

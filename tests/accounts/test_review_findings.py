@@ -24,6 +24,7 @@ from accounts.credentials import service
 from accounts.credentials.models import Invitation
 from accounts.identity.types import Actor
 from accounts.models import AuditEvent
+from accounts.throttle import SUMMARY_EVERY
 from ops.models import OutboxMessage
 from tests.conftest import TEST_PASSWORD
 
@@ -225,10 +226,10 @@ def test_spraying_identifiers_from_one_address_counts_against_the_address(direct
 def test_the_hundredth_refusal_writes_a_summary(directory, settings):
     settings.IDM_PASSWORD_RESET_MAX_REQUESTS = 1
     client = Client()
-    for _ in range(1 + service.FORGOT_SUMMARY_EVERY):
+    for _ in range(1 + SUMMARY_EVERY):
         client.post("/sign-in/forgot/", {"identifier": "nobody"})
     counts = sorted(e.new_value["refused_requests"] for e in AuditEvent.objects.filter(action="auth.password_reset_throttled"))
-    assert counts == [1, service.FORGOT_SUMMARY_EVERY]
+    assert counts == [1, SUMMARY_EVERY]
 
 
 # --- F5: the password step does not tell who is invited ---------------------------------------------
