@@ -4,6 +4,7 @@ two-factor step and audit, an unreachable directory, filter escaping, and no pas
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from pathlib import Path
@@ -15,18 +16,25 @@ from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.core import serializers
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django_auth_ldap.backend import _LDAPUser
 
 from accounts.credentials.views import SIGN_IN_FAILED
+from accounts.exceptions import ValidationFailed
 from accounts.identity.types import Actor, UserState
 from accounts.mfa import flow, totp
 from accounts.models import AuditEvent
 from provisioning.ldap.backends import UNREACHABLE_MESSAGE, IdmLDAPBackend, directory_ldap_settings
-from provisioning.ldap.directories import DirectorySettings, ca_bundle_file, directory_create, directory_update
+from provisioning.ldap.directories import (
+    DirectorySettings,
+    ca_bundle_file,
+    directory_create,
+    directory_update,
+)
 from provisioning.ldap.sync import sync_directory
 from provisioning.models import Directory
-from tests.directory_servers import TestSlapd
+from tests.directory_servers import TestSlapd, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ACTOR = Actor.system("test")
@@ -189,8 +197,6 @@ def test_stopped_directory_gives_a_friendly_failure_not_counted_against_the_user
 
 
 def test_second_server_is_used_when_the_first_does_not_answer(client, slapd_server, ou, root_org, test_pki):
-    from tests.directory_servers import free_port
-
     dead = f"ldap://127.0.0.1:{free_port()}/"
     synced_directory(slapd_server, ou, root_org, test_pki, "judy", urls=(dead, slapd_server.ldap_uri))
     assert sign_in(client, "judy").status_code == 302
@@ -208,7 +214,7 @@ def test_wrong_ca_is_refused_not_downgraded(client, slapd_server, ou, root_org, 
                                      new_value__reason="directory_insecure").exists()
 
 
-@pytest.mark.parametrize("typed", ["*", "a*", "*)(uid=alice", "\\61lice", "alice)(|(uid=*", "ali\\2a"])
+@pytest.mark.parametrize("typed", ["*", "a*", "*)(uid=alice", "\\61lice", "alice)(|(uid=*", "alic\\65"])
 def test_filter_metacharacters_in_the_username_match_no_other_entry(slapd_server, ou, root_org, test_pki, typed):
     slapd_server.ldapadd(people(ou, "alice"))
     directory = directory_create(actor=ACTOR, name=f"Corp {ou}", data=directory_settings(slapd_server, ou, test_pki),
@@ -260,11 +266,40 @@ def test_password_is_in_no_log_and_no_table(client, slapd_server, ou, root_org, 
 
 
 def test_directory_password_sign_in_needs_verified_tls(slapd_server, ou, root_org, test_pki):
-    from accounts.exceptions import ValidationFailed
-
     for overrides in ({"tls_mode": "none"}, {"verify_tls": False}):
         with pytest.raises(ValidationFailed) as caught:
             directory_create(actor=ACTOR, name="Plain", data=directory_settings(slapd_server, ou, test_pki,
                                                                                 **overrides))
         assert (caught.value.code, caught.value.field) == ("password_sign_in_needs_tls", "password_sign_in")
     assert not Directory.objects.exists()
+
+
+def test_console_form_turns_the_setting_on_only_with_verified_tls(admin_client, slapd_server, ou, test_pki):
+    form = {"name": "Corp LDAP", "urls": slapd_server.ldap_uri, "tls_mode": "none", "verify_tls": "on",
+            "bind_dn": slapd_server.root_dn, "bind_password": slapd_server.root_pw, "base_dns": ou,
+            "preset": "openldap", "user_filter": "", "group_filter": "", "attribute_map": "", "page_size": "500",
+            "interval_hours": "12", "deactivation_threshold_percent": "10", "deactivation_threshold_min": "50",
+            "password_sign_in": "on"}
+    refused = admin_client.post(reverse("provisioning:directory_add"), form)
+    assert refused.status_code == 200 and not Directory.objects.exists()
+    assert "password_sign_in_needs_tls" in refused.content.decode()
+    form |= {"tls_mode": "starttls", "ca_bundle": Path(test_pki.ca_file).read_text()}
+    created = admin_client.post(reverse("provisioning:directory_add"), form)
+    directory = Directory.objects.get()
+    assert created.status_code == 302 and directory.password_sign_in
+    page = admin_client.get(reverse("provisioning:source_detail", args=[directory.source_id])).content.decode()
+    assert "the users it manages may sign in with their directory password" in page
+    event = AuditEvent.objects.get(action="directory_created")
+    assert event.new_value["password_sign_in"] is True
+
+
+def test_manage_py_directory_add_password_sign_in(tmp_path, test_pki):
+    secret = tmp_path / "pw"
+    secret.write_text("file-secret\n")
+    common = ["directory", "add", "HQ", "--url", "ldap://127.0.0.1:3899/", "--bind-password-file", str(secret),
+              "--base-dn", "dc=example,dc=org", "--preset", "openldap", "--password-sign-in"]
+    with pytest.raises(CommandError) as caught:
+        call_command(*common)
+    assert str(caught.value).startswith("password_sign_in_needs_tls: ")
+    call_command(*common, "--tls", "starttls", "--ca-file", test_pki.ca_file, stdout=io.StringIO())
+    assert Directory.objects.get().password_sign_in
