@@ -17,12 +17,14 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.core import serializers
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 from django.urls import reverse
 from django_auth_ldap.backend import _LDAPUser
 
 from accounts.credentials.views import SIGN_IN_FAILED
 from accounts.exceptions import ValidationFailed
-from accounts.identity.types import Actor, UserState
+from accounts.identity.orgs import org_update_settings
+from accounts.identity.types import Actor, AuthMethod, UserState
 from accounts.mfa import flow, totp
 from accounts.models import AuditEvent
 from provisioning.ldap.backends import UNREACHABLE_MESSAGE, IdmLDAPBackend, directory_ldap_settings
@@ -33,7 +35,9 @@ from provisioning.ldap.directories import (
     directory_update,
 )
 from provisioning.ldap.sync import sync_directory
-from provisioning.models import Directory
+from provisioning.models import Directory, Source
+from sso.models import IdentityProvider
+from sso.services import break_glass_set
 from tests.directory_servers import TestSlapd, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -303,3 +307,31 @@ def test_manage_py_directory_add_password_sign_in(tmp_path, test_pki):
     assert str(caught.value).startswith("password_sign_in_needs_tls: ")
     call_command(*common, "--tls", "starttls", "--ca-file", test_pki.ca_file, stdout=io.StringIO())
     assert Directory.objects.get().password_sign_in
+
+
+def test_users_of_an_sso_org_never_sign_in_with_the_directory_password(client, slapd_server, ou, test_pki,
+                                                                       org_factory):
+    sso_org = org_factory("SSO Org")
+    synced_directory(slapd_server, ou, sso_org, test_pki, "olga", "pete")
+    provider = IdentityProvider.objects.create(name="Corp IdP", entity_id="https://idp.example.org/")
+    org_update_settings(actor=ACTOR, org=sso_org, auth_method=AuthMethod.SSO, auth_provider=provider)
+    break_glass_set(actor=ACTOR, provider=provider, users=[User.objects.get(username="pete")])
+
+    # olga goes to her IdP from the password step, whatever password she sent.
+    response = sign_in(client, "olga")
+    assert response.status_code == 302 and response["Location"].startswith(f"/sso/{provider.pk}/login/")
+    # pete (break-glass) gets the password step, but only his local password counts: he has none.
+    assert sign_in(client, "pete").status_code == 400
+    assert SESSION_KEY not in client.session
+    assert AuditEvent.objects.filter(action="auth.login_failed", target_label="pete",
+                                     new_value__reason="org_uses_sso").exists()
+    request = RequestFactory().post("/sign-in/")
+    assert IdmLDAPBackend().authenticate(request, username="olga", password=DIRECTORY_PASSWORD) is None
+
+
+def test_switched_off_directory_is_not_asked(client, slapd_server, ou, root_org, test_pki):
+    directory = synced_directory(slapd_server, ou, root_org, test_pki, "quinn")
+    Source.objects.filter(pk=directory.source_id).update(enabled=False)
+    assert sign_in(client, "quinn").status_code == 400
+    Source.objects.filter(pk=directory.source_id).update(enabled=True)
+    assert sign_in(client, "quinn").status_code == 302
