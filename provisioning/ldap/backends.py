@@ -42,7 +42,7 @@ from accounts.exceptions import IdentityError, MappingError
 from accounts.identity.types import Source
 from accounts.models import ExternalIdentity
 from provisioning.ldap.client import directory_error_for
-from provisioning.ldap.directories import ca_bundle_file, preset_of
+from provisioning.ldap.directories import ca_bundle_file, preset_of, verified_tls_on_every_url
 from provisioning.ldap.secrets import decrypt_secret
 from provisioning.ldap.translate import DirectoryPreset, translate_user
 from provisioning.models import Directory
@@ -117,7 +117,7 @@ def directory_ldap_settings(directory: Directory, *, ca_file: str) -> LDAPSettin
     values = dict(LDAPSettings.defaults) | {
         # libldap tries space-separated URIs in order, as the sync's client does.
         "SERVER_URI": " ".join(directory.urls),
-        "START_TLS": directory.tls_mode == Directory.TlsMode.START_TLS,
+        "START_TLS": _starts_tls(directory),
         "CONNECTION_OPTIONS": options,
         "BIND_DN": directory.bind_dn,
         "BIND_PASSWORD": bind_password,
@@ -143,6 +143,16 @@ def directory_ldap_settings(directory: Directory, *, ca_file: str) -> LDAPSettin
     for name, value in values.items():  # every setting, so no AUTH_LDAP_* value leaks in
         setattr(conf, name, value)
     return conf
+
+
+def _starts_tls(directory: Directory) -> bool:
+    return directory.tls_mode == Directory.TlsMode.START_TLS and not any(
+        url.lower().startswith("ldaps://") for url in directory.urls)
+
+
+def sends_passwords_over_verified_tls(directory: Directory) -> bool:
+    """The stored row still passes ``verified_tls_on_every_url`` (checked at every sign-in, not only on save)."""
+    return verified_tls_on_every_url(directory.urls, directory.tls_mode, directory.verify_tls)
 
 
 def directory_for_sign_in(user) -> Directory | None:
@@ -224,11 +234,11 @@ class IdmLDAPBackend(LDAPBackend):
             return "user_inactive"
         if org_provider(user.profile.org) is not None:
             return "org_uses_sso"
-        if directory.tls_mode == Directory.TlsMode.NONE or not directory.verify_tls:
+        if not sends_passwords_over_verified_tls(directory):
             # validate_settings refuses this combination; a row changed behind its back is refused too,
             # never used without TLS verification.
-            logger.warning("Directory %s has password sign-in on without verified TLS; sign-in refused.",
-                           directory.source.name)
+            logger.warning("Directory %s has password sign-in on without verified TLS on every server URL; "
+                           "sign-in refused.", directory.source.name)
             return "directory_insecure"
         return ""
 

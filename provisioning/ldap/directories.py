@@ -73,6 +73,17 @@ def _check_filter(value: str, field_name: str) -> None:
                                "(objectClass=person).", field=field_name)
 
 
+def verified_tls_on_every_url(urls, tls_mode: str, verify_tls: bool) -> bool:
+    """Every server URL is reached over TLS with the certificate verified: all ``ldaps://``, or StartTLS
+    on all plain ``ldap://`` URLs. A mix cannot be served by the sign-in backend: django-auth-ldap starts
+    TLS per connection, whichever URL libldap picked. Required for directory password sign-in."""
+    urls = [url.lower() for url in urls]
+    if not verify_tls or tls_mode == Directory.TlsMode.NONE or not urls:
+        return False
+    return all(url.startswith("ldaps://") for url in urls) or (
+        tls_mode == Directory.TlsMode.START_TLS and not any(url.startswith("ldaps://") for url in urls))
+
+
 def validate_settings(data: DirectorySettings) -> DirectorySettings:
     """Check and normalise the settings; ``ValidationFailed`` names the field at fault."""
     urls = tuple(u.strip() for u in data.urls if u.strip())
@@ -111,12 +122,12 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
     if data.deactivation_threshold_percent > 100:
         raise ValidationFailed("threshold_invalid", "The threshold is a percentage (0-100).",
                                field="deactivation_threshold_percent")
-    if data.password_sign_in and (data.tls_mode == Directory.TlsMode.NONE or not data.verify_tls):
+    if data.password_sign_in and not verified_tls_on_every_url(urls, data.tls_mode, data.verify_tls):
         # Sign-in sends the user's own password to the directory: never in clear text, never to a
         # server whose certificate was not checked.
         raise ValidationFailed("password_sign_in_needs_tls", "Sign-in with the directory password sends users' "
-                               "passwords to the directory: choose LDAPS or StartTLS and keep certificate "
-                               "verification on.", field="password_sign_in")
+                               "passwords to the directory: choose LDAPS (ldaps:// URLs) or StartTLS (ldap:// "
+                               "URLs) and keep certificate verification on.", field="password_sign_in")
     return dataclasses.replace(data, urls=urls, base_dns=base_dns)
 
 

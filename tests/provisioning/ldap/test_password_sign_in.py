@@ -27,7 +27,12 @@ from accounts.identity.orgs import org_update_settings
 from accounts.identity.types import Actor, AuthMethod, UserState
 from accounts.mfa import flow, totp
 from accounts.models import AuditEvent
-from provisioning.ldap.backends import UNREACHABLE_MESSAGE, IdmLDAPBackend, directory_ldap_settings
+from provisioning.ldap.backends import (
+    UNREACHABLE_MESSAGE,
+    IdmLDAPBackend,
+    directory_ldap_settings,
+    sends_passwords_over_verified_tls,
+)
 from provisioning.ldap.directories import (
     DirectorySettings,
     ca_bundle_file,
@@ -270,7 +275,8 @@ def test_password_is_in_no_log_and_no_table(client, slapd_server, ou, root_org, 
 
 
 def test_directory_password_sign_in_needs_verified_tls(slapd_server, ou, root_org, test_pki):
-    for overrides in ({"tls_mode": "none"}, {"verify_tls": False}):
+    mixed = (slapd_server.ldap_uri, slapd_server.ldaps_uri)
+    for overrides in ({"tls_mode": "none"}, {"verify_tls": False}, {"urls": mixed}):
         with pytest.raises(ValidationFailed) as caught:
             directory_create(actor=ACTOR, name="Plain", data=directory_settings(slapd_server, ou, test_pki,
                                                                                 **overrides))
@@ -335,3 +341,21 @@ def test_switched_off_directory_is_not_asked(client, slapd_server, ou, root_org,
     assert sign_in(client, "quinn").status_code == 400
     Source.objects.filter(pk=directory.source_id).update(enabled=True)
     assert sign_in(client, "quinn").status_code == 302
+
+
+def test_ldaps_directory_signs_in(client, slapd_server, ou, root_org, test_pki):
+    synced_directory(slapd_server, ou, root_org, test_pki, "rita", urls=(slapd_server.ldaps_uri,), tls_mode="ldaps")
+    assert sign_in(client, "rita").status_code == 302
+
+
+@pytest.mark.parametrize(("urls", "tls_mode", "verify", "safe"), [
+    (("ldaps://a/",), "ldaps", True, True),
+    (("ldap://a/", "ldap://b/"), "starttls", True, True),
+    (("ldaps://a/", "ldaps://b/"), "starttls", True, True),
+    (("ldap://a/", "ldaps://b/"), "starttls", True, False),  # StartTLS is one switch for whichever URL answers
+    (("ldap://a/",), "none", True, False),
+    (("ldaps://a/",), "ldaps", False, False),
+])
+def test_passwords_go_only_over_verified_tls_on_every_url(urls, tls_mode, verify, safe):
+    directory = Directory(urls=list(urls), tls_mode=tls_mode, verify_tls=verify)
+    assert sends_passwords_over_verified_tls(directory) is safe
