@@ -1,10 +1,50 @@
-"""Console password sign-in."""
+"""Console password sign-in, and what every password backend shares: who may sign in at all, and how
+a backend tells the sign-in page why an attempt failed when "wrong password" would mislead."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.identity.types import UserState
+
+_FAILURE_ATTRIBUTE = "idm_sign_in_failure"
+
+
+def account_may_sign_in(user) -> bool:
+    """Active in Django and, when the user has a profile, active or invited (not blocked or deactivated)."""
+    if not getattr(user, "is_active", False):
+        return False
+    profile = getattr(user, "profile", None)
+    return profile is None or profile.state in (UserState.ACTIVE, UserState.INVITED)
+
+
+@dataclass(frozen=True)
+class SignInFailure:
+    """Why a backend refused, beyond "wrong username or password".
+
+    ``reason`` goes to the ``auth.login_failed`` audit event with ``detail`` (never a password);
+    ``message`` (when set) replaces the page's one failure message — only for failures that say
+    nothing about the password, e.g. a directory that did not answer. ``password_checked=False``
+    means nobody learnt anything about the password, so only the address's throttle counter moves.
+    """
+
+    reason: str
+    message: str = ""
+    password_checked: bool = True
+    detail: dict = field(default_factory=dict)
+
+
+def note_sign_in_failure(request, failure: SignInFailure) -> None:
+    """Record ``failure`` on the request for the sign-in page and the failure audit (last one wins)."""
+    if request is not None:
+        setattr(request, _FAILURE_ATTRIBUTE, failure)
+
+
+def sign_in_failure(request) -> SignInFailure | None:
+    """The failure a backend noted during this request's ``authenticate``, if any."""
+    return getattr(request, _FAILURE_ATTRIBUTE, None) if request is not None else None
 
 
 class ConsoleModelBackend(ModelBackend):
@@ -23,7 +63,4 @@ class ConsoleModelBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
     def user_can_authenticate(self, user) -> bool:
-        if not super().user_can_authenticate(user):
-            return False
-        profile = getattr(user, "profile", None)
-        return profile is None or profile.state in (UserState.ACTIVE, UserState.INVITED)
+        return account_may_sign_in(user)

@@ -94,14 +94,19 @@ class SignInThrottle:
         key = dict(self.keys)[kind].replace("throttle:", "throttled:", 1)
         return summary_due(self.cache, key, _limits()[2])
 
-    def failure(self) -> None:
+    def failure(self, *, count_username: bool = True) -> None:
         """Count one failed password or code; the window starts at the first failure.
 
         The failure that reaches a limit starts the lock: it lasts the full lockout from then, and a
         username lock is recorded (``SignInLock``) so the console can show and lift it.
+        ``count_username=False`` counts the address only: for an attempt whose password nobody could
+        check (the user's directory did not answer), so an outage does not lock users out while a flood
+        from one address is still limited.
         """
         per_user, per_ip, lockout = _limits()
         for kind, key in self.keys:
+            if kind == "user" and not count_username:
+                continue
             count = bump(self.cache, key, lockout)
             if count == (per_user if kind == "user" else per_ip):
                 self._lock(kind, key, lockout)

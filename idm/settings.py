@@ -251,7 +251,10 @@ AUTHENTICATION_BACKENDS = [
     "sso.backends.IdmModelBackend" if b == "accounts.backends.ConsoleModelBackend" else b
     for b in AUTHENTICATION_BACKENDS
 ]
-AUTHENTICATION_BACKENDS += ["sso.backends.IdmSaml2Backend"]
+# Directory password sign-in (issue 10): django-auth-ldap's backend, configured per directory from the
+# database (provisioning.ldap.backends; docs/directory-sync.md). It answers only for users a directory
+# with "password sign-in" owns, so local users keep the model backend's answer. No AUTH_LDAP_* settings.
+AUTHENTICATION_BACKENDS += ["provisioning.ldap.backends.IdmLDAPBackend", "sso.backends.IdmSaml2Backend"]
 SAML_CONFIG_LOADER = "sso.config.config_loader"
 SAML_CREATE_UNKNOWN_USER = False  # JIT creation is per provider, through the identity service
 SAML_ATTRIBUTE_MAPPING: dict = {}  # per provider (sso.attributes); djangosaml2 never writes user fields

@@ -354,6 +354,11 @@ class Directory(models.Model):
                                      help_text="Overrides of the preset's attribute names (username, email, anchor...).")
     deactivation_threshold_percent = models.PositiveIntegerField(default=10)
     deactivation_threshold_min = models.PositiveIntegerField(default=50)
+    # Users this directory owns may sign in to the console with their directory password, checked by a
+    # live bind (provisioning.ldap.backends.IdmLDAPBackend); the password is never stored. Needs TLS
+    # with certificate verification (directories.validate_settings).
+    password_sign_in = models.BooleanField(
+        default=False, help_text="Users this directory manages may sign in with their directory password.")
     last_run_started_at = models.DateTimeField(null=True, blank=True)
     # The rules, org and search settings the last run applied (provisioning.ldap.sync.config_digest):
     # while they are unchanged, unchanged entries are skipped and runs may be incremental.

@@ -558,6 +558,16 @@ class SignInView(View):
                 "error": lock_message(throttle.locked_until())}, status=429)
         user = auth.authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is None:
+            from accounts.backends import sign_in_failure
+
+            failure = sign_in_failure(request)
+            if failure is not None and not failure.password_checked:
+                # The password could not be checked (the user's directory did not answer): say so, and
+                # do not count it against the username.
+                throttle.failure(count_username=False)
+                return render(request, self.template_name, {"step": "password", "username": username,
+                                                            "next": next_path, "error": failure.message},
+                              status=503)
             throttle.failure()
             from accounts.credentials.views import SIGN_IN_FAILED
 

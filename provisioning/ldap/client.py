@@ -167,6 +167,12 @@ def _ldap_error(exc: ldap.LDAPError, *, url: str, base_dn: str = "") -> Director
     return DirectoryError("directory_error", f"The directory answered with an error ({name}).")
 
 
+def directory_error_for(exc: ldap.LDAPError, *, url: str, base_dn: str = "") -> DirectoryError:
+    """The coded, actionable ``DirectoryError`` for a python-ldap exception (for callers that talk to the
+    server through another library, such as the sign-in backend through django-auth-ldap)."""
+    return _ldap_error(exc, url=url, base_dn=base_dn)
+
+
 _RANGE = re.compile(r"^(?P<attr>[^;]+);range=(?P<start>\d+)-(?P<end>\d+|\*)$", re.IGNORECASE)
 
 

@@ -34,7 +34,7 @@ from provisioning.services import source_save
 MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_name", "member")
 _AUDITED = ("urls", "tls_mode", "ca_bundle", "verify_tls", "bind_dn", "base_dns", "user_filter", "group_filter",
             "page_size", "connect_timeout", "operation_timeout", "interval", "preset", "attribute_map",
-            "deactivation_threshold_percent", "deactivation_threshold_min")
+            "deactivation_threshold_percent", "deactivation_threshold_min", "password_sign_in")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class DirectorySettings:
     attribute_map: dict[str, str] = field(default_factory=dict)
     deactivation_threshold_percent: int = 10
     deactivation_threshold_min: int = 50
+    password_sign_in: bool = False
 
 
 def _check_filter(value: str, field_name: str) -> None:
@@ -70,6 +71,17 @@ def _check_filter(value: str, field_name: str) -> None:
     if not value.startswith("(") or depth != 0:
         raise ValidationFailed("invalid_filter", "An LDAP filter is enclosed in balanced parentheses, e.g. "
                                "(objectClass=person).", field=field_name)
+
+
+def verified_tls_on_every_url(urls, tls_mode: str, verify_tls: bool) -> bool:
+    """Every server URL is reached over TLS with the certificate verified: all ``ldaps://``, or StartTLS
+    on all plain ``ldap://`` URLs. A mix cannot be served by the sign-in backend: django-auth-ldap starts
+    TLS per connection, whichever URL libldap picked. Required for directory password sign-in."""
+    urls = [url.lower() for url in urls]
+    if not verify_tls or tls_mode == Directory.TlsMode.NONE or not urls:
+        return False
+    return all(url.startswith("ldaps://") for url in urls) or (
+        tls_mode == Directory.TlsMode.START_TLS and not any(url.startswith("ldaps://") for url in urls))
 
 
 def validate_settings(data: DirectorySettings) -> DirectorySettings:
@@ -110,6 +122,12 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
     if data.deactivation_threshold_percent > 100:
         raise ValidationFailed("threshold_invalid", "The threshold is a percentage (0-100).",
                                field="deactivation_threshold_percent")
+    if data.password_sign_in and not verified_tls_on_every_url(urls, data.tls_mode, data.verify_tls):
+        # Sign-in sends the user's own password to the directory: never in clear text, never to a
+        # server whose certificate was not checked.
+        raise ValidationFailed("password_sign_in_needs_tls", "Sign-in with the directory password sends users' "
+                               "passwords to the directory: choose LDAPS (ldaps:// URLs) or StartTLS (ldap:// "
+                               "URLs) and keep certificate verification on.", field="password_sign_in")
     return dataclasses.replace(data, urls=urls, base_dns=base_dns)
 
 
@@ -192,14 +210,25 @@ def preset_of(directory: Directory) -> DirectoryPreset:
 
 
 @contextlib.contextmanager
-def open_client(directory: Directory) -> Iterator[DirectoryClient]:
-    """A bound client for the directory (the CA bundle written to a private temporary file)."""
+def ca_bundle_file(directory: Directory) -> Iterator[str]:
+    """The directory's CA bundle as a private temporary file while the block runs ("" when none):
+    libldap reads CA certificates from a file only."""
     ca_path = ""
     try:
         if directory.ca_bundle:
             fd, ca_path = tempfile.mkstemp(prefix="idm-ca-", suffix=".pem")
             with os.fdopen(fd, "w") as handle:
                 handle.write(directory.ca_bundle)
+        yield ca_path
+    finally:
+        if ca_path:
+            os.unlink(ca_path)
+
+
+@contextlib.contextmanager
+def open_client(directory: Directory) -> Iterator[DirectoryClient]:
+    """A bound client for the directory (the CA bundle written to a private temporary file)."""
+    with ca_bundle_file(directory) as ca_path:
         connection = DirectoryConnection(
             urls=tuple(directory.urls), bind_dn=directory.bind_dn,
             bind_password=decrypt_secret(directory.bind_password_encrypted),
@@ -208,6 +237,3 @@ def open_client(directory: Directory) -> Iterator[DirectoryClient]:
         )
         with DirectoryClient(connection) as client:
             yield client
-    finally:
-        if ca_path:
-            os.unlink(ca_path)

@@ -45,6 +45,10 @@ class DirectoryForm(forms.Form):
                                                         max_value=100, initial=10)
     deactivation_threshold_min = forms.IntegerField(label="…or above (users), whichever is larger", min_value=0,
                                                     initial=50)
+    password_sign_in = forms.BooleanField(
+        label="Users may sign in with their directory password", required=False, initial=False,
+        help_text="Checked live against the directory (never stored). Needs LDAPS or StartTLS with certificate "
+                  "verification. Users of organizations that sign in through SSO keep using their identity provider.")
 
     def __init__(self, data=None, *, directory: Directory | None = None, **kwargs):
         if directory is not None and data is None:
@@ -57,6 +61,7 @@ class DirectoryForm(forms.Form):
                 "page_size": directory.page_size, "interval_hours": directory.interval.total_seconds() / 3600,
                 "deactivation_threshold_percent": directory.deactivation_threshold_percent,
                 "deactivation_threshold_min": directory.deactivation_threshold_min,
+                "password_sign_in": directory.password_sign_in,
             }
         super().__init__(data, **kwargs)
         if directory is not None:
@@ -83,4 +88,5 @@ class DirectoryForm(forms.Form):
             attribute_map=data["attribute_map"],
             deactivation_threshold_percent=data["deactivation_threshold_percent"],
             deactivation_threshold_min=data["deactivation_threshold_min"],
+            password_sign_in=data["password_sign_in"],
         )

@@ -39,6 +39,9 @@ class Command(BaseCommand):
         add.add_argument("--ca-file", help="PEM file of the CA that signed the server certificate.")
         add.add_argument("--page-size", type=int, default=500)
         add.add_argument("--disabled", action="store_true", help="Create it switched off.")
+        add.add_argument("--password-sign-in", action="store_true",
+                         help="Let the users it manages sign in with their directory password (needs LDAPS or "
+                              "StartTLS).")
 
     def handle(self, *args, **opts):
         if opts["action"] == "add":
@@ -64,6 +67,7 @@ class Command(BaseCommand):
             urls=tuple(opts["url"]), base_dns=tuple(opts["base_dn"]), preset=opts["preset"],
             bind_dn=opts["bind_dn"], tls_mode=tls, ca_bundle=ca_bundle, user_filter=opts["user_filter"],
             group_filter=opts["group_filter"], page_size=opts["page_size"],
+            password_sign_in=opts["password_sign_in"],
         )
         try:
             org = OrgIndex().lookup(opts["org"]) if opts["org"] else None
