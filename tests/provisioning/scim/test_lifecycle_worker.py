@@ -11,7 +11,13 @@ import pytest
 from accounts.identity.types import UserState
 from accounts.models import AuditEvent, UserProfile
 from provisioning.models import Source, UserBlock
-from tests.celery_helpers import flush_test_redis, running_beat, running_worker, test_database_url, test_redis_url
+from tests.celery_helpers import (
+    flush_test_redis,
+    running_beat,
+    running_worker,
+    test_database_url,
+    test_redis_url,
+)
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
