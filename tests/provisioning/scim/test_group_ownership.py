@@ -97,3 +97,27 @@ def test_the_owner_still_changes_it(sales, provider, scim):
     assert response.status_code == 204
     dgroup.refresh_from_db()
     assert dgroup.display_name == "Sales EMEA" and dgroup.owner_source == provider[0]
+
+
+def test_group_writes_honour_if_match_and_carry_the_request_id(sales, scim, provider):
+    """If-Match on Groups (RFC 7644 §3.14) and the provider + request id on every group audit event."""
+    from accounts.models import AuditEvent
+
+    scim_id, dgroup, ann = sales
+    rename = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName", "value": "X"}]}
+    stale = scim.patch(f"/Groups/{scim_id}", rename, HTTP_IF_MATCH='W/"9"')
+    assert stale.status_code == 412 and stale.doc["status"] == "412"
+    assert scim.delete(f"/Groups/{scim_id}", HTTP_IF_MATCH='W/"9"').status_code == 412
+    unchanged(dgroup, provider[0], ann)
+    ok = scim.patch(f"/Groups/{scim_id}", rename, HTTP_IF_MATCH='W/"1"', HTTP_X_REQUEST_ID="req0001")
+    assert ok.status_code == 204 and ok["ETag"] == 'W/"2"'
+    assert scim.delete(f"/Groups/{scim_id}", HTTP_X_REQUEST_ID="req0002").status_code == 204
+    events = AuditEvent.objects.filter(target_type="group", target_id=str(dgroup.pk)).order_by("id")
+    assert [(e.action, e.request_id, e.actor_label, e.source) for e in events] == [
+        ("group.created", events[0].request_id, "Okta", "scim"),
+        ("group.updated", "req0001", "Okta", "scim"),
+        ("group.deleted", "req0002", "Okta", "scim"),
+    ]
+    assert len(events[0].request_id) == 32
+    removed = AuditEvent.objects.get(action="user.group_removed", target_id=str(ann.pk))
+    assert (removed.request_id, removed.actor_label) == ("req0002", "Okta")
