@@ -23,6 +23,7 @@ urlpatterns = [
     path("scim/<int:pk>/rotate/", scim_console.provider_rotate, name="scim_rotate"),
     path("scim/<int:pk>/toggle/", scim_console.provider_toggle, name="scim_toggle"),
     path("scim/<int:pk>/basic/", scim_console.provider_basic, name="scim_basic"),
+    path("scim/<int:pk>/delete/", scim_console.provider_delete, name="scim_delete"),
     path("scim/<int:pk>/log/", scim_console.provider_log, name="scim_log"),
     path("directories/add/", directory_views.directory_add, name="directory_add"),
     path("sources/<int:pk>/directory/", directory_views.directory_edit, name="directory_edit"),

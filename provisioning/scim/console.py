@@ -3,7 +3,7 @@
 Add a provider (its token is shown once, on the page that answers the POST, never stored in
 plain text), rotate its token (the previous one keeps working for the overlap window), turn its
 optional HTTP basic credential on, rotate or off (the password is shown once too), disable or
-enable it, and read its request log. Same service as ``manage.py scim_provider``.
+enable it, delete it while it owns no user or group, and read its request log. Same service as ``manage.py scim_provider``.
 """
 
 from __future__ import annotations
@@ -114,6 +114,20 @@ def _overlap(request: HttpRequest) -> timedelta:
     except ValueError:
         hours = 24
     return timedelta(hours=hours)
+
+
+@requires_manage_identity
+@require_POST
+def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a provider that owns no user or group (otherwise the refusal says to disable it)."""
+    source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
+    try:
+        providers.provider_delete(actor=_actor(request), source=source)
+    except IdentityError as error:
+        messages.error(request, error.message)
+        return _page(request, status=409)
+    messages.success(request, f"{source.name} deleted.")
+    return redirect("provisioning:scim_providers")
 
 
 @requires_manage_identity

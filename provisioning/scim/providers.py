@@ -140,6 +140,26 @@ def provider_set_enabled(*, actor: Actor, source: Source, enabled: bool) -> Sour
     return source_save(actor=actor, source=source)
 
 
+def provider_delete(*, actor: Actor, source: Source) -> None:
+    """Delete a SCIM provider that owns no user and no group (its tokens, basic credentials, rules and
+    request log go with it). One that still owns any is refused with ``provider_in_use``: ownership
+    and history stay with the users (``owner_source``, links, audit); disable it instead."""
+    from accounts.models import DirectoryGroup, ExternalIdentity, UserProfile
+
+    _check_scim(source)
+    with transaction.atomic():
+        source = Source.objects.select_for_update().get(pk=source.pk)
+        users = (UserProfile.objects.filter(Q(owner_source=source) | Q(source=source.kind, source_provider=source.slug))
+                 .count() or ExternalIdentity.objects.filter(source=source.kind, provider=source.slug).count())
+        groups = DirectoryGroup.objects.filter(Q(owner_source=source) | Q(source=source.kind, provider=source.slug)).count()
+        if users or groups:
+            raise ConflictError("provider_in_use", f"{source.name} still owns {users} user(s) and {groups} group(s); "
+                                                   "disable it instead (they keep their owner and history).")
+        record_event(actor=actor, action="scim_provider_deleted", target_type="source", target_id=source.pk,
+                     target_label=source.name, old={"name": source.name, "slug": source.slug})
+        source.delete()
+
+
 def authenticate(token: str) -> Source | None:
     """The enabled SCIM provider a bearer token belongs to, or ``None`` (unknown, expired, disabled)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:

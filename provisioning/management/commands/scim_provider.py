@@ -1,5 +1,5 @@
 """``manage.py scim_provider create NAME [--org ORG] | rotate-token NAME [--overlap-hours H] | list``,
-and the optional HTTP basic credential: ``enable-basic NAME | rotate-basic NAME [--overlap-hours H] |
+``delete NAME``, and the optional HTTP basic credential: ``enable-basic NAME | rotate-basic NAME [--overlap-hours H] |
 disable-basic NAME``.
 
 ``create`` and ``rotate-token`` print shell-sourceable lines (``SCIM_BASE_URL=…``, ``SCIM_TOKEN=…``);
@@ -39,6 +39,7 @@ class Command(BaseCommand):
         rotate_basic.add_argument("name")
         rotate_basic.add_argument("--overlap-hours", type=float, default=24.0,
                                   help="How long the previous password stays valid (default 24).")
+        sub.add_parser("delete", help="Delete a provider that owns no user or group.").add_argument("name")
         sub.add_parser("disable-basic", help="Turn HTTP basic off (every password stops working).").add_argument("name")
 
     def handle(self, *args, **options):
@@ -62,6 +63,8 @@ class Command(BaseCommand):
                                                    overlap=timedelta(hours=options["overlap_hours"]))
                 self.stdout.write(f"SCIM_BASIC_USER={shlex.quote(creds.username)}")
                 self.stdout.write(f"SCIM_BASIC_PASSWORD={shlex.quote(creds.password)}")
+            elif options["action"] == "delete":
+                providers.provider_delete(actor=actor, source=providers.provider_get(options["name"]))
             elif options["action"] == "disable-basic":
                 providers.basic_disable(actor=actor, source=providers.provider_get(options["name"]))
             else:
