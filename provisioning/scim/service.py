@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.exceptions import IdentityError
@@ -159,7 +160,10 @@ def _claim_existing(source: Source, doc: dict, scim_id: str, request_id: str) ->
     users, Cloud Admins or another source's users: ``provisioning.adoption``). None: create as usual
     (a user that is neither answers 409 ``uniqueness`` from the identity service). Runs inside the
     POST's transaction."""
-    user = User.objects.filter(username__iexact=doc["userName"]).only("pk").first()
+    # lower() = lower(): the form of the unique index on auth_user (``iexact`` is UPPER() on PostgreSQL
+    # and would scan every user on each POST).
+    user = (User.objects.annotate(username_lower=Lower("username")).filter(username_lower=doc["userName"].lower())
+            .only("pk").first())
     if user is None:
         return None
     deleted = (ScimResource.objects.select_for_update(of=("self",)).select_related("user")
