@@ -299,8 +299,8 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
     # A provider adopting a user into its own source is judged by ``check_adoption`` below (adoption
     # enabled by an admin, never break-glass, Cloud Admins or another source's users), not refused
     # here for not owning the user yet.
-    adopting = change.owner_source_id is not UNSET and state.provisioning_sources.get(
-        change.owner_source_id) == (actor.source, actor.provider)
+    adopting = (change.owner_source_id is not UNSET and change.owner_source_id != current.profile.owner_source_id
+                and state.provisioning_sources.get(change.owner_source_id) == (actor.source, actor.provider))
     if (actor.source in policy.PROVIDER_SOURCES or actor.source == Source.SAML) and not adopting:
         policy.check_source_may_change(actor=actor, owner=owner, owner_provider=owner_provider,
                                        username=current.user.username, touched=touched)
