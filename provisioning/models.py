@@ -377,4 +377,4 @@ class Directory(models.Model):
 
 
 # SCIM protocol tables (provider tokens, pushed resources, request log); defined beside the SCIM code.
-from provisioning.scim.models import ScimRequest, ScimResource, ScimToken  # noqa: E402, F401
+from provisioning.scim.models import ScimBasicCredential, ScimRequest, ScimResource, ScimToken  # noqa: E402, F401

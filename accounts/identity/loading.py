@@ -203,6 +203,14 @@ class BatchState:
         """Every provisioning source's (kind, slug) by id."""
         return {pk: (kind, slug) for pk, kind, slug, _ in self._source_rows}
 
+    @cached_property
+    def adoption_enabled_sources(self) -> frozenset[int]:
+        """Ids of the provisioning sources an admin enabled adoption for (one query, when a change
+        adopts a user)."""
+        from provisioning.models import Source as ProvisioningSource
+
+        return frozenset(ProvisioningSource.objects.filter(adoption_enabled=True).values_list("pk", flat=True))
+
     def source_owns_org(self, owner: str, owner_provider: str) -> bool:
         """Does the provider owning a user (by its kind and slug) decide the user's org? Only a source
         whose rules place users (org mode "attribute" or "rules") does; a provider without a

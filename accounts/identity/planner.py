@@ -296,7 +296,12 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
     if current.profile is None:
         raise ValidationFailed("no_profile", f"{current.user.username} has no directory profile.")
     owner, owner_provider = current.profile.source, current.profile.source_provider
-    if actor.source in policy.PROVIDER_SOURCES or actor.source == Source.SAML:
+    # A provider adopting a user into its own source is judged by ``check_adoption`` below (adoption
+    # enabled by an admin, never break-glass, Cloud Admins or another source's users), not refused
+    # here for not owning the user yet.
+    adopting = (change.owner_source_id is not UNSET and change.owner_source_id != current.profile.owner_source_id
+                and state.provisioning_sources.get(change.owner_source_id) == (actor.source, actor.provider))
+    if (actor.source in policy.PROVIDER_SOURCES or actor.source == Source.SAML) and not adopting:
         policy.check_source_may_change(actor=actor, owner=owner, owner_provider=owner_provider,
                                        username=current.user.username, touched=touched)
     # Plan on copies: the loaded objects change only when the service accepts the plan.
@@ -483,7 +488,8 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             actor=actor, source=source, owner=owner, owner_provider=owner_provider,
             owner_source_id=profile.owner_source_id, source_id=change.owner_source_id, link=change.link,
             role_slugs=current.role_slugs, superuser=user.is_superuser, username=user.username,
-            break_glass=any(uid == user.pk for _, uid in state.break_glass))
+            break_glass=any(uid == user.pk for _, uid in state.break_glass),
+            adoption_enabled=change.owner_source_id in state.adoption_enabled_sources)
         plan.event(state, "user.adopted", "owner", policy.owner_label(owner, owner_provider),
                    policy.owner_label(*source))
         profile.source, profile.source_provider = source

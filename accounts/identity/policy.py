@@ -230,12 +230,15 @@ def check_group_membership_owner(actor: Actor, dgroups: Iterable[Any]) -> None:
 
 def check_adoption(*, actor: Actor, source: tuple[str, str] | None, owner: str, owner_provider: str,
                    owner_source_id: int | None, source_id: int, link: Any, role_slugs: Set[str],
-                   superuser: bool, break_glass: bool, username: str) -> None:
-    """A source may take over (adopt) an existing user: asked by an admin or the system (never by a
-    provider itself), with the source's own link, never a break-glass user, never a Customer Cloud
-    Admin, never a user another source owns (two sources never own one user: reported, not resolved).
-    ``source`` is the adopting source's (kind, slug), None if it does not exist."""
-    if actor.source in PROVIDER_SOURCES or actor.source == Source.SAML:
+                   superuser: bool, break_glass: bool, username: str, adoption_enabled: bool = False) -> None:
+    """A source may take over (adopt) an existing user: asked by an admin or the system, or by the
+    provider itself for its own source when an admin enabled adoption for it (``adoption_enabled``:
+    a SCIM POST of an existing userName, issue 9); with the source's own link, never a break-glass
+    user, never a Customer Cloud Admin, never a user another source owns (two sources never own one
+    user: reported, not resolved). ``source`` is the adopting source's (kind, slug), None if it does
+    not exist."""
+    own_enabled_source = source is not None and adoption_enabled and (actor.source, actor.provider) == source
+    if (actor.source in PROVIDER_SOURCES and not own_enabled_source) or actor.source == Source.SAML:
         raise PolicyDenied("adoption_not_allowed", "Only an administrator can apply an adoption.")
     if source is None:
         raise PolicyDenied("source_not_found", "The provisioning source does not exist.")

@@ -1,8 +1,9 @@
 """Console: Identity management -> Provisioning -> SCIM providers.
 
 Add a provider (its token is shown once, on the page that answers the POST, never stored in
-plain text), rotate its token (the previous one keeps working for the overlap window), disable or
-enable it, and read its request log. Same service as ``manage.py scim_provider``.
+plain text), rotate its token (the previous one keeps working for the overlap window), turn its
+optional HTTP basic credential on, rotate or off (the password is shown once too), disable or
+enable it, delete it while it owns no user or group, and read its request log. Same service as ``manage.py scim_provider``.
 """
 
 from __future__ import annotations
@@ -32,19 +33,24 @@ def _actor(request: HttpRequest) -> Actor:
 
 
 def _page(request: HttpRequest, *, shown: providers.ProviderCredentials | None = None, token_for: Source | None = None,
-          token: str = "", status: int = 200) -> HttpResponse:
+          token: str = "", basic: providers.BasicCredentials | None = None, status: int = 200) -> HttpResponse:
     since = timezone.now() - timedelta(hours=24)
     rows = (Source.objects.filter(kind=Source.Kind.SCIM)
             .annotate(last_request=Max("scim_requests__created_at"),
                       requests_24h=Count("scim_requests", filter=Q(scim_requests__created_at__gte=since)),
                       errors_24h=Count("scim_requests", filter=Q(scim_requests__created_at__gte=since,
                                                                   scim_requests__status__gte=400)))
-            .prefetch_related("scim_tokens").order_by("name"))
+            .prefetch_related("scim_tokens", "scim_basic_credentials").order_by("name"))
+    now = timezone.now()
+    rows = list(rows)
+    for row in rows:  # the HTTP basic username while a password of it is valid, else ""
+        row.basic_on = next((c.username for c in row.scim_basic_credentials.all()
+                             if c.expires_at is None or c.expires_at > now), "")
     # No Cache-Control here: NoStoreWhenSignedInMiddleware already marks every signed-in page no-store,
     # so the page that shows a token is not cached either (tested).
     return render(request, "provisioning/scim_providers.html", {
         "providers": rows, "orgs": Organization.objects.order_by("path", "name"), "base_url": providers.base_url(),
-        "shown": shown, "token_for": token_for, "token": token, "now": timezone.now(),
+        "shown": shown, "token_for": token_for, "token": token, "basic": basic, "now": now,
     }, status=status)
 
 
@@ -76,6 +82,52 @@ def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
         hours = 24
     token = providers.token_rotate(actor=_actor(request), source=source, overlap=timedelta(hours=hours))
     return _page(request, token_for=source, token=token)
+
+
+@requires_manage_identity
+@require_POST
+def provider_basic(request: HttpRequest, pk: int) -> HttpResponse:
+    """HTTP basic for a provider: ``action`` enable, rotate (with an overlap) or disable."""
+    source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
+    action = request.POST.get("action")
+    try:
+        if action == "enable":
+            creds = providers.basic_enable(actor=_actor(request), source=source)
+        elif action == "rotate":
+            creds = providers.basic_rotate(actor=_actor(request), source=source, overlap=_overlap(request))
+        elif action == "disable":
+            providers.basic_disable(actor=_actor(request), source=source)
+            messages.success(request, f"HTTP basic is off for {source.name}.")
+            return redirect("provisioning:scim_providers")
+        else:
+            messages.error(request, "Choose enable, rotate or disable.")
+            return _page(request, status=400)
+    except IdentityError as error:
+        messages.error(request, error.message)
+        return _page(request, status=400)
+    return _page(request, token_for=source, basic=creds)
+
+
+def _overlap(request: HttpRequest) -> timedelta:
+    try:
+        hours = min(max(float(request.POST.get("overlap_hours") or 24), 0), 24 * 30)
+    except ValueError:
+        hours = 24
+    return timedelta(hours=hours)
+
+
+@requires_manage_identity
+@require_POST
+def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a provider that owns no user or group (otherwise the refusal says to disable it)."""
+    source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
+    try:
+        providers.provider_delete(actor=_actor(request), source=source)
+    except IdentityError as error:
+        messages.error(request, error.message)
+        return _page(request, status=409)
+    messages.success(request, f"{source.name} deleted.")
+    return redirect("provisioning:scim_providers")
 
 
 @requires_manage_identity

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.exceptions import IdentityError
@@ -24,6 +25,7 @@ from accounts.identity import groups as group_service
 from accounts.identity import memberships
 from accounts.identity.types import UNSET
 from accounts.models import DirectoryGroup
+from provisioning.adoption import AdoptionCandidate, apply_adoption, plan_adoption
 from provisioning.inbound import SourceUser, apply_source_users
 from provisioning.lifecycle import source_actor
 from provisioning.models import JournalEntry, ProvisioningRun, Source
@@ -138,6 +140,9 @@ def user_create(*, source: Source, body: Any, request_id: str = "") -> ScimResou
     doc = res.clean_user(body)
     scim_id = new_scim_id()
     with transaction.atomic():
+        claimed = _claim_existing(source, doc, scim_id, request_id)
+        if claimed is not None:
+            return claimed
         _apply_users(source, [_source_user(scim_id, doc, [])], request_id)
         user = User.objects.get(external_identities__source=source.kind, external_identities__provider=source.slug,
                                 external_identities__external_id=scim_id)
@@ -148,6 +153,42 @@ def user_create(*, source: Source, body: Any, request_id: str = "") -> ScimResou
     return resource
 
 
+def _claim_existing(source: Source, doc: dict, scim_id: str, request_id: str) -> ScimResource | None:
+    """POST of a userName idm already has (issue 9): the provider's own user it DELETEd comes back
+    (same idm user and SCIM id, ``active`` through the lifecycle: unblocked or reactivated); a user
+    nobody owns is adopted when the admin enabled adoption for this provider (never break-glass
+    users, Cloud Admins or another source's users: ``provisioning.adoption``). None: create as usual
+    (a user that is neither answers 409 ``uniqueness`` from the identity service). Runs inside the
+    POST's transaction."""
+    # lower() = lower(): the form of the unique index on auth_user (``iexact`` is UPPER() on PostgreSQL
+    # and would scan every user on each POST).
+    user = (User.objects.annotate(username_lower=Lower("username")).filter(username_lower=doc["userName"].lower())
+            .only("pk").first())
+    if user is None:
+        return None
+    deleted = (ScimResource.objects.select_for_update(of=("self",)).select_related("user")
+               .filter(source=source, kind=ScimResource.Kind.USER, user=user, deleted_at__isnull=False).first())
+    if deleted is not None:
+        deleted.deleted_at = None
+        doc.setdefault("active", True)
+        return _user_update(source, deleted, doc, request_id)
+    if not source.adoption_enabled or ScimResource.objects.filter(user=user).exists():
+        return None
+    candidate = AdoptionCandidate(external_id=scim_id, username=doc["userName"],
+                                  email=_primary_email(doc) if "emails" in doc else "")
+    (decision,) = plan_adoption(source=source, candidates=[candidate])
+    if not decision.adopt or decision.user_id != user.pk:
+        return None
+    # The provider is the actor: the admin's consent is the source's adoption setting (policy).
+    run = apply_adoption(source=source, candidates=[candidate], actor=_actor(source, request_id))
+    if run.counts.get("adopted") != 1:
+        return None
+    resource = ScimResource.objects.create(source=source, kind=ScimResource.Kind.USER, scim_id=scim_id,
+                                           user_id=user.pk, active=doc.get("active", True), version=0)
+    resource = ScimResource.objects.select_related("user").get(pk=resource.pk)
+    return _user_update(source, resource, doc, request_id)
+
+
 def _user_update(source: Source, resource: ScimResource, doc: dict, request_id: str) -> ScimResource:
     groups = _group_refs(source, [resource.user_id])[resource.user_id]
     with transaction.atomic():
@@ -156,7 +197,7 @@ def _user_update(source: Source, resource: ScimResource, doc: dict, request_id: 
         resource.active = doc.get("active", resource.active)
         resource.document = _stored(doc)
         resource.version += 1
-        resource.save(update_fields=["external_id", "active", "document", "version", "updated_at"])
+        resource.save(update_fields=["external_id", "active", "document", "version", "updated_at", "deleted_at"])
     resource.user.refresh_from_db()
     return resource
 

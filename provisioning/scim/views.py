@@ -3,12 +3,14 @@
 Every response, errors included, is ``application/scim+json``; every failure is a SCIM error
 document (never a 500 page: an unexpected exception is logged and answered as a generic 500
 document without its text). Authentication is a provider's bearer token
-(``provisioning.scim.providers.authenticate``); a provider sees only its own resources.
+(``provisioning.scim.providers.authenticate``) or, when enabled for it, its HTTP basic credential
+(``authenticate_basic``); a provider sees only its own resources.
 Why these are idm's own views and not django-scim2's: see docs/scim.md.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -40,6 +42,28 @@ def _bearer(request: HttpRequest) -> str:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+# Both schemes a provider may use (RFC 7235 §4.1: one header, comma-separated challenges).
+CHALLENGE = 'Bearer realm="idm SCIM", Basic realm="idm SCIM", charset="UTF-8"'
+
+
+def _provider(request: HttpRequest):
+    """The provider the request's credentials belong to (bearer token, or HTTP basic when the
+    provider has it enabled), or None."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return providers.authenticate(_bearer(request))
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    if not colon:
+        return None
+    client = getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR", "")
+    return providers.authenticate_basic(username, password, client=str(client))
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -266,13 +290,13 @@ def scim_endpoint(func: Callable[..., HttpResponse], *, public: bool = False) ->
     @csrf_exempt
     def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         started = time.monotonic()
-        request.scim_source = providers.authenticate(_bearer(request))
+        request.scim_source = _provider(request)
         if not hasattr(request, "request_id"):
             request.request_id = ""
         if request.scim_source is None and not public:
             # Unauthenticated requests are not logged: anyone could fill the log.
-            return error_response(ScimError(401, "A valid bearer token is required.",
-                                            headers={"WWW-Authenticate": 'Bearer realm="idm SCIM"'}))
+            return error_response(ScimError(401, "A valid bearer token (or HTTP basic credential) is required.",
+                                            headers={"WWW-Authenticate": CHALLENGE}))
         scim_type = ""
         try:
             response = func(request, *args, **kwargs)

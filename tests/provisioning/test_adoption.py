@@ -155,8 +155,11 @@ def test_service_rechecks_an_adoption_at_write_time(source_factory, people, admi
         with pytest.raises(PolicyDenied) as err:
             apply_identity_change(change=adopt(user, f"x-{user.pk}"), actor=admin_actor)
         assert (err.value.code, err.value.message) == (code, message)
-    with pytest.raises(PolicyDenied) as err:  # a provider cannot adopt by itself
+    with pytest.raises(PolicyDenied) as err:  # a provider adopts by itself only when adoption is on (issue 9)
         apply_identity_change(change=adopt(people["ann"], "x"), actor=Actor_for(okta))
+    assert err.value.code == "adoption_not_allowed"
+    with pytest.raises(PolicyDenied) as err:  # and never for another source
+        apply_identity_change(change=adopt(people["ann"], "x"), actor=Actor_for(other))
     assert err.value.code == "not_owner"
     with pytest.raises(PolicyDenied) as err:  # the link must be the adopting source's
         apply_identity_change(change=IdentityChange(user_id=people["ann"].pk, mode=Mode.UPDATE,

@@ -1,7 +1,10 @@
-"""``manage.py scim_provider create NAME [--org ORG] | rotate-token NAME [--overlap-hours H] | list``.
+"""``manage.py scim_provider create NAME [--org ORG] | rotate-token NAME [--overlap-hours H] | list``,
+``delete NAME``, and the optional HTTP basic credential: ``enable-basic NAME | rotate-basic NAME [--overlap-hours H] |
+disable-basic NAME``.
 
 ``create`` and ``rotate-token`` print shell-sourceable lines (``SCIM_BASE_URL=…``, ``SCIM_TOKEN=…``);
-the token is shown only this once. Same service as the console (``provisioning.scim.providers``).
+``enable-basic`` and ``rotate-basic`` print ``SCIM_BASIC_USER=…`` and ``SCIM_BASIC_PASSWORD=…``. Secrets
+are shown only this once. Same service as the console (``provisioning.scim.providers``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ class Command(BaseCommand):
         rotate.add_argument("--overlap-hours", type=float, default=24.0,
                             help="How long the previous token stays valid (default 24).")
         sub.add_parser("list", help="List SCIM providers.")
+        basic = sub.add_parser("enable-basic", help="Turn HTTP basic on; prints SCIM_BASIC_USER and SCIM_BASIC_PASSWORD.")
+        basic.add_argument("name")
+        rotate_basic = sub.add_parser("rotate-basic", help="A new HTTP basic password; prints SCIM_BASIC_USER and SCIM_BASIC_PASSWORD.")
+        rotate_basic.add_argument("name")
+        rotate_basic.add_argument("--overlap-hours", type=float, default=24.0,
+                                  help="How long the previous password stays valid (default 24).")
+        sub.add_parser("delete", help="Delete a provider that owns no user or group.").add_argument("name")
+        sub.add_parser("disable-basic", help="Turn HTTP basic off (every password stops working).").add_argument("name")
 
     def handle(self, *args, **options):
         actor = Actor.system("manage.py scim_provider")
@@ -43,6 +54,19 @@ class Command(BaseCommand):
                 token = providers.token_rotate(actor=actor, source=source,
                                                overlap=timedelta(hours=options["overlap_hours"]))
                 self.stdout.write(f"SCIM_TOKEN={shlex.quote(token)}")
+            elif options["action"] in ("enable-basic", "rotate-basic"):
+                source = providers.provider_get(options["name"])
+                if options["action"] == "enable-basic":
+                    creds = providers.basic_enable(actor=actor, source=source)
+                else:
+                    creds = providers.basic_rotate(actor=actor, source=source,
+                                                   overlap=timedelta(hours=options["overlap_hours"]))
+                self.stdout.write(f"SCIM_BASIC_USER={shlex.quote(creds.username)}")
+                self.stdout.write(f"SCIM_BASIC_PASSWORD={shlex.quote(creds.password)}")
+            elif options["action"] == "delete":
+                providers.provider_delete(actor=actor, source=providers.provider_get(options["name"]))
+            elif options["action"] == "disable-basic":
+                providers.basic_disable(actor=actor, source=providers.provider_get(options["name"]))
             else:
                 for source in Source.objects.filter(kind=Source.Kind.SCIM).order_by("name"):
                     state = "enabled" if source.enabled else "disabled"

@@ -2,7 +2,8 @@
 races below cannot happen there; the test is skipped on it).
 
 * two PATCHes adding different members to one group at the same moment: both members are kept;
-* two POSTs of one userName at the same moment: exactly one 201 and one 409 uniqueness.
+* two POSTs of one userName at the same moment: exactly one 201 and one 409 uniqueness -- also
+  when the userName is an existing user the provider adopts, or its own DELETEd user coming back.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from accounts.identity.types import Actor
-from accounts.models import DirectoryGroup
+from accounts.identity.service import apply_identity_change
+from accounts.identity.types import Actor, IdentityChange, Mode
+from accounts.models import DirectoryGroup, ExternalIdentity
+from provisioning.models import Source
 from provisioning.scim import providers
+from provisioning.scim.models import ScimResource
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -94,3 +98,37 @@ def test_parallel_creates_of_one_username_give_one_201_and_one_409(api):
         assert conflict["scimType"] == "uniqueness"
         assert "duplicate key" not in conflict["detail"] and "auth_user" not in conflict["detail"]
         assert User.objects.filter(username=name).count() == 1
+
+
+def _one_201_one_409(results, name: str) -> str:
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201, 409], results
+    conflict = next(body for status, body in results if status == 409)
+    assert conflict["scimType"] == "uniqueness" and "duplicate key" not in conflict["detail"]
+    assert User.objects.filter(username__iexact=name).count() == 1
+    return next(body for status, body in results if status == 201)["id"]
+
+
+def test_parallel_posts_adopting_one_user_give_one_201_and_one_409(api, root_org):
+    Source.objects.filter(name="Okta").update(adoption_enabled=True)
+    for round_ in range(ROUNDS):
+        name = f"adopt{round_}"
+        user = apply_identity_change(actor=Actor.system("tests"), change=IdentityChange(
+            username=name, email=f"{name}@example.com", org_id=root_org.pk, mode=Mode.CREATE)).user
+        results = parallel(lambda name=name: api("POST", "/Users", {"userName": name}),
+                           lambda name=name: api("POST", "/Users", {"userName": name.upper()}))
+        scim_id = _one_201_one_409(results, name)
+        assert ScimResource.objects.get(user=user).scim_id == scim_id
+        assert ExternalIdentity.objects.get(user=user).external_id == scim_id
+
+
+def test_parallel_reposts_after_delete_give_one_201_and_one_409(api):
+    for round_ in range(ROUNDS):
+        name = f"back{round_}"
+        status, created = api("POST", "/Users", {"userName": name})
+        assert status == 201
+        assert api("DELETE", f"/Users/{created['id']}")[0] == 204
+        results = parallel(lambda name=name: api("POST", "/Users", {"userName": name}),
+                           lambda name=name: api("POST", "/Users", {"userName": name}))
+        assert _one_201_one_409(results, name) == created["id"]
+        assert User.objects.get(username=name).profile.state == "active"

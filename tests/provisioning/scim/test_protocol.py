@@ -31,9 +31,9 @@ def test_missing_or_wrong_token_is_401_with_www_authenticate(db, header):
     headers = {"HTTP_AUTHORIZATION": header} if header else {}
     response = Client().get("/scim/v2/Users", **headers)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == 'Bearer realm="idm SCIM"'
+    assert response["WWW-Authenticate"] == 'Bearer realm="idm SCIM", Basic realm="idm SCIM", charset="UTF-8"'
     assert response["Content-Type"] == "application/scim+json"
-    assert json.loads(response.content)["detail"] == "A valid bearer token is required."
+    assert json.loads(response.content)["detail"] == "A valid bearer token (or HTTP basic credential) is required."
     assert not ScimRequest.objects.exists()
 
 
@@ -114,7 +114,7 @@ def test_me_and_bulk_are_501_as_advertised(scim):
 def test_discovery_documents(scim):
     spc = scim.get("/ServiceProviderConfig").doc
     assert spc["patch"] == {"supported": True} and spc["filter"] == {"supported": True, "maxResults": 1000}
-    assert spc["etag"] == spc["sort"] == {"supported": True} and spc["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+    assert spc["etag"] == spc["sort"] == {"supported": True} and [a["type"] for a in spc["authenticationSchemes"]] == ["oauthbearertoken", "httpbasic"]
     types = scim.get("/ResourceTypes").doc
     assert types["totalResults"] == 2
     user_type = scim.get("/ResourceTypes/User").doc
