@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0004_directory_settings'),
+        ('provisioning', '0005_ldapauth_password_sign_in'),
     ]
 
     operations = [
