@@ -99,7 +99,8 @@ def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_ru
     now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
                       .values_list("external_id", "user_id"))
     records = {now_linked[u.external_id]: u.record for u in users if u.external_id in now_linked}
-    rule_counts = apply_rules(source=source, run=run, dry_run=dry_run, user_ids=list(records), records=records)
+    rule_counts = apply_rules(source=source, run=run, dry_run=dry_run, user_ids=list(records), records=records,
+                              request_id=request_id)
     counts.update({k: rule_counts[k] for k in ("blocked", "reactivated", "errors")})
     counts["rules_updated"] = rule_counts["updated"]
     counts["refused"] += rule_counts["refused"]

@@ -14,6 +14,7 @@ goes through ``provisioning.lifecycle``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from django.db import transaction
 
@@ -66,11 +67,13 @@ def reapply_rules(*, source: Source, run: ProvisioningRun | None = None, dry_run
 
 
 def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, batch_size: int = BATCH,
-                on_progress: Callable[[int], None] | None = None, user_ids=None, records=None) -> dict[str, int]:
+                on_progress: Callable[[int], None] | None = None, user_ids=None, records=None,
+                request_id: str = "") -> dict[str, int]:
     """The rules' org / roles / active decisions for the source's linked users (``user_ids``: some of
     them; ``records``: evaluate these instead of the stored ones), written as part of ``run``.
+    ``request_id``: the front door's request (a SCIM call), carried by every audit event.
     Returns counts; the caller finishes the run."""
-    actor = run_actor(source_actor(source), run)
+    actor = replace(run_actor(source_actor(source), run), request_id=request_id)
     recorder = JournalRecorder(run)
     counts = {"users": 0, "updated": 0, "refused": 0, "blocked": 0, "reactivated": 0, "unchanged": 0, "errors": 0}
     created_orgs: dict = {}
