@@ -16,8 +16,9 @@ requests. Exits non-zero when a request fails.
 
 The django-scim2 side (PostgreSQL only) is ``bench/scim2_reference``: its own settings, URL conf and
 database (the bench database's name + ``_scim2``, the same ``--rows`` users), its default adapters
-and filter parser, Django session authentication, under gunicorn with 2 sync workers; it is started
-after idm's cases and measured on the same filter-eq request list.
+and filter parser, Django session authentication, under gunicorn with 2 sync workers. Both servers
+run side by side and the same filter-eq request list goes to each in alternating blocks, so a change
+in the machine's load hits both alike.
 """
 
 from __future__ import annotations
@@ -151,31 +152,38 @@ def main() -> int:
     args = parser.parse_args()
     db_url = setup_django(args)
     token, ids, big_group, outsiders = build(args.rows)
+    reference = None if args.sqlite else scim2_reference(db_url, args.rows)
 
     import requests
 
     local = threading.local()
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-
-    def session() -> requests.Session:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            local.session.headers.update(headers)
-        return local.session
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/scim/v2"
+    ref_base = f"http://127.0.0.1:{free_port()}/scim/v2"
+    headers = {base: {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}}
+    if reference:  # the reference authenticates by Django session cookie, as django-scim2 documents
+        headers[ref_base] = {"Cookie": f"sessionid={reference[1]}", "Content-Type": "application/scim+json"}
 
     def call(method: str, path: str, body=None, *, root: str) -> tuple[int, float]:
+        sessions = local.__dict__.setdefault("sessions", {})
+        if root not in sessions:
+            sessions[root] = requests.Session()
+            sessions[root].headers.update(headers[root])
         started = time.perf_counter()
-        response = session().request(method, root + path, json=body, timeout=60)
+        response = sessions[root].request(method, root + path, json=body, timeout=60)
         return response.status_code, (time.perf_counter() - started) * 1000
 
     figures, failures = [], []
 
-    def run(label: str, requests_: list, ok: int, *, root: str) -> tuple[float, float]:
-        """Send ``requests_`` from ``--clients`` threads; (p99 in ms, requests/s)."""
+    def send(requests_: list, root: str) -> tuple[list[tuple[int, float]], float]:
+        """Send ``requests_`` from ``--clients`` threads: (status, ms) each, and the seconds it took."""
         start = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             results = list(pool.map(lambda r: call(*r, root=root), requests_))
-        elapsed = time.perf_counter() - start
+        return results, time.perf_counter() - start
+
+    def report(label: str, results: list[tuple[int, float]], elapsed: float, ok: int) -> tuple[float, float]:
+        """Add a figure line; (p99 in ms, requests/s)."""
         times = [ms for _, ms in results]
         bad = [status for status, _ in results if status != ok]
         if bad:
@@ -185,25 +193,44 @@ def main() -> int:
                                f"{rate:.0f} req/s ({len(results)} requests)"))
         return p99, rate
 
+    def run(label: str, requests_: list, ok: int) -> float:
+        return report(label, *send(requests_, base), ok)[0]
+
     n, rnd = args.requests, random.Random(9)
     eq_requests = [("GET", f'/Users?filter=userName eq "user{rnd.randrange(args.rows)}@bench.test"', None)
                    for _ in range(n)]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/scim/v2"
     env = {"DATABASE_URL": db_url, "IDM_BASE_URL": f"http://127.0.0.1:{port}", "DJANGO_SETTINGS_MODULE": "idm.settings"}
-    with serve("idm.wsgi:application", cwd=ROOT, env=env, base=base, headers=headers):
+    ratio = None
+    with serve("idm.wsgi:application", cwd=ROOT, env=env, base=base, headers=headers[base]):
         for _ in range(8):  # warm both workers
             call("GET", "/Users?count=1", root=base)
-        eq_p99, eq_rate = run("GET filter userName eq", eq_requests, 200, root=base)
-        page1, _ = run("GET startIndex=1&count=100", [("GET", "/Users?startIndex=1&count=100", None)] * n, 200,
-                       root=base)
+        if reference:
+            ref_env = {"SCIM2_REFERENCE_DATABASE_URL": reference[0],
+                       "DJANGO_SETTINGS_MODULE": "scim2_reference.settings"}
+            with serve("scim2_reference.wsgi:application", cwd=ROOT / "bench", env=ref_env, base=ref_base,
+                       headers=headers[ref_base]):
+                for _ in range(8):
+                    call("GET", "/Users?count=1", root=ref_base)
+                sides = {base: ([], 0.0), ref_base: ([], 0.0)}
+                step = max(1, n // 4)
+                for first in range(0, n, step):  # alternate blocks: idm, django-scim2, idm, ...
+                    for root in (base, ref_base):
+                        results, elapsed = send(eq_requests[first:first + step], root)
+                        sides[root] = (sides[root][0] + results, sides[root][1] + elapsed)
+            eq_p99, eq_rate = report("GET filter userName eq", *sides[base], 200)
+            _, ref_rate = report("django-scim2 default adapters: GET filter userName eq", *sides[ref_base], 200)
+            ratio = eq_rate / ref_rate
+            figures.append(("idm / django-scim2 req/s (filter eq)", f"{ratio:.1f}x"))
+        else:
+            eq_p99 = run("GET filter userName eq", eq_requests, 200)
+        page1 = run("GET startIndex=1&count=100", [("GET", "/Users?startIndex=1&count=100", None)] * n, 200)
         deep_start = int(args.rows * 0.9)
-        deep, _ = run(f"GET startIndex={deep_start}&count=100",
-                      [("GET", f"/Users?startIndex={deep_start}&count=100", None)] * n, 200, root=base)
-        run("POST /Users", [("POST", "/Users", {"userName": f"new{i}@bench.test"}) for i in range(n)], 201, root=base)
+        deep = run(f"GET startIndex={deep_start}&count=100",
+                   [("GET", f"/Users?startIndex={deep_start}&count=100", None)] * n, 200)
+        run("POST /Users", [("POST", "/Users", {"userName": f"new{i}@bench.test"}) for i in range(n)], 201)
         targets = rnd.sample(ids, min(n, len(ids)))
         run("PATCH active=false", [("PATCH", f"/Users/{sid}", {"schemas": [PATCH_OP], "Operations": [
-            {"op": "replace", "path": "active", "value": False}]}) for sid in targets], 200, root=base)
+            {"op": "replace", "path": "active", "value": False}]}) for sid in targets], 200)
         movers = rnd.sample(outsiders, min(n // 2, len(outsiders)))
         member_ops = []
         for sid in movers:
@@ -212,24 +239,7 @@ def main() -> int:
         for sid in movers:
             member_ops.append(("PATCH", f"/Groups/{big_group}", {"schemas": [PATCH_OP], "Operations": [
                 {"op": "remove", "path": f'members[value eq "{sid}"]'}]}))
-        member_p99, _ = run(f"PATCH add/remove member ({args.rows // 5} members)", member_ops, 204, root=base)
-
-    ratio = None
-    if not args.sqlite:
-        ref_url, cookie = scim2_reference(db_url, args.rows)
-        ref_base = f"http://127.0.0.1:{free_port()}/scim/v2"
-        ref_env = {"SCIM2_REFERENCE_DATABASE_URL": ref_url, "DJANGO_SETTINGS_MODULE": "scim2_reference.settings"}
-        local.__dict__.clear()  # new client sessions: the reference authenticates by cookie, not token
-        headers.clear()
-        headers.update({"Cookie": f"sessionid={cookie}", "Content-Type": "application/scim+json"})
-        with serve("scim2_reference.wsgi:application", cwd=ROOT / "bench", env=ref_env, base=ref_base,
-                   headers=headers):
-            for _ in range(8):
-                call("GET", "/Users?count=1", root=ref_base)
-            _, ref_rate = run("django-scim2 default adapters: GET filter userName eq", eq_requests, 200,
-                              root=ref_base)
-        ratio = eq_rate / ref_rate
-        figures.append(("idm / django-scim2 req/s (filter eq)", f"{ratio:.1f}x"))
+        member_p99 = run(f"PATCH add/remove member ({args.rows // 5} members)", member_ops, 204)
 
     figures += [
         ("target filter eq p99 <= 50 ms", "met" if eq_p99 <= 50 else "NOT met"),

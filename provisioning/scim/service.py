@@ -122,6 +122,8 @@ def _source_user(scim_id: str, doc: dict, groups: list[str], *, profile: bool = 
 def _apply_users(source: Source, users: list[SourceUser], request_id: str) -> ProvisioningRun:
     """Apply through the core; the first refused identity change becomes the request's error."""
     run = apply_source_users(source=source, users=users, kind=SCIM_RUN, request_id=request_id)
+    if not run.counts.get("refused"):
+        return run
     refused = (JournalEntry.objects.filter(run=run, result=JournalEntry.Result.REFUSED, subject="change")
                .order_by("id").values_list("code", "message").first())
     if refused:

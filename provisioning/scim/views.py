@@ -301,18 +301,24 @@ def _log_request(request: HttpRequest, status: int, scim_type: str, started: flo
 
     The request log is troubleshooting data: losing its last rows in a database crash is acceptable,
     while waiting for a durable commit (an fsync, several ms on a busy disk) made it the dearest part
-    of a filter-eq GET, which writes nothing else (issue 9). ``SET LOCAL`` covers only this
-    transaction; the request's own writes were committed durably before it.
+    of a filter-eq GET, which writes nothing else (issue 9). The request's own writes were committed
+    durably before this. ``SET LOCAL`` and the INSERT go as one multi-statement query, which
+    PostgreSQL runs as one implicit transaction: one round trip, and the setting ends with it.
     """
-    outermost = not connection.in_atomic_block  # never relax an enclosing transaction's commit
-    with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        ScimRequest.objects.create(source=request.scim_source, method=request.method[:10],
-                                   path=request.get_full_path()[:500], status=status, scim_type=scim_type[:32],
-                                   duration_ms=int((time.monotonic() - started) * 1000),
-                                   request_id=request.request_id[:64])
+    row = ScimRequest(source=request.scim_source, method=request.method[:10], path=request.get_full_path()[:500],
+                      status=status, scim_type=scim_type[:32], request_id=request.request_id[:64],
+                      duration_ms=int((time.monotonic() - started) * 1000))
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        row.save()  # never relax an enclosing transaction's commit
+        return
+    fields = [f for f in ScimRequest._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    # Only the model's own table and column names are pasted in; every value is a bound parameter.
+    sql = (f"SET LOCAL synchronous_commit TO OFF; INSERT INTO {quote(ScimRequest._meta.db_table)} "  # noqa: S608
+           f"({', '.join(quote(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
 
 
 users = scim_endpoint(_collection(USER))
