@@ -96,11 +96,8 @@ def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_ru
     # owner_source (accounts/identity/grants.py), with the batch.
     counts = apply_journaled(changes=changes, actor=actor, run=run, dry_run=dry_run)
     # The rules' decisions for every user of the batch, on the records just received.
-    if len(linked) == len({u.external_id for u in users}):
-        now_linked = linked  # nothing was created: the links read before are the links now
-    else:
-        now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
-                          .values_list("external_id", "user_id"))
+    now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
+                      .values_list("external_id", "user_id"))
     records = {now_linked[u.external_id]: u.record for u in users if u.external_id in now_linked}
     rule_counts = apply_rules(source=source, run=run, dry_run=dry_run, user_ids=list(records), records=records,
                               request_id=request_id)

@@ -71,7 +71,7 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
                 request_id: str = "") -> dict[str, int]:
     """The rules' org / roles / active decisions for the source's linked users (``user_ids``: some of
     them; ``records``: evaluate these instead of the stored ones), written as part of ``run``.
-    ``request_id``: the front door's request (a SCIM call), carried by every audit event.
+    ``request_id``: the front door's request (a SCIM call), carried by every audit event (issue 9).
     Returns counts; the caller finishes the run."""
     actor = replace(run_actor(source_actor(source), run), request_id=request_id)
     recorder = JournalRecorder(run)
