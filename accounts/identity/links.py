@@ -1,4 +1,4 @@
-"""Removing an external identity link (an administrator unlinks a user from an account at a source).
+"""External identity links: an administrator removes one; a front door refreshes what a source last said.
 
 Part of the identity write path: scope, privilege and audit are decided here, never in a view.
 SSO refuses to relink a user who is already linked to another account at the same IdP
@@ -7,7 +7,10 @@ SSO refuses to relink a user who is already linked to another account at the sam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.exceptions import NotFound, PolicyDenied
 from accounts.identity.audit import record_event
@@ -47,3 +50,19 @@ def user_unlink(*, actor: Actor, user, link_id: int, source: str | None = None) 
         record_event(actor=actor, action="user.unlinked", target_type="user", target_id=user.pk,
                      target_label=user.get_username(), field="external_id", old=label, new=None)
     return link
+
+
+def link_records_refresh(*, source: str, provider: str, raws: Mapping[int, dict]) -> int:
+    """Store what a source last said about some of its users (``ExternalIdentity.raw``, keyed by
+    user id) and when (``last_seen_at``); returns the number of links updated.
+
+    The same refresh the writer gives every link it matches (``writer.write``), for front doors
+    that learned something about a user without changing the user: a SCIM group membership change
+    that no mapping rule reads. Nothing about the user changes, so, as in the writer, no audit event.
+    """
+    now = timezone.now()
+    updated = 0
+    for user_id, raw in raws.items():
+        updated += ExternalIdentity.objects.filter(source=source, provider=provider, user_id=user_id).update(
+            raw=raw, last_seen_at=now)
+    return updated

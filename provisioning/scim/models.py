@@ -97,7 +97,14 @@ class ScimResource(models.Model):
 
     class Meta:
         app_label = "provisioning"
-        indexes = [models.Index(fields=["source", "kind", "id"]), models.Index(fields=["source", "kind", "external_id"])]
+        indexes = [
+            models.Index(fields=["source", "kind", "id"]),
+            models.Index(fields=["source", "kind", "external_id"]),
+            # What SCIM lists read: the provider's live resources by id. Partial, so a page's OFFSET
+            # and the list's COUNT are index-only scans (deep pages at 100k users, issue 9).
+            models.Index(fields=["source", "kind", "id"], condition=models.Q(deleted_at__isnull=True),
+                         name="scim_resource_live_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.scim_id}"

@@ -37,7 +37,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import caches
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -160,13 +160,28 @@ def provider_delete(*, actor: Actor, source: Source) -> None:
         source.delete()
 
 
+def _live_token(digest: str) -> ScimToken | None:
+    """The unexpired token with this digest, its source loaded, in one statement.
+
+    Every SCIM request starts here, so it is one hand-written SELECT: building the same query with
+    the ORM (join, OR, ordering) cost about 1 ms of CPU, a quarter of a filter-eq GET (issue 9).
+    Only table and column names from the models are pasted in; the digest and time are bound."""
+    quote = connection.ops.quote_name
+    sql = (f"SELECT s.*, t.{quote('token_hash')} AS matched_hash "  # noqa: S608
+           f"FROM {quote(Source._meta.db_table)} s JOIN {quote(ScimToken._meta.db_table)} t "
+           f"ON t.{quote('source_id')} = s.{quote('id')} WHERE t.{quote('token_hash')} = %s "
+           f"AND (t.{quote('expires_at')} IS NULL OR t.{quote('expires_at')} > %s)")
+    for source in Source.objects.raw(sql, [digest, timezone.now()]):
+        return ScimToken(token_hash=source.matched_hash, source=source)
+    return None
+
+
 def authenticate(token: str) -> Source | None:
     """The enabled SCIM provider a bearer token belongs to, or ``None`` (unknown, expired, disabled)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    row = (ScimToken.objects.select_related("source").filter(token_hash=digest)
-           .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())).first())
+    row = _live_token(digest)
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     if not row.source.enabled or row.source.kind != Source.Kind.SCIM:
