@@ -29,7 +29,7 @@ _email_validator = EmailValidator()
 def normalize_username(value: str) -> str:
     """NFKC: compatibility forms become their plain letters (fullwidth ``ａｌｉｃｅ`` is ``alice``,
     ``ſam`` is ``sam``), so a look-alike spelling is the same name and stored as the plain one."""
-    return unicodedata.normalize("NFKC", value)
+    return value if value.isascii() else unicodedata.normalize("NFKC", value)  # ASCII is already NFKC
 
 
 def username_key(value: str) -> str:
