@@ -4,6 +4,8 @@ within bounds) and a bad one is a form error with its code, never a 500 and neve
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
 from accounts.identity.types import Actor
@@ -66,3 +68,11 @@ def test_directory_numbers_out_of_range_are_form_errors(admin_client, field, val
     assert response.status_code == 200
     assert f'data-code="{code}"' in response.content.decode()
     assert not Directory.objects.exists() and not Source.objects.filter(name="CorpAD").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "721", "x"])
+def test_command_line_overlap_has_the_same_bounds(scim_source, value):
+    before = ScimToken.objects.filter(source=scim_source).count()
+    with pytest.raises(CommandError, match="give the overlap in hours, 0 to 720"):
+        call_command("scim_provider", "rotate-token", scim_source.name, "--overlap-hours", value)
+    assert ScimToken.objects.filter(source=scim_source).count() == before
