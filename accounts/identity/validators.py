@@ -101,7 +101,20 @@ def validate_name(value: Any, field_name: str) -> str:
         raise ValidationFailed("spaces", "Remove leading or trailing spaces.", field=field_name)
     if len(value) > NAME_MAX:
         raise ValidationFailed("too_long", f"At most {NAME_MAX} characters.", field=field_name)
+    if "\x00" in value or (not value.isascii() and not _encodable(value)):
+        # PostgreSQL refuses NUL in text and nobody can store a lone surrogate: a coded error for
+        # LDAP, SAML and every other channel instead of a DataError (review F6).
+        raise ValidationFailed("invalid_character", "Remove the control character (NUL) or broken character.",
+                               field=field_name)
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unusable_password() -> str:

@@ -144,3 +144,11 @@ def test_check_command_reports_collisions():
     _legacy("Émile", "émile") if connection.vendor == "sqlite" else _legacy("sam.sales", "ſam.sales")
     with pytest.raises(SystemCheckError):
         call_command("check", "--database", "default", "--fail-level", "WARNING")
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "x\ud800"])
+def test_names_with_unstorable_characters_are_a_coded_error_on_every_channel(root_org, system_actor, value):
+    with pytest.raises(ValidationFailed) as info:
+        create("nul.name", root_org, system_actor, first_name=value)
+    assert (info.value.code, info.value.field) == ("invalid_character", "first_name")
+    assert not User.objects.filter(username="nul.name").exists()
