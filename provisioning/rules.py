@@ -278,7 +278,13 @@ class Condition:
             wanted = self._wanted
             return any(v.strip().casefold() == wanted for v in record.values(self.attribute))
         if self.kind == ConditionKind.ATTRIBUTE_MATCHES:
-            pattern = _compiled(self.value)
+            try:
+                pattern = _compiled(self.value)
+            except re2.error:
+                # Saved before patterns ran on RE2 (look-around, \Z...): stop with a coded error rather
+                # than guess what the rule meant. Saving the rule again shows what to change.
+                raise MappingError("regex_unsupported", f"The saved pattern {self.value!r} uses syntax the "
+                                   "linear-time matcher does not support; edit the rule.", field="value") from None
             return any(len(v) <= MAX_MATCHED_VALUE_LENGTH and _search(pattern, v) for v in record.values(self.attribute))
         if self.kind == ConditionKind.DN_UNDER:
             base = self._wanted

@@ -801,3 +801,10 @@ def test_from_json_normalises_what_to_json_did_not_write():
 
 def test_from_json_normalises_upper_case_names():
     assert SourceRecord.from_json({"dn": "CN=B", "groups": ["Staff"]}) == SourceRecord.build(dn="cn=b", groups=["staff"])
+
+
+def test_a_pattern_saved_before_re2_stops_with_a_coded_error():
+    legacy = matches("title", r"^eng(?=ineer)")  # accepted by the old check, not by RE2
+    with pytest.raises(MappingError) as info:
+        legacy.matches(record(attributes={"title": ["engineer"]}))
+    assert (info.value.code, info.value.field) == ("regex_unsupported", "value")
