@@ -40,3 +40,36 @@ def check_trusted_proxies(app_configs, **kwargs):
                         hint="Set IDM_TRUSTED_PROXIES to the number of proxies in front of idm (usually 1).",
                         id="idm.W020")]
     return []
+
+
+@register(Tags.database)
+def check_username_collisions(app_configs, databases=None, **kwargs):
+    """Users whose names are one name once normalised (NFKC, lower case): made before idm normalised
+    usernames (review F9), e.g. "Émile"/"émile" on SQLite or "ſam"/"sam" on PostgreSQL. Sign-in
+    refuses such a name rather than pick one; rename or merge the accounts.
+    Run with ``manage.py check --database default``."""
+    if not databases:
+        return []
+    from collections import defaultdict
+
+    from django.contrib.auth.models import User
+    from django.db import DatabaseError
+
+    from accounts.identity.validators import username_key
+
+    groups: dict[str, list[str]] = defaultdict(list)
+    try:
+        for name in User.objects.values_list("username", flat=True).iterator(chunk_size=5000):
+            groups[username_key(name)].append(name)
+    except DatabaseError:
+        return []  # not migrated yet: nothing to compare
+    clashes = sorted(names for names in groups.values() if len(names) > 1)
+    if not clashes:
+        return []
+    shown = "; ".join(", ".join(repr(n) for n in sorted(names)) for names in clashes[:10])
+    return [Warning(
+        f"{len(clashes)} username(s) are held by more than one user once normalised: {shown}"
+        f"{' …' if len(clashes) > 10 else ''}.",
+        hint="Rename all but one of each group on its user page; until then sign-in refuses those names.",
+        id="idm.W030",
+    )]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.access import Access
+from accounts.identity.validators import normalize_username, username_key
 from accounts.models import AuditEvent, Organization, Role
 
 USER_SORTS = {
@@ -240,3 +244,27 @@ def audit_target_links(*, viewer: User, events) -> list[AuditEvent]:
         elif e.target_type == "org" and pk in orgs:
             e.target_url = reverse("accounts:org_detail", args=[pk])
     return events
+
+
+def users_named(username: str, *, limit: int = 2) -> list[User]:
+    """Users whose name is ``username`` once both are compared by ``username_key`` (NFKC, lower case),
+    at most ``limit``. More than one means legacy rows made before names were normalised (review F9;
+    ``manage.py check --database default`` reports them as idm.W030): callers refuse rather than pick one."""
+    if not isinstance(username, str) or not username or "\x00" in username:
+        return []  # no username holds NUL, and PostgreSQL refuses one in a query
+    key = username_key(username)
+    # lower() finds case variants (Unicode on PostgreSQL); PostgreSQL's upper() also pairs "ſam" and
+    # "alıce" with "sam" and "alice" (indexed, migration 0002), so such legacy rows are seen too.
+    rows = User.objects.select_related("profile__org").annotate(_lu=Lower("username")).filter(
+        Q(_lu=key) | Q(username__iexact=normalize_username(username)))
+    found = {u.pk: u for u in rows.order_by("pk")[:limit + 3]}
+    if not key.isascii() and connection.vendor == "sqlite":  # SQLite's lower() and LIKE fold ASCII only
+        found.update((u.pk, u) for u in User.objects.select_related("profile__org")
+                     .filter(username__regex=f"(?i)^{re.escape(key)}$").order_by("pk")[:limit + 3])
+    return [u for pk, u in sorted(found.items()) if username_key(u.username) == key][:limit]
+
+
+def user_by_username(username: str) -> User | None:
+    """The one user ``username`` names for sign-in and SSO, or ``None`` when nobody or several do."""
+    matches = users_named(username)
+    return matches[0] if len(matches) == 1 else None

@@ -130,3 +130,23 @@ class AdoptionForm(forms.Form):
             seen.add(external_id)
             out.append(AdoptionCandidate(external_id=external_id[:255], username=username, email=email))
         return out
+
+
+class TokenRotateForm(forms.Form):
+    """The overlap window of a SCIM token rotation: hours the previous token keeps working.
+
+    A form field rather than ``float()`` in the view: "nan", "inf" and "1e400" are form errors,
+    not a 500 from ``timedelta`` (review F8)."""
+
+    MAX_OVERLAP_HOURS = 24 * 30
+
+    overlap_hours = forms.FloatField(
+        label="Overlap (hours)", min_value=0, max_value=MAX_OVERLAP_HOURS, required=False,
+        error_messages={"invalid": "Enter the overlap as a number of hours (0 to 720).",
+                        "min_value": "Enter the overlap as a number of hours (0 to 720).",
+                        "max_value": "Enter the overlap as a number of hours (0 to 720)."},
+    )
+
+    def overlap(self) -> timedelta:
+        hours = self.cleaned_data.get("overlap_hours")
+        return timedelta(hours=24 if hours is None else hours)

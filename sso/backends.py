@@ -7,6 +7,7 @@ from djangosaml2.backends import Saml2Backend
 
 from accounts.backends import ConsoleModelBackend
 from accounts.identity.types import UserState
+from accounts.selectors import users_named
 from sso.attributes import Mapping, MappingFailed, map_identity
 from sso.signin import SignInRefused, password_sign_in_allowed, resolve_user
 
@@ -67,10 +68,14 @@ class IdmModelBackend(ConsoleModelBackend):
         if username is None:
             username = kwargs.get(User.USERNAME_FIELD)
         if isinstance(username, str) and "\x00" not in username:
-            candidate = User._default_manager.select_related("profile__org").filter(username__iexact=username).first()
-            if candidate is not None and not password_sign_in_allowed(candidate):
+            named = users_named(username)
+            candidate = named[0] if len(named) == 1 else None
+            if len(named) > 1 or (candidate is not None and not password_sign_in_allowed(candidate)):
                 # Decided before the password is checked, so right and wrong passwords get the same answer
                 # (and the same hashing cost, as Django does for unknown users): no password oracle.
+                # Several users under one normalised name (legacy rows, review F9): refused, never guessed.
                 User().set_password(password or "")
                 return None
+            if candidate is not None:
+                username = candidate.username  # the one user the name means, in its stored spelling
         return super().authenticate(request, username=username, password=password, **kwargs)

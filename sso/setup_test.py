@@ -45,15 +45,14 @@ def _key(provider_id: int, request_id: str) -> str:
 
 def _would_sign_in(provider: IdentityProvider, identity) -> dict:
     """Which idm user the assertion would sign in, or why not, without linking or creating anyone."""
-    from django.contrib.auth import get_user_model
-
     from accounts.identity.types import Source
     from accounts.models import ExternalIdentity
+    from accounts.selectors import user_by_username
     from sso.signin import SignInRefused, _check_state, _check_uses_provider
 
     linked = ExternalIdentity.objects.select_related("user").filter(
         source=Source.SAML, provider=provider.provider_key, external_id=identity.name_id).first()
-    user = linked.user if linked else get_user_model().objects.filter(username__iexact=identity.username).first()
+    user = linked.user if linked else user_by_username(identity.username)
     if user is None:
         if provider.jit_enabled and provider.jit_org_id:
             return {"ok": True, "outcome": f"A new user {identity.username} would be created in {provider.jit_org}."}

@@ -17,6 +17,7 @@ from accounts.identity.orgs import effective_settings
 from accounts.identity.service import apply_identity_change
 from accounts.identity.types import Actor, AuthMethod, ExternalLink, IdentityChange, Mode, Source, UserState
 from accounts.models import ExternalIdentity, UserProfile
+from accounts.selectors import users_named
 from sso.attributes import SamlIdentity
 from sso.models import IdentityProvider
 
@@ -123,7 +124,12 @@ def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=
         _check_uses_provider(user, provider, identity.username)
         return user
 
-    user = User.objects.select_related("profile__org").filter(username__iexact=identity.username).first()
+    named = users_named(identity.username)
+    if len(named) > 1:
+        # Legacy rows that differ only in case (review F9): refuse rather than link whichever comes first.
+        raise SignInRefused("ambiguous_user", "Your idm account could not be identified. Ask your administrator.",
+                            username=identity.username, detail=f"{len(named)} users match the username")
+    user = named[0] if named else None
     actor = provider_actor(provider, request=request)
     if user is not None:
         _check_state(user, identity.username)

@@ -519,7 +519,7 @@ class SignInView(View):
         return render(request, self.template_name, {"step": "username", "next": next_path})
 
     def post(self, request):
-        from django.contrib.auth import get_user_model
+        from accounts.selectors import user_by_username
 
         next_path = safe_next(request.POST.get("next"))
         username = (request.POST.get("username") or "").strip()[:150]
@@ -530,8 +530,7 @@ class SignInView(View):
         # IdP goes there from either step, whatever password was sent, so the password step cannot tell
         # a right local password from a wrong one (password oracle, issue 7 §5).
         # No username holds a NUL byte, and PostgreSQL refuses one in a query: treat it as unknown.
-        user = None if "\x00" in username else (
-            get_user_model().objects.select_related("profile__org").filter(username__iexact=username).first())
+        user = user_by_username(username)  # None for NUL, nobody, or several legacy rows (review F9)
         provider = sso_provider_for(user) if user is not None else None
         if provider is not None:
             if not provider.enabled:

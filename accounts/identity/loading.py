@@ -8,6 +8,7 @@ leaves no trace (no claimed username or link, no phantom admin, no mutated loade
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -24,6 +26,7 @@ from accounts.exceptions import NotFound
 from accounts.identity import privilege
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UNSET, Actor, IdentityChange, UserState
+from accounts.identity.validators import username_key
 from accounts.models import DirectoryGroup, ExternalIdentity, Role, UserProfile
 from accounts.permissions import CUSTOMER_CLOUD_ADMIN
 
@@ -113,7 +116,7 @@ class BatchState:
         self.powers = privilege.powers_of_actor(actor)  # for the privilege rule (issue 7 §1)
 
         ids = {c.user_id for c in changes if c.user_id}
-        names = {c.username.lower() for c in changes if isinstance(c.username, str)}
+        names = {username_key(c.username) for c in changes if isinstance(c.username, str)}
         links = {c.match_link for c in changes if c.match_link} | {c.link for c in changes if c.link}
 
         self.link_owner: dict[tuple[str, str, str], int] = {}
@@ -149,7 +152,7 @@ class BatchState:
                 group_ids=frozenset(g for g in gids if g not in roles.by_group),
                 links=user_links[user.pk],
             )
-            self.by_username[user.username.lower()] = user.pk
+            self.by_username[username_key(user.username)] = user.pk
 
         group_ids: set[int] = set()
         for c in changes:
@@ -302,6 +305,14 @@ def _load_users(ids: set[int], names: set[str]) -> list[User]:
         qs = User.objects.select_related("profile").annotate(_lu=Lower("username")).filter(_lu__in=chunk)
         for user in qs:
             found[user.pk] = user
+        # SQLite's lower() folds only ASCII, so "Émile" is not found under "émile"; its REGEXP is
+        # Python's ``re`` (Unicode-aware with IGNORECASE). PostgreSQL's lower() already folds Unicode.
+        wider = [name for name in chunk if not name.isascii()]
+        if wider and connection.vendor == "sqlite":
+            pattern = "(?i)^(?:" + "|".join(re.escape(name) for name in wider) + ")$"
+            for user in User.objects.select_related("profile").filter(username__regex=pattern):
+                if username_key(user.username) in names:
+                    found[user.pk] = user
     return list(found.values())
 
 

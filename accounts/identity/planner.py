@@ -24,6 +24,7 @@ from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode, S
 from accounts.identity.validators import (
     hash_checked_password,
     unusable_password,
+    username_key,
     validate_email,
     validate_name,
     validate_username,
@@ -104,7 +105,7 @@ def match(change: IdentityChange, state: BatchState) -> Current | None:
         if owner in state.by_id:  # (a link taken earlier in a dry run has no loaded owner)
             return state.by_id[owner]
     if isinstance(change.username, str):
-        uid = state.by_username.get(change.username.lower())
+        uid = state.by_username.get(username_key(change.username))
         if uid is not None:
             return state.by_id[uid]
     return None
@@ -115,7 +116,7 @@ def match(change: IdentityChange, state: BatchState) -> Current | None:
 
 
 def _check_username_free(name: str, state: BatchState, me: tuple, own_id: int | None) -> str:
-    lowered = name.lower()
+    lowered = username_key(name)
     existing = state.by_username.get(lowered)
     if (existing is not None and existing != own_id) or lowered in state.taken_usernames:
         raise ConflictError("username_taken", f"The username {name!r} is taken (usernames ignore case).",

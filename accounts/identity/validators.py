@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -25,10 +26,32 @@ _username_search = re.compile(UnicodeUsernameValidator.regex, UnicodeUsernameVal
 _email_validator = EmailValidator()
 
 
+def normalize_username(value: str) -> str:
+    """NFKC: compatibility forms become their plain letters (fullwidth ``ａｌｉｃｅ`` is ``alice``,
+    ``ſam`` is ``sam``), so a look-alike spelling is the same name and stored as the plain one."""
+    return value if value.isascii() else unicodedata.normalize("NFKC", value)  # ASCII is already NFKC
+
+
+def username_key(value: str) -> str:
+    """What two usernames are compared by: NFKC, then lower case. For every name ``validate_username``
+    accepts this equals ``casefold()`` and PostgreSQL's ``lower()``, the key of the database's unique
+    index ``idm_user_username_lower``."""
+    return normalize_username(value).lower()
+
+
+def _irregular_case(char: str) -> bool:
+    """A letter whose case mapping is not one-to-one (``ı`` upper-cases to ``I``, ``ß`` folds to ``ss``,
+    ``ς`` to ``σ``): databases and Python disagree on it, so names holding it could collide unseen."""
+    lower = char.lower()
+    return len(lower) != 1 or char.casefold() != lower or char.upper().lower() != lower
+
+
 def validate_username(value: Any) -> str:
-    """A non-empty username of at most 150 letters, digits and ``@ . + - _`` without edge spaces."""
+    """A non-empty username of at most 150 letters, digits and ``@ . + - _`` without edge spaces,
+    returned NFKC-normalised (review F9: fullwidth and compatibility look-alikes are the plain name)."""
     if not isinstance(value, str) or not value:
         raise ValidationFailed("username_required", "Enter a username.", field="username")
+    value = normalize_username(value)
     if value != value.strip():
         raise ValidationFailed("username_spaces", "Remove leading or trailing spaces from the username.",
                                field="username")
@@ -39,6 +62,15 @@ def validate_username(value: Any) -> str:
         raise ValidationFailed(
             "username_invalid", "Usernames may contain only letters, digits and @ . + - _", field="username"
         )
+    if not value.isascii():
+        odd = next((c for c in value if _irregular_case(c)), None)
+        if odd is not None:
+            raise ValidationFailed(
+                "username_ambiguous_case",
+                f"Usernames may not contain {odd!r}: ignoring case turns it into another letter "
+                f"({odd.upper().lower()!r}), so the name could pass for someone else's. Use that letter instead.",
+                field="username",
+            )
     return value
 
 
@@ -69,7 +101,20 @@ def validate_name(value: Any, field_name: str) -> str:
         raise ValidationFailed("spaces", "Remove leading or trailing spaces.", field=field_name)
     if len(value) > NAME_MAX:
         raise ValidationFailed("too_long", f"At most {NAME_MAX} characters.", field=field_name)
+    if "\x00" in value or (not value.isascii() and not _encodable(value)):
+        # PostgreSQL refuses NUL in text and nobody can store a lone surrogate: a coded error for
+        # LDAP, SAML and every other channel instead of a DataError (review F6).
+        raise ValidationFailed("invalid_character", "Remove the control character (NUL) or broken character.",
+                               field=field_name)
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unusable_password() -> str:

@@ -125,6 +125,22 @@ def diagnose_tls(url: str, *, ca_file: str, start_tls: bool, timeout: float) -> 
         return None
 
 
+def _unreachable(url: str) -> DirectoryError:
+    return DirectoryError(
+        "server_unreachable",
+        f"Could not connect to the directory server {url}. Check the URL, the port and that the server is "
+        "running.",
+        field="urls",
+    )
+
+
+# Before a bind has been answered, these mean "no LDAP server spoke": a closed port, a filtered host,
+# or an open port whose service never answers or answers in another protocol. They all read the
+# same so "Test connection" is no port scanner (review F3: open port "took too long", closed port
+# "did not answer"). Errors carrying an LDAP result code, and TLS failures, mean a handshake started.
+_NO_LDAP_ANSWER = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT, ldap.DECODING_ERROR)
+
+
 def _ldap_error(exc: ldap.LDAPError, *, url: str, base_dn: str = "") -> DirectoryError:
     """Translate a python-ldap exception into a coded, actionable error."""
     if isinstance(exc, ldap.INVALID_CREDENTIALS):
@@ -133,12 +149,7 @@ def _ldap_error(exc: ldap.LDAPError, *, url: str, base_dn: str = "") -> Director
             field="bind_password",
         )
     if isinstance(exc, ldap.SERVER_DOWN | ldap.CONNECT_ERROR):
-        return DirectoryError(
-            "server_unreachable",
-            f"The directory server {url} did not answer. Check the URL, the port and that the server is "
-            "running.",
-            field="urls",
-        )
+        return _unreachable(url)
     if isinstance(exc, ldap.TIMEOUT):
         return DirectoryError(
             "timeout", f"The directory server {url} took too long to answer. Raise the timeout or page size.",
@@ -241,7 +252,7 @@ class DirectoryClient:
                 conn.start_tls_s()
             conn.simple_bind_s(settings.bind_dn, settings.bind_password)
         except ldap.LDAPError as exc:
-            error = _ldap_error(exc, url=url)
+            error = _unreachable(url) if isinstance(exc, _NO_LDAP_ANSWER) else _ldap_error(exc, url=url)
             if uses_tls and settings.verify_tls and error.code == "server_unreachable":
                 error = diagnose_tls(url, ca_file=settings.ca_file, timeout=settings.connect_timeout,
                                      start_tls=not url.lower().startswith("ldaps://")) or error

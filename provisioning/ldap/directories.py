@@ -35,6 +35,10 @@ MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_nam
 _AUDITED = ("urls", "tls_mode", "ca_bundle", "verify_tls", "bind_dn", "base_dns", "user_filter", "group_filter",
             "page_size", "connect_timeout", "operation_timeout", "interval", "preset", "attribute_map",
             "deactivation_threshold_percent", "deactivation_threshold_min", "password_sign_in")
+# Where and how the bind password is sent: changing any of these needs the password entered again,
+# so the stored one never goes to a server it was not saved for (review F3: repoint the URL, keep
+# the password, press "Test connection" and a listener receives the simple bind in clear text).
+PASSWORD_BOUND = ("urls", "bind_dn", "tls_mode", "ca_bundle", "verify_tls")
 
 
 @dataclass(frozen=True)
@@ -173,10 +177,27 @@ def _fields(data: DirectorySettings) -> dict[str, Any]:
     return values
 
 
+def password_bound_changes(directory: Directory, data: DirectorySettings) -> list[str]:
+    """The ``PASSWORD_BOUND`` settings that ``data`` (validated) changes on ``directory``."""
+    new = _fields(data)
+    return [name for name in PASSWORD_BOUND if new[name] != getattr(directory, name)]
+
+
 def directory_update(*, actor: Actor, directory: Directory, data: DirectorySettings,
                      bind_password: str | None = None) -> Directory:
-    """Change the settings; ``bind_password=None`` keeps the stored one. One audit event per change."""
+    """Change the settings; ``bind_password=None`` keeps the stored one. One audit event per change.
+
+    Keeping a stored password is refused (``bind_password_required``) when the change touches the
+    server URLs, bind DN or TLS settings (``PASSWORD_BOUND``)."""
     data = validate_settings(data)
+    changed = password_bound_changes(directory, data)
+    if bind_password is None and changed and directory.bind_password_encrypted:
+        raise ValidationFailed(
+            "bind_password_required",
+            "Enter the bind password again: it is needed when the server URLs, bind DN or TLS settings change "
+            f"(changed: {', '.join(changed)}).",
+            field="bind_password",
+        )
     before = _snapshot(directory)
     with transaction.atomic():
         for name, value in _fields(data).items():

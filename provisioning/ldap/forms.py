@@ -40,11 +40,12 @@ class DirectoryForm(forms.Form):
     attribute_map = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
                                     help_text=f"name=attribute per line, overriding the preset ({', '.join(MAPPABLE)}).")
     page_size = forms.IntegerField(min_value=1, max_value=10000, initial=500)
-    interval_hours = forms.FloatField(label="Sync every (hours)", min_value=0.1, initial=12)
+    # Upper bounds keep timedelta and PostgreSQL's integer columns from overflowing into a 500 (review F8).
+    interval_hours = forms.FloatField(label="Sync every (hours)", min_value=0.1, max_value=24 * 366, initial=12)
     deactivation_threshold_percent = forms.IntegerField(label="Hold deactivations above (% of users)", min_value=0,
                                                         max_value=100, initial=10)
     deactivation_threshold_min = forms.IntegerField(label="…or above (users), whichever is larger", min_value=0,
-                                                    initial=50)
+                                                    max_value=10_000_000, initial=50)
     password_sign_in = forms.BooleanField(
         label="Users may sign in with their directory password", required=False, initial=False,
         help_text="Checked live against the directory (never stored). Needs LDAPS or StartTLS with certificate "

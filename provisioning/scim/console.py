@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
 from accounts.models import Organization
+from provisioning.forms import TokenRotateForm
 from provisioning.models import Source
 from provisioning.scim import providers
 from provisioning.scim.models import ScimRequest
@@ -76,11 +77,12 @@ def provider_add(request: HttpRequest) -> HttpResponse:
 @require_POST
 def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
-    try:
-        hours = min(max(float(request.POST.get("overlap_hours") or 24), 0), 24 * 30)
-    except ValueError:
-        hours = 24
-    token = providers.token_rotate(actor=_actor(request), source=source, overlap=timedelta(hours=hours))
+    form = TokenRotateForm(request.POST)
+    if not form.is_valid():
+        error = form.errors.as_data()["overlap_hours"][0]
+        messages.error(request, f"{error.messages[0]} ({error.code or 'invalid'})")
+        return _page(request, status=400)
+    token = providers.token_rotate(actor=_actor(request), source=source, overlap=form.overlap())
     return _page(request, token_for=source, token=token)
 
 

@@ -15,6 +15,14 @@ CONTENT_TYPE = "application/scim+json"
 CONFLICT_CODES = frozenset({"username_taken", "username_duplicate_in_batch", "external_id_taken",
                             "external_id_duplicate_in_batch", "conflict", "group_exists"})
 
+# What a provider is told about a clash with someone else's resource. Fixed text, so the answer does
+# not say whether the holder is a local user or another provider's, nor how it is spelled (F11 of
+# the 2026-11-30 review); the console and audit keep the full message.
+CONFLICT_DETAILS = {
+    "username_taken": "userName is already taken.",
+    "external_id_taken": "externalId is already taken.",
+}
+
 
 class ScimError(Exception):
     """An error answered as a SCIM error document with ``status`` and (for 400/409) ``scim_type``."""
@@ -30,7 +38,7 @@ class ScimError(Exception):
     def from_identity(cls, error: IdentityError) -> ScimError:
         """The SCIM form of a domain error (its ``status`` and ``scim_type``; no database text)."""
         if error.code in CONFLICT_CODES:
-            return cls(409, error.message, "uniqueness")
+            return cls(409, CONFLICT_DETAILS.get(error.code, error.message), "uniqueness")
         status = getattr(error, "status", 400) or 400
         if status == 403:  # a guard refused: in SCIM terms the attribute may not be changed
             return cls(400, error.message, "mutability")
@@ -40,7 +48,7 @@ class ScimError(Exception):
     def from_refusal(cls, code: str, message: str) -> ScimError:
         """A refusal recorded in a run's journal (code and message only)."""
         if code in CONFLICT_CODES:
-            return cls(409, message, "uniqueness")
+            return cls(409, CONFLICT_DETAILS.get(code, message), "uniqueness")
         if code.endswith("not_owner") or code == "out_of_scope":
             return cls(400, message, "mutability")
         return cls(400, message, "invalidValue")

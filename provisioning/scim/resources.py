@@ -68,6 +68,40 @@ def _invalid(message: str) -> ScimError:
     return ScimError(400, message, "invalidValue")
 
 
+def _unstorable(text: str) -> bool:
+    """NUL, or a lone UTF-16 surrogate (JSON allows ``"\\ud800"``): PostgreSQL text and jsonb refuse
+    both, SQLite cannot encode the second, so either would surface as a 500 on write."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_storable(value: Any, where: str = "") -> None:
+    """Refuse a request body holding a string (a key or a value, at any depth) that the database
+    cannot store: 400 ``invalidValue`` naming the attribute path (review F6). Run on every parsed
+    body, so PATCH values, extension attributes and group members are covered as well."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if _unstorable(item):
+                raise _invalid(f"{path or 'The request body'} contains a character that cannot be stored "
+                               "(NUL or an unpaired surrogate).")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                if _unstorable(str(key)):
+                    raise _invalid(f"An attribute name under {path or 'the request body'} contains a character "
+                                   "that cannot be stored (NUL or an unpaired surrogate).")
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+
+
 def _string(value: Any, where: str, *, required: bool = False) -> str | None:
     if value is None and not required:
         return None
@@ -75,6 +109,7 @@ def _string(value: Any, where: str, *, required: bool = False) -> str | None:
         raise _invalid(f"{where} must be a {'non-empty ' if required else ''}string.")
     if len(value) > MAX_STRING:
         raise _invalid(f"{where} is longer than {MAX_STRING} characters.")
+    check_storable(value, where)  # also here, for callers that build documents without read_json
     return value
 
 

@@ -86,7 +86,8 @@ def _reject_constant(name: str):
 
 
 def read_json(request: HttpRequest) -> Any:
-    """The request body as JSON, or ``invalidSyntax``; over ``MAX_BODY_BYTES`` is 413."""
+    """The request body as JSON, or ``invalidSyntax``; over ``MAX_BODY_BYTES`` is 413; a string the
+    database cannot store (NUL, lone surrogate) is ``invalidValue`` naming its attribute."""
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
         raise ScimError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
@@ -99,6 +100,7 @@ def read_json(request: HttpRequest) -> Any:
         raise ScimError(400, "The request body is not valid JSON.", "invalidSyntax") from None
     if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ScimError(400, "The request body is nested too deeply.", "invalidSyntax")
+    res.check_storable(body)
     return body
 
 

@@ -9,6 +9,7 @@ are shown only this once. Same service as the console (``provisioning.scim.provi
 
 from __future__ import annotations
 
+import argparse
 import shlex
 from datetime import timedelta
 
@@ -16,8 +17,17 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
+from provisioning.forms import TokenRotateForm
 from provisioning.models import Source
 from provisioning.scim import providers
+
+
+def _overlap_hours(text: str) -> float:
+    """The console's bounds (``TokenRotateForm``): finite, 0 to 720 hours; "nan" is a usage error."""
+    form = TokenRotateForm({"overlap_hours": text})
+    if not text or not form.is_valid():
+        raise argparse.ArgumentTypeError(f"{text!r}: give the overlap in hours, 0 to {TokenRotateForm.MAX_OVERLAP_HOURS}")
+    return form.cleaned_data["overlap_hours"]
 
 
 class Command(BaseCommand):
@@ -30,7 +40,7 @@ class Command(BaseCommand):
         create.add_argument("--org", default=None, help="Organization (name or path) new users go to.")
         rotate = sub.add_parser("rotate-token", help="Issue a new token; prints SCIM_TOKEN.")
         rotate.add_argument("name")
-        rotate.add_argument("--overlap-hours", type=float, default=24.0,
+        rotate.add_argument("--overlap-hours", type=_overlap_hours, default=24.0,
                             help="How long the previous token stays valid (default 24).")
         sub.add_parser("list", help="List SCIM providers.")
         basic = sub.add_parser("enable-basic", help="Turn HTTP basic on; prints SCIM_BASIC_USER and SCIM_BASIC_PASSWORD.")

@@ -294,7 +294,7 @@ def test_server_killed_mid_sync_deactivates_nobody(test_pki, root_org, monkeypat
     finally:
         server.stop()
     assert run.status == ProvisioningRun.Status.FAILED
-    assert run.error.startswith("server_unreachable: The directory server ")
+    assert run.error.startswith("server_unreachable: Could not connect to the directory server ")
     assert run.error.endswith("Nobody was blocked or deactivated by this run.")
     assert run.counts["blocked"] == 0
     assert not UserBlock.objects.exists()

@@ -56,7 +56,7 @@ def test_same_username_twice_is_409_uniqueness_without_database_text(scim):
     assert response.status_code == 409
     assert response.doc == {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409",
                             "scimType": "uniqueness",
-                            "detail": "A user named 'ann@example.com' already exists."}
+                            "detail": "userName is already taken."}
     assert User.objects.filter(username__iexact="ann@example.com").count() == 1
 
 
