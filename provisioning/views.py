@@ -28,6 +28,7 @@ from provisioning.adoption import apply_adoption, plan_adoption
 from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import run_actor, start_run
 from provisioning.models import Directory, MappingRule, ProvisioningRun, Source
+from provisioning.policy import may_administer_source
 from provisioning.preview import preview_rules
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
@@ -70,6 +71,7 @@ def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
     users = UserProfile.objects.filter(owner_source=source)
     return render(request, "provisioning/source_detail.html", {
         "source": source, "user_count": users.count(),
+        "may_administer": may_administer_source(_actor(request), source),  # hide what would be refused (F1a)
         "sample_users": users.select_related("user", "org").order_by("user__username")[:10],
         "runs": source.runs.all()[:20], "rule_count": source.rules.count(),
         "directory": Directory.objects.filter(source=source).first(),
@@ -172,7 +174,7 @@ def source_adopt(request: HttpRequest, pk: int) -> HttpResponse:
                          target_id=source.pk, target_label=source.name, new={"run": run.run_id, **run.counts})
             messages.success(request, f"Adopted {run.counts['adopted']} user(s); see the journal for the others.")
             return redirect("provisioning:run_detail", run_id=run.run_id)
-        decisions = plan_adoption(source=source, candidates=candidates)
+        decisions = plan_adoption(source=source, candidates=candidates, actor=_actor(request))
     adoptable = sum(d.adopt for d in decisions) if decisions else 0
     return render(request, "provisioning/source_adopt.html",
                   {"source": source, "form": form, "decisions": decisions, "adoptable": adoptable})

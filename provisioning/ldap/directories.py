@@ -28,6 +28,7 @@ from provisioning.ldap.client import DirectoryClient, DirectoryConnection, TlsMo
 from provisioning.ldap.secrets import decrypt_secret, encrypt_secret
 from provisioning.ldap.translate import PRESETS, DirectoryPreset
 from provisioning.models import Directory, Source
+from provisioning.policy import check_may_administer_source
 from provisioning.services import source_save
 
 # Preset fields an attribute map may override.
@@ -157,7 +158,11 @@ def _fields(data: DirectorySettings) -> dict[str, Any]:
 
 def directory_update(*, actor: Actor, directory: Directory, data: DirectorySettings,
                      bind_password: str | None = None) -> Directory:
-    """Change the settings; ``bind_password=None`` keeps the stored one. One audit event per change."""
+    """Change the settings; ``bind_password=None`` keeps the stored one. One audit event per change.
+
+    The connection acts with every power of the directory's source: only an actor who holds them all
+    changes it (review F1a, ``provisioning.policy``)."""
+    check_may_administer_source(actor=actor, source=directory.source, action="change the connection of")
     data = validate_settings(data)
     before = _snapshot(directory)
     with transaction.atomic():

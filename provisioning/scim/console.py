@@ -20,6 +20,7 @@ from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
 from accounts.models import Organization
 from provisioning.models import Source
+from provisioning.policy import may_administer_source
 from provisioning.scim import providers
 from provisioning.scim.models import ScimRequest
 from provisioning.views import requires_manage_identity
@@ -42,8 +43,11 @@ def _page(request: HttpRequest, *, shown: providers.ProviderCredentials | None =
             .prefetch_related("scim_tokens").order_by("name"))
     # No Cache-Control here: NoStoreWhenSignedInMiddleware already marks every signed-in page no-store,
     # so the page that shows a token is not cached either (tested).
+    actor = _actor(request)
+    # Rotate / disable only where the actor holds the provider's powers (review F1a); the rest is hidden.
+    administrable = {p.pk for p in rows if may_administer_source(actor, p)}
     return render(request, "provisioning/scim_providers.html", {
-        "providers": rows, "orgs": Organization.objects.order_by("path", "name"), "base_url": providers.base_url(),
+        "providers": rows, "administrable": administrable, "orgs": Organization.objects.order_by("path", "name"), "base_url": providers.base_url(),
         "shown": shown, "token_for": token_for, "token": token, "now": timezone.now(),
     }, status=status)
 
@@ -74,7 +78,11 @@ def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
         hours = min(max(float(request.POST.get("overlap_hours") or 24), 0), 24 * 30)
     except ValueError:
         hours = 24
-    token = providers.token_rotate(actor=_actor(request), source=source, overlap=timedelta(hours=hours))
+    try:
+        token = providers.token_rotate(actor=_actor(request), source=source, overlap=timedelta(hours=hours))
+    except IdentityError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+        return _page(request, status=403)
     return _page(request, token_for=source, token=token)
 
 
@@ -82,7 +90,11 @@ def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def provider_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
-    providers.provider_set_enabled(actor=_actor(request), source=source, enabled=not source.enabled)
+    try:
+        providers.provider_set_enabled(actor=_actor(request), source=source, enabled=not source.enabled)
+    except IdentityError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+        return redirect("provisioning:scim_providers")
     messages.success(request, f"{source.name} {'enabled' if source.enabled else 'disabled'}.")
     return redirect("provisioning:scim_providers")
 

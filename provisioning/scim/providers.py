@@ -34,6 +34,7 @@ from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import Actor
 from accounts.models import Organization
 from provisioning.models import Source
+from provisioning.policy import check_may_administer_source
 from provisioning.scim.models import ScimToken
 from provisioning.services import source_save
 
@@ -109,6 +110,8 @@ def token_rotate(*, actor: Actor, source: Source, overlap: timedelta = DEFAULT_O
     """A new token; tokens issued before it stay valid for ``overlap`` (zero: revoked now)."""
     if source.kind != Source.Kind.SCIM:
         raise ValidationFailed("not_a_scim_provider", "Only SCIM providers have tokens.")
+    # A token acts with every power of the provider (review F1a).
+    check_may_administer_source(actor=actor, source=source, action="rotate the token of")
     now = timezone.now()
     with transaction.atomic():
         ScimToken.objects.filter(source=source).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)) \
