@@ -265,3 +265,27 @@ def test_f10_ima_adoption_preview_matches_apply(ima_client, user_factory, provid
     profiles = dict(User.objects.filter(username__in=["sara.sales", "eve.eng-admin"])
                     .values_list("username", "profile__owner_source"))
     assert profiles == {"sara.sales": source.pk, "eve.eng-admin": None}
+
+
+def test_f1a_ima_cannot_change_the_connection_of_a_directory_owning_a_help_desk(ima_client, admin_client, linked_user):
+    """F1a (directories): the bind settings act with the directory's powers; its user holds Help Desk
+    (global password resets), so an IMA may not change them and the console hides the edit link."""
+    from provisioning.ldap.directories import DirectorySettings, directory_create
+
+    directory = directory_create(actor=Actor.system("tests"), name="CorpAD", bind_password="Svc-Pass-1!",
+                                 data=DirectorySettings(urls=("ldap://127.0.0.1:1",), base_dns=("dc=corp,dc=example",),
+                                                        bind_dn="cn=svc,dc=corp,dc=example"))
+    linked_user(directory.source, "hana.helpdesk", roles=["help-desk"])
+    form = {"urls": "ldap://127.0.0.1:1", "tls_mode": "none", "verify_tls": "on", "bind_dn": "cn=svc,dc=corp,dc=example",
+            "bind_password": "", "base_dns": "dc=corp,dc=example", "preset": "openldap", "page_size": "250",
+            "interval_hours": "12", "deactivation_threshold_percent": "10", "deactivation_threshold_min": "50"}
+    url = f"/provisioning/sources/{directory.source_id}/directory/"
+    response = ima_client.post(url, form)
+    assert response.status_code == 200 and 'data-code="source_more_privileged"' in response.content.decode()
+    directory.refresh_from_db()
+    assert directory.page_size == 500
+    assert f'href="{url}"' not in ima_client.get(f"/provisioning/sources/{directory.source_id}/").content.decode()
+    assert f'href="{url}"' in admin_client.get(f"/provisioning/sources/{directory.source_id}/").content.decode()
+    assert admin_client.post(url, form).status_code == 302
+    directory.refresh_from_db()
+    assert directory.page_size == 250
