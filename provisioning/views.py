@@ -28,7 +28,7 @@ from provisioning.adoption import apply_adoption, plan_adoption
 from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import run_actor, start_run
 from provisioning.models import Directory, MappingRule, ProvisioningRun, Source
-from provisioning.policy import may_administer_source
+from provisioning.policy import check_rule_grants, may_administer_source
 from provisioning.preview import preview_rules
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
@@ -80,8 +80,9 @@ def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None, cloud_admin: bool) -> tuple:
-    """The source's rules as they would be if ``form`` were saved (validated, not written)."""
+def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None, cloud_admin: bool,
+                    actor: Actor) -> tuple:
+    """The source's rules as they would be if ``form`` were saved (validated like a save, not written)."""
     data = form.rule_input()
     try:
         kind, condition = RuleKind(data.kind), ConditionKind(data.condition)
@@ -92,6 +93,8 @@ def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None,
              position=data.position, org_id=data.target_org_id, roles=data.role_slugs),
         roles=role_catalogue(), saver_is_cloud_admin=cloud_admin,
     )
+    check_rule_grants(actor=actor, source=source, role_slugs=data.role_slugs if kind == RuleKind.ROLE else (),
+                      target_org=form.cleaned_data.get("target_org"))
     others = tuple(r for r in source.rule_set() if editing is None or r.rule_id != editing.pk)
     return (*others, proposed)
 
@@ -109,7 +112,7 @@ def source_rules(request: HttpRequest, pk: int, rule_pk: int | None = None) -> H
     if request.method == "POST" and form.is_valid():
         try:
             if "preview" in request.POST:
-                preview = preview_rules(source=source, rules=_proposed_rules(source, form, editing, cloud_admin),
+                preview = preview_rules(source=source, rules=_proposed_rules(source, form, editing, cloud_admin, actor),
                                         org_policy=source.org_policy())
             else:
                 rule_save(actor=actor, source=source, data=form.rule_input(), rule=editing)

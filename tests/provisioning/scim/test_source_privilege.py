@@ -198,6 +198,9 @@ def test_f2_ima_cannot_save_a_rule_granting_powers_it_lacks(ima_client, admin_cl
     response = ima_client.post(f"/provisioning/sources/{source.pk}/rules/", HELPERS_RULE)
     assert response.status_code == 200 and 'data-code="role_beyond_your_powers"' in response.content.decode()
     assert not MappingRule.objects.exists()
+    preview = {k: v for k, v in HELPERS_RULE.items() if k != "save"} | {"preview": "1"}
+    response = ima_client.post(f"/provisioning/sources/{source.pk}/rules/", preview)
+    assert 'data-code="role_beyond_your_powers"' in response.content.decode()  # the preview refuses alike
     assert admin_client.post(f"/provisioning/sources/{source.pk}/rules/", HELPERS_RULE).status_code == 302
     assert set(MappingRule.objects.get().roles.values_list("slug", flat=True)) == set(HELPERS_RULE["roles"])
 
