@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth.models import User
-from django.db.models import Q
 
 from accounts.access import Access
 from accounts.exceptions import PolicyDenied
@@ -46,7 +45,7 @@ ORG_FIELD_OF = {"fixed_org_id": "fixed_org", "org_create_under_id": "org_create_
 def placement_orgs(source: Source) -> list[Organization] | None:
     """The orgs whose subtrees ``source`` (as configured on this instance, saved or not) puts new users
     in; ``None``: anywhere (an attribute-mode source with neither a create-under nor a fallback org
-    may name any org). Unmanaged mode puts new users in the top-level org."""
+    may name any org). Unmanaged mode places no new user (the identity service needs an org)."""
     mode = source.org_mode
     if mode == Source.OrgMode.FIXED:
         ids = {source.fixed_org_id}
@@ -61,10 +60,9 @@ def placement_orgs(source: Source) -> list[Organization] | None:
                        .values_list("target_org_id", flat=True))
     else:
         ids = set()
-    # Without a fallback, a new user no rule places (or whose attribute is missing) lands where the
-    # front door puts it: count the top-level org, so the check errs on the safe side.
-    top = Q(parent__isnull=True) if mode != Source.OrgMode.FIXED and source.fallback_org_id is None else Q(pk__in=[])
-    return list(Organization.objects.filter(Q(pk__in=ids - {None}) | top))
+    # A new user nothing places (unmanaged mode, no matching rule and no fallback) is refused by the
+    # identity service ("org_required"), so it lands nowhere and adds no org here.
+    return list(Organization.objects.filter(pk__in=ids - {None}))
 
 
 def source_powers(source: Source) -> Powers:

@@ -179,11 +179,16 @@ def test_f1b_source_orgs_must_be_in_the_actors_manage_users_scope(user_factory, 
     source.refresh_from_db()
     response = both.post(f"/provisioning/sources/{source.pk}/edit/", _source_post(source, fixed_org=root_org.pk))
     assert 'data-code="out_of_scope"' in response.content.decode()
+    # Attribute mode bounded by nothing may name any org: only a global user manager may set it.
+    anywhere = _source_post(source, org_mode="attribute", org_attribute="department", fixed_org="")
+    assert 'data-code="out_of_scope"' in both.post(f"/provisioning/sources/{source.pk}/edit/", anywhere).content.decode()
+    within = {**anywhere, "org_create_under": sales.pk}
+    assert both.post(f"/provisioning/sources/{source.pk}/edit/", within).status_code == 302
     only_ima = _client(user_factory("ima.only", roles=["identity-management-administrator"]))
     response = only_ima.post("/provisioning/scim/add/", {"name": "Rogue", "org": sales.pk})
     assert response.status_code == 400 and not Source.objects.filter(name="Rogue").exists()
     source.refresh_from_db()
-    assert source.fixed_org_id == sales.pk
+    assert (source.org_mode, source.org_create_under_id) == ("attribute", sales.pk)
 
 
 # F2 --------------------------------------------------------------------------------------------
