@@ -87,7 +87,8 @@ def source_powers(source: Source) -> Powers:
                                   "user__profile__org__path").distinct())
         for slug, scope, perm, path in held_rows:
             cloud_admin = cloud_admin or slug == CUSTOMER_CLOUD_ADMIN
-            add(perm, None if scope == Role.Scope.GLOBAL or slug == CUSTOMER_CLOUD_ADMIN else frozenset({path}))
+            local = scope != Role.Scope.GLOBAL and slug != CUSTOMER_CLOUD_ADMIN and path
+            add(perm, frozenset({path}) if local else None)  # (an org-less holder counts as everywhere)
         rule_rows = (MappingRule.roles.through.objects.filter(mappingrule__source_id=source.pk)
                      .values_list("role__slug", "role__scope", "role__group__permissions__codename").distinct())
         placed = placement_orgs(source)
