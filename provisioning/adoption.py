@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from django.contrib.auth.models import User
 from django.db.models.functions import Lower
 
+from accounts.access import Access
+from accounts.exceptions import PolicyDenied
+from accounts.identity import privilege
+from accounts.identity.policy import check_update_scope
 from accounts.identity.types import Actor, ExternalLink, IdentityChange, Mode
 from accounts.identity.types import Source as SourceKind
 from accounts.models import ExternalIdentity, UserProfile
@@ -64,13 +68,39 @@ REASONS = {
 }
 
 
-def _decision(candidate, code, user=None) -> AdoptionDecision:
-    return AdoptionDecision(candidate=candidate, adopt=code == "adopt", code=code, message=REASONS[code],
+def _decision(candidate, code, user=None, message: str = "") -> AdoptionDecision:
+    return AdoptionDecision(candidate=candidate, adopt=code == "adopt", code=code, message=message or REASONS[code],
                             user_id=user[0] if user else None, username=user[1] if user else "")
 
 
-def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate]) -> list[AdoptionDecision]:
-    """The adoption preview for ``candidates`` (in input order)."""
+def _actor_refusals(actor: Actor | None, user_ids: Iterable[int]) -> dict[int, PolicyDenied]:
+    """Users ``actor`` may not adopt, with the refusal the identity service would raise: the same
+    policy functions its planner calls for an adoption (scope for the "owner"/"link" change, then the
+    privilege rule), so the preview says exactly what apply does (review F10)."""
+    if actor is None or actor.user is None or not actor.enforce_scope:
+        return {}
+    access = Access.of(actor.user)
+    mine = privilege.powers_of_access(access)
+    users = list(User.objects.filter(pk__in=list(user_ids)).select_related("profile__org"))
+    powers = privilege.powers_of_users(users)
+    out = {}
+    for user in users:
+        if user.pk == actor.user.pk:
+            continue
+        try:
+            profile = getattr(user, "profile", None)
+            if profile is not None:
+                check_update_scope(access, profile.org, {"owner", "link"}, is_self=False)
+            privilege.check_privilege(actor=mine, target=powers[user.pk], target_label=user.username)
+        except PolicyDenied as exc:
+            out[user.pk] = exc
+    return out
+
+
+def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate],
+                  actor: Actor | None = None) -> list[AdoptionDecision]:
+    """The adoption preview for ``candidates`` (in input order), as ``actor`` would apply it (``None``:
+    the source's own rules only, as for a system actor)."""
     candidates = list(candidates)
     if not source.adoption_enabled:
         return [_decision(c, "adoption_disabled") for c in candidates]
@@ -92,6 +122,7 @@ def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate]) ->
     cloud_admins = set(User.objects.filter(pk__in=user_ids, groups__role__slug=CUSTOMER_CLOUD_ADMIN)
                        .values_list("pk", flat=True)) | set(
         User.objects.filter(pk__in=user_ids, is_superuser=True).values_list("pk", flat=True))
+    refused_for_actor = _actor_refusals(actor, user_ids)
     claimed: set[int] = set()
     decisions = []
     for candidate in candidates:
@@ -116,6 +147,10 @@ def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate]) ->
             code = "owned_by_other_source"
         elif user[0] in claimed:
             code = "claimed_twice"
+        elif user[0] in refused_for_actor:
+            error = refused_for_actor[user[0]]
+            decisions.append(_decision(candidate, error.code, user, message=error.message))
+            continue
         else:
             code = "adopt"
             claimed.add(user[0])
@@ -133,7 +168,7 @@ def apply_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate], a
     candidates = list(candidates)
     run = start_run(kind=ProvisioningRun.Kind.ADOPTION, actor=actor, source=source, dry_run=dry_run,
                     total=len(candidates))
-    decisions = plan_adoption(source=source, candidates=candidates)
+    decisions = plan_adoption(source=source, candidates=candidates, actor=actor)
     recorder = JournalRecorder(run)
     skipped = 0
     for d in decisions:

@@ -135,7 +135,8 @@ def record_change_results(
     code and message, and one entry per field the service changed (or would change)."""
     done = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
     for change, result in zip(changes, results, strict=True):
-        user_id = _user_id(result)
+        # A refused update has no result user: the change names it (adoption refusals, review F10).
+        user_id = _user_id(result) or (change.user_id if isinstance(change.user_id, int) else None)
         label = change.username if change.username is not UNSET else before.get(user_id, {}).get("username", "")
         if result.status == "refused":
             error = result.error

@@ -47,14 +47,31 @@ def resolve_org(target: OrgTarget | None, index: OrgIndex, *, is_new: bool) -> R
         return None
     if target.org_id is not None:
         return ResolvedOrg(org_id=target.org_id) if index.get(target.org_id) else ResolvedOrg(reason="org_gone")
+    # A source stays inside its own orgs (review F5): the create-under subtree and the fallback org's.
+    # A name (or path) of an org elsewhere is treated as pointing outside: the fallback org with the
+    # reason "org_outside_source", never the outside org and never a look-alike created under the parent.
+    roots = [org for org in (index.get(i) for i in (target.create_under_id, target.fallback_org_id) if i) if org]
+    inside = (lambda org: any(org.path.startswith(root.path) for root in roots)) if roots else None
     try:
-        return ResolvedOrg(org_id=index.lookup(target.name).pk)
+        return ResolvedOrg(org_id=index.lookup(target.name, visible=inside).pk)
     except IdentityError as exc:
-        if exc.code == "org_not_found" and target.create_under_id is not None and "/" not in target.name:
+        code = exc.code
+        if code == "org_not_found" and inside is not None and _names_an_org(index, target.name):
+            return ResolvedOrg(org_id=target.fallback_org_id or target.create_under_id, reason="org_outside_source")
+        if code == "org_not_found" and target.create_under_id is not None and "/" not in target.name:
             return ResolvedOrg(create_name=target.name, create_under_id=target.create_under_id)
         if target.fallback_org_id is not None:
-            return ResolvedOrg(org_id=target.fallback_org_id, reason=exc.code)
-        return ResolvedOrg(reason=exc.code)
+            return ResolvedOrg(org_id=target.fallback_org_id, reason=code)
+        return ResolvedOrg(reason=code)
+
+
+def _names_an_org(index: OrgIndex, name: str) -> bool:
+    """Does ``name`` name some org (anywhere in the tree)?"""
+    try:
+        index.lookup(name)
+    except IdentityError as exc:
+        return exc.code != "org_not_found"
+    return True
 
 
 def source_links(source: Source):

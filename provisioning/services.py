@@ -13,6 +13,7 @@ from accounts.exceptions import MappingError, NotFound, PolicyDenied
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
 from accounts.models import Organization, Role
+from provisioning import policy as source_policy
 from provisioning.models import MappingRule, Source
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_org_policy, validate_rule
@@ -37,9 +38,18 @@ def _source_snapshot(source: Source) -> dict:
 
 
 def source_save(*, actor: Actor, source: Source) -> Source:
-    """Create or update a source (validated org policy), one audit event per changed setting."""
+    """Create or update a source (validated org policy), one audit event per changed setting.
+
+    Refused (``PolicyDenied``) unless the actor may administer the source as it will be
+    (``provisioning.policy``: it holds every power the source can exercise) and, for org or adoption
+    settings, may point it there (review F1a, F1b).
+    """
     validate_org_policy(source.org_policy())
-    before = _source_snapshot(Source.objects.get(pk=source.pk)) if source.pk else None
+    stored = Source.objects.get(pk=source.pk) if source.pk else None
+    source_policy.check_source_settings_change(actor=actor, source=source, before=stored)
+    source_policy.check_may_administer_source(actor=actor, source=source,
+                                              action="change" if stored is not None else "create")
+    before = _source_snapshot(stored) if stored is not None else None
     with transaction.atomic():
         source.save()
         after = _source_snapshot(source)
@@ -95,6 +105,9 @@ def rule_save(*, actor: Actor, source: Source, data: RuleInput, rule: MappingRul
              position=data.position, org_id=data.target_org_id, roles=data.role_slugs),
         roles=role_catalogue(), saver_is_cloud_admin=cloud_admin,
     )
+    source_policy.check_rule_grants(  # "never more than you hold" (review F2)
+        actor=actor, source=source, role_slugs=data.role_slugs if kind == RuleKind.ROLE else (),
+        target_org=Organization.objects.filter(pk=data.target_org_id).first() if data.target_org_id else None)
     with transaction.atomic():
         before = rule.snapshot() if rule is not None else None
         rule = rule or MappingRule(source=source)

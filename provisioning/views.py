@@ -28,6 +28,7 @@ from provisioning.adoption import apply_adoption, plan_adoption
 from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import run_actor, start_run
 from provisioning.models import Directory, MappingRule, ProvisioningRun, Source
+from provisioning.policy import check_rule_grants, may_administer_source
 from provisioning.preview import preview_rules
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
@@ -70,6 +71,7 @@ def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
     users = UserProfile.objects.filter(owner_source=source)
     return render(request, "provisioning/source_detail.html", {
         "source": source, "user_count": users.count(),
+        "may_administer": may_administer_source(_actor(request), source),  # hide what would be refused (F1a)
         "sample_users": users.select_related("user", "org").order_by("user__username")[:10],
         "runs": source.runs.all()[:20], "rule_count": source.rules.count(),
         "directory": Directory.objects.filter(source=source).first(),
@@ -78,8 +80,9 @@ def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None, cloud_admin: bool) -> tuple:
-    """The source's rules as they would be if ``form`` were saved (validated, not written)."""
+def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None, cloud_admin: bool,
+                    actor: Actor) -> tuple:
+    """The source's rules as they would be if ``form`` were saved (validated like a save, not written)."""
     data = form.rule_input()
     try:
         kind, condition = RuleKind(data.kind), ConditionKind(data.condition)
@@ -90,6 +93,8 @@ def _proposed_rules(source: Source, form: RuleForm, editing: MappingRule | None,
              position=data.position, org_id=data.target_org_id, roles=data.role_slugs),
         roles=role_catalogue(), saver_is_cloud_admin=cloud_admin,
     )
+    check_rule_grants(actor=actor, source=source, role_slugs=data.role_slugs if kind == RuleKind.ROLE else (),
+                      target_org=form.cleaned_data.get("target_org"))
     others = tuple(r for r in source.rule_set() if editing is None or r.rule_id != editing.pk)
     return (*others, proposed)
 
@@ -107,7 +112,7 @@ def source_rules(request: HttpRequest, pk: int, rule_pk: int | None = None) -> H
     if request.method == "POST" and form.is_valid():
         try:
             if "preview" in request.POST:
-                preview = preview_rules(source=source, rules=_proposed_rules(source, form, editing, cloud_admin),
+                preview = preview_rules(source=source, rules=_proposed_rules(source, form, editing, cloud_admin, actor),
                                         org_policy=source.org_policy())
             else:
                 rule_save(actor=actor, source=source, data=form.rule_input(), rule=editing)
@@ -172,7 +177,7 @@ def source_adopt(request: HttpRequest, pk: int) -> HttpResponse:
                          target_id=source.pk, target_label=source.name, new={"run": run.run_id, **run.counts})
             messages.success(request, f"Adopted {run.counts['adopted']} user(s); see the journal for the others.")
             return redirect("provisioning:run_detail", run_id=run.run_id)
-        decisions = plan_adoption(source=source, candidates=candidates)
+        decisions = plan_adoption(source=source, candidates=candidates, actor=_actor(request))
     adoptable = sum(d.adopt for d in decisions) if decisions else 0
     return render(request, "provisioning/source_adopt.html",
                   {"source": source, "form": form, "decisions": decisions, "adoptable": adoptable})

@@ -550,6 +550,13 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             org_path=_org_path(state, current.profile.org_id), new_org_path=_org_path(state, profile.org_id),
             added_roles={state.roles.by_group[g].slug for g in plan.add_groups if g in state.roles.by_group},
             via_sign_in=actor.source == Source.SAML)
+        if actor.source in policy.PROVIDER_SOURCES and set(plan.changed) & privilege.PROVIDER_GUARDED_CHANGES:
+            # A provider's sign-in changes (review F1a, second layer); grant rows load once per batch.
+            mine = {slug for slug, source_id in state.grant_rows.get(user.pk, ())
+                    if source_id is not None and source_id == state.actor_source_id}
+            privilege.check_provider_sign_in_change(
+                changed=plan.changed, source_label=actor.label or actor.provider, target_label=current.user.username,
+                foreign_roles=privilege.role_tuples(state.roles.by_slug[s] for s in current.role_slugs - mine))
     if actor.source not in policy.PROVIDER_SOURCES and actor.source != Source.SAML:
         # Console and uploads: judged on what really changes, so re-uploading an export that
         # includes provider-owned users leaves them "unchanged" instead of refusing them.

@@ -20,6 +20,7 @@ PROVIDER_SOURCES = frozenset({Source.SCIM, Source.LDAP})
 PROVIDER_OWNED_FIELDS = frozenset({"username", "email", "first_name", "last_name", "org", "groups"})
 USER_FIELDS = ("username", "email", "first_name", "last_name")
 PROFILE_ONLY_FIELDS = frozenset({"email", "first_name", "last_name", "notes"})
+ADOPTION_FIELDS = frozenset({"owner", "link"})
 
 
 def touched_fields(change: IdentityChange) -> set[str]:
@@ -35,6 +36,8 @@ def touched_fields(change: IdentityChange) -> set[str]:
         touched.add("groups")
     if change.link is not None:
         touched.add("link")
+    if change.owner_source_id is not UNSET:
+        touched.add("owner")
     return touched
 
 
@@ -93,12 +96,17 @@ def check_update_scope(access: Any, org: Any, touched: Set[str], *, is_self: boo
     """Profile edits need modify_user_profile or manage_users in the user's org; the rest manage_users.
 
     Role changes are judged by ``check_roles_assignable``; a user may set their own password.
+    An adoption (the owner and the source's link, nothing else) is the identity admins' job: it
+    needs manage_identity or manage_users in the user's org (review F10); what the source may then
+    do with the user is bounded by the privilege rule (``privilege.check_planned_update``, judged
+    on the "link" change) and by ``privilege.check_provider_sign_in_change``.
     """
     if access is None:
         return
     perm_ok = access.can("manage_users", org) or (
         touched <= PROFILE_ONLY_FIELDS and access.can("modify_user_profile", org)
-    ) or (touched <= {"password"} and access.can("reset_passwords", org))  # Help Desk resets
+    ) or (touched <= {"password"} and access.can("reset_passwords", org)) or (  # Help Desk resets
+        "owner" in touched and touched <= ADOPTION_FIELDS and access.can("manage_identity", org))
     if touched - {"roles"} and not perm_ok and not (is_self and touched <= {"password"}):
         raise PolicyDenied("out_of_scope", f"You may not change users in {org.name}.")
 

@@ -36,6 +36,10 @@ USER, PROVIDER, SYSTEM = "user", "provider", "system"
 SENSITIVE_CHANGES = frozenset({"username", "email", "password", "state", "org", "roles", "link",
                                "mfa_reset", "break_glass"})
 
+# Sign-in fields a provider may change only on users whose powers all came from it (see
+# ``check_provider_sign_in_change``): each is a way to take the account over.
+PROVIDER_GUARDED_CHANGES = frozenset({"username", "email", "password", "state"})
+
 PERM_LABELS = {
     "view_directory": "View directory",
     "manage_users": "Manage users",
@@ -72,6 +76,14 @@ def covers(actor_reach: frozenset[str] | None, target_reach: frozenset[str] | No
     return all(any(path.startswith(mine) for mine in actor_reach) for path in target_reach)
 
 
+def missing_permissions(*, actor: Powers, target: Powers) -> list[str]:
+    """The target's permissions (sign-in ones aside) the actor does not hold wherever the target does."""
+    return sorted(
+        perm for perm, reach in target.grants.items()
+        if perm not in SIGN_IN_PERMS and (perm not in actor.grants or not covers(actor.grants[perm], reach))
+    )
+
+
 def check_privilege(*, actor: Powers, target: Powers | None, grants_roles: Iterable[str] = (),
                     target_label: str = "this user") -> None:
     """Raise ``PolicyDenied`` unless ``actor`` may change ``target``'s credentials, sign-in, roles or org.
@@ -102,16 +114,35 @@ def check_privilege(*, actor: Powers, target: Powers | None, grants_roles: Itera
             f"Only a Django superuser can change {target_label}, who has Django admin access.")
     if target.cloud_admin and not actor.cloud_admin:
         raise PolicyDenied("target_more_privileged", f"Only a Customer Cloud Admin can change {target_label}.")
-    missing = sorted(
-        perm for perm, reach in target.grants.items()
-        if perm not in SIGN_IN_PERMS and (perm not in actor.grants or not covers(actor.grants[perm], reach))
-    )
+    missing = missing_permissions(actor=actor, target=target)
     if missing:
         labels = ", ".join(PERM_LABELS.get(p, p) for p in missing)
         raise PolicyDenied(
             "target_more_privileged",
             f"Only a Customer Cloud Admin, or an admin who also holds {labels} wherever {target_label} "
             f"holds {'it' if len(missing) == 1 else 'them'}, can change {target_label}.")
+
+
+def check_provider_sign_in_change(*, changed: Iterable[str], foreign_roles: Iterable[tuple[str, Iterable[str], str]],
+                                  source_label: str, target_label: str = "this user") -> None:
+    """Second layer of the rule for sources (outside review F1a): a provider changes the sign-in fields
+    of one of its users (``PROVIDER_GUARDED_CHANGES``) only when every role carrying powers that the
+    user holds came from that provider. ``foreign_roles`` are ``(slug, perms, scope)`` of the roles
+    the user holds with no grant from the provider (granted by hand or by another source): taking
+    the account over would hand whoever controls the provider's credential powers the source never
+    granted, so the change is refused with ``role_not_from_source``.
+    """
+    touched = sorted(set(changed) & PROVIDER_GUARDED_CHANGES)
+    if not touched:
+        return
+    powerful = sorted(slug for slug, perms, _scope in foreign_roles if set(perms) - SIGN_IN_PERMS)
+    if powerful:
+        raise PolicyDenied(
+            "role_not_from_source",
+            f"{source_label} may not change the {', '.join(touched)} of {target_label}, who holds "
+            f"{', '.join(powerful)} granted by hand or by another source: a Customer Cloud Admin (or an admin "
+            f"who holds {'that role' if len(powerful) == 1 else 'those roles'}) makes this change in the console.",
+            field=touched[0])
 
 
 def powers_from_roles(roles: Iterable[tuple[str, Iterable[str], str]], *, org_path: str | None,

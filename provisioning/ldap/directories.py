@@ -28,6 +28,7 @@ from provisioning.ldap.client import DirectoryClient, DirectoryConnection, TlsMo
 from provisioning.ldap.secrets import decrypt_secret, encrypt_secret
 from provisioning.ldap.translate import PRESETS, DirectoryPreset
 from provisioning.models import Directory, Source
+from provisioning.policy import check_may_administer_source
 from provisioning.services import source_save
 
 # Preset fields an attribute map may override.
@@ -188,7 +189,10 @@ def directory_update(*, actor: Actor, directory: Directory, data: DirectorySetti
     """Change the settings; ``bind_password=None`` keeps the stored one. One audit event per change.
 
     Keeping a stored password is refused (``bind_password_required``) when the change touches the
-    server URLs, bind DN or TLS settings (``PASSWORD_BOUND``)."""
+    server URLs, bind DN or TLS settings (``PASSWORD_BOUND``). The connection acts with every power of
+    the directory's source: only an actor who holds them all changes it (review F1a,
+    ``provisioning.policy``)."""
+    check_may_administer_source(actor=actor, source=directory.source, action="change the connection of")
     data = validate_settings(data)
     changed = password_bound_changes(directory, data)
     if bind_password is None and changed and directory.bind_password_encrypted:

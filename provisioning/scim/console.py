@@ -22,6 +22,7 @@ from accounts.identity.types import Actor
 from accounts.models import Organization
 from provisioning.forms import TokenRotateForm
 from provisioning.models import Source
+from provisioning.policy import may_administer_source
 from provisioning.scim import providers
 from provisioning.scim.models import ScimRequest
 from provisioning.views import requires_manage_identity
@@ -49,9 +50,13 @@ def _page(request: HttpRequest, *, shown: providers.ProviderCredentials | None =
                              if c.expires_at is None or c.expires_at > now), "")
     # No Cache-Control here: NoStoreWhenSignedInMiddleware already marks every signed-in page no-store,
     # so the page that shows a token is not cached either (tested).
+    actor = _actor(request)
+    # Rotate / disable only where the actor holds the provider's powers (review F1a); the rest is hidden.
+    administrable = {p.pk for p in rows if may_administer_source(actor, p)}
     return render(request, "provisioning/scim_providers.html", {
-        "providers": rows, "orgs": Organization.objects.order_by("path", "name"), "base_url": providers.base_url(),
-        "shown": shown, "token_for": token_for, "token": token, "basic": basic, "now": now,
+        "providers": rows, "administrable": administrable, "orgs": Organization.objects.order_by("path", "name"),
+        "base_url": providers.base_url(), "shown": shown, "token_for": token_for, "token": token, "basic": basic,
+        "now": now,
     }, status=status)
 
 
@@ -82,7 +87,11 @@ def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
         error = form.errors.as_data()["overlap_hours"][0]
         messages.error(request, f"{error.messages[0]} ({error.code or 'invalid'})")
         return _page(request, status=400)
-    token = providers.token_rotate(actor=_actor(request), source=source, overlap=form.overlap())
+    try:
+        token = providers.token_rotate(actor=_actor(request), source=source, overlap=form.overlap())
+    except IdentityError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+        return _page(request, status=403)
     return _page(request, token_for=source, token=token)
 
 
@@ -96,7 +105,12 @@ def provider_basic(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "enable":
             creds = providers.basic_enable(actor=_actor(request), source=source)
         elif action == "rotate":
-            creds = providers.basic_rotate(actor=_actor(request), source=source, overlap=_overlap(request))
+            form = TokenRotateForm(request.POST)
+            if not form.is_valid():
+                error = form.errors.as_data()["overlap_hours"][0]
+                messages.error(request, f"{error.messages[0]} ({error.code or 'invalid'})")
+                return _page(request, status=400)
+            creds = providers.basic_rotate(actor=_actor(request), source=source, overlap=form.overlap())
         elif action == "disable":
             providers.basic_disable(actor=_actor(request), source=source)
             messages.success(request, f"HTTP basic is off for {source.name}.")
@@ -108,14 +122,6 @@ def provider_basic(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error.message)
         return _page(request, status=400)
     return _page(request, token_for=source, basic=creds)
-
-
-def _overlap(request: HttpRequest) -> timedelta:
-    try:
-        hours = min(max(float(request.POST.get("overlap_hours") or 24), 0), 24 * 30)
-    except ValueError:
-        hours = 24
-    return timedelta(hours=hours)
 
 
 @requires_manage_identity
@@ -136,7 +142,11 @@ def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def provider_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
-    providers.provider_set_enabled(actor=_actor(request), source=source, enabled=not source.enabled)
+    try:
+        providers.provider_set_enabled(actor=_actor(request), source=source, enabled=not source.enabled)
+    except IdentityError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+        return redirect("provisioning:scim_providers")
     messages.success(request, f"{source.name} {'enabled' if source.enabled else 'disabled'}.")
     return redirect("provisioning:scim_providers")
 

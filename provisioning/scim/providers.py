@@ -49,6 +49,7 @@ from accounts.identity.types import Actor
 from accounts.models import Organization
 from accounts.throttle import bump
 from provisioning.models import Source
+from provisioning.policy import check_may_administer_source
 from provisioning.scim.models import ScimBasicCredential, ScimToken
 from provisioning.services import source_save
 
@@ -124,6 +125,8 @@ def token_rotate(*, actor: Actor, source: Source, overlap: timedelta = DEFAULT_O
     """A new token; tokens issued before it stay valid for ``overlap`` (zero: revoked now)."""
     if source.kind != Source.Kind.SCIM:
         raise ValidationFailed("not_a_scim_provider", "Only SCIM providers have tokens.")
+    # A token acts with every power of the provider (review F1a).
+    check_may_administer_source(actor=actor, source=source, action="rotate the token of")
     now = timezone.now()
     with transaction.atomic():
         ScimToken.objects.filter(source=source).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)) \
@@ -144,6 +147,7 @@ def provider_delete(*, actor: Actor, source: Source) -> None:
     """Delete a SCIM provider that owns no user and no group (its tokens, basic credentials, rules and
     request log go with it). One that still owns any is refused with ``provider_in_use``: ownership
     and history stay with the users (``owner_source``, links, audit); disable it instead."""
+    check_may_administer_source(actor=actor, source=source, action="delete")
     from accounts.models import DirectoryGroup, ExternalIdentity, UserProfile
 
     _check_scim(source)
@@ -213,6 +217,7 @@ def basic_username(source: Source) -> str:
 
 def basic_enable(*, actor: Actor, source: Source) -> BasicCredentials:
     """Turn HTTP basic on for a provider: its username and a new password (shown this once)."""
+    check_may_administer_source(actor=actor, source=source, action="turn on HTTP basic for")
     _check_scim(source)
     if basic_enabled(source):
         raise ConflictError("basic_already_enabled", f"HTTP basic is already on for {source.name}; rotate its "
@@ -222,6 +227,7 @@ def basic_enable(*, actor: Actor, source: Source) -> BasicCredentials:
 
 def basic_rotate(*, actor: Actor, source: Source, overlap: timedelta = DEFAULT_OVERLAP) -> BasicCredentials:
     """A new HTTP basic password; passwords issued before stay valid for ``overlap`` (zero: revoked now)."""
+    check_may_administer_source(actor=actor, source=source, action="rotate the HTTP basic password of")
     _check_scim(source)
     if not basic_enabled(source):
         raise ValidationFailed("basic_not_enabled", f"HTTP basic is off for {source.name}; enable it first.")
@@ -250,6 +256,7 @@ def _basic_issue(actor: Actor, source: Source, action: str, detail: dict) -> Bas
 
 def basic_disable(*, actor: Actor, source: Source) -> int:
     """Turn HTTP basic off for a provider (every password of it stops working now); how many were removed."""
+    check_may_administer_source(actor=actor, source=source, action="turn off HTTP basic for")
     with transaction.atomic():
         removed, _ = ScimBasicCredential.objects.filter(source=source).delete()
         if removed:

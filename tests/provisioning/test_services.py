@@ -71,8 +71,16 @@ def test_admin_role_rule_needs_cloud_admin(org_admin_actor, admin_actor, source_
 
 
 def test_non_admin_rule_saved_by_non_cloud_admin(org_admin_actor, source_factory):
-    rule = rule_save(actor=org_admin_actor, source=source_factory(), data=role_input("help-desk"))
+    rule = rule_save(actor=org_admin_actor, source=source_factory(), data=role_input("desktop-user"))
     assert rule.saved_by_cloud_admin is False
+
+
+def test_rule_granting_powers_the_saver_lacks_is_refused(org_admin_actor, source_factory):
+    """Review F2: "never more than you hold" applies to saving a rule (help-desk resets passwords)."""
+    with pytest.raises(PolicyDenied) as info:
+        rule_save(actor=org_admin_actor, source=source_factory(), data=role_input("help-desk"))
+    assert (info.value.code, info.value.field) == ("role_beyond_your_powers", "roles")
+    assert not MappingRule.objects.exists()
 
 
 def test_cloud_admin_role_never_mappable(admin_actor, source_factory):
