@@ -27,8 +27,8 @@ def body(username: str, **extra) -> dict:
 
 
 def conflict(username: str) -> dict:
-    return {"schemas": [ERROR], "status": "409", "scimType": "uniqueness",
-            "detail": f"A user named {username!r} already exists."}
+    # The detail never says whose the colliding user is (review F11); ``username`` names the case.
+    return {"schemas": [ERROR], "status": "409", "scimType": "uniqueness", "detail": "userName is already taken."}
 
 
 @pytest.fixture

@@ -297,3 +297,41 @@ def test_f1a_ima_cannot_change_the_connection_of_a_directory_owning_a_help_desk(
     assert admin_client.post(url, form).status_code == 302
     directory.refresh_from_db()
     assert directory.page_size == 250
+
+
+def test_f1a_ima_cannot_issue_basic_credentials_or_delete_a_powerful_provider(ima_client, admin_user, provider, scim):
+    """F1a, for the credentials and actions added beside tokens (HTTP basic, delete): an IMA may not
+    turn on, rotate or turn off HTTP basic, nor delete, a provider whose user holds Cross Org Admin."""
+    from django.contrib.auth.models import User
+
+    from provisioning.scim import providers
+    from provisioning.scim.models import ScimBasicCredential
+
+    source, _ = provider
+    _scim_user(scim, "trent3")
+    _grant_by_hand(admin_user, User.objects.get(username="trent3"), "cross-org-admin")
+
+    response = ima_client.post(f"/provisioning/scim/{source.pk}/basic/", {"action": "enable"})
+    assert response.status_code == 400 and "Only a Customer Cloud Admin can" in response.content.decode()
+    assert not ScimBasicCredential.objects.filter(source=source).exists()
+
+    providers.basic_enable(actor=Actor.for_user(admin_user), source=source)
+    for action in ("rotate", "disable"):
+        response = ima_client.post(f"/provisioning/scim/{source.pk}/basic/", {"action": action, "overlap_hours": "1"})
+        assert response.status_code == 400, action
+    assert ScimBasicCredential.objects.filter(source=source).count() == 1
+    assert not AuditEvent.objects.filter(action__in=["scim_basic_rotated", "scim_basic_disabled"]).exists()
+
+    response = ima_client.post(f"/provisioning/scim/{source.pk}/delete/")
+    assert response.status_code == 409 and Source.objects.filter(pk=source.pk).exists()
+    assert "Only a Customer Cloud Admin can delete" in response.content.decode()
+
+
+def test_basic_rotate_overlap_is_validated(admin_user, admin_client, provider):
+    """Review F8 for the HTTP basic rotation: a non-finite overlap is a form error, never a 500."""
+    from provisioning.scim import providers
+
+    source, _ = provider
+    providers.basic_enable(actor=Actor.for_user(admin_user), source=source)
+    response = admin_client.post(f"/provisioning/scim/{source.pk}/basic/", {"action": "rotate", "overlap_hours": "nan"})
+    assert response.status_code == 400
