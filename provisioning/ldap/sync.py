@@ -47,10 +47,12 @@ from accounts.models import DirectoryGroup, UserProfile
 from provisioning.inbound import SourceUser, apply_source_batch
 from provisioning.journal import JournalRecorder, finish_run, run_actor, start_run
 from provisioning.ldap import incremental
+from provisioning.ldap.alerts import alert_run
 from provisioning.ldap.client import DirectoryError
 from provisioning.ldap.directories import open_client, preset_of
 from provisioning.ldap.translate import (
     DirectoryGroupEntry,
+    decode_anchor,
     expand_memberships,
     translate_group,
     translate_user,
@@ -58,6 +60,7 @@ from provisioning.ldap.translate import (
 from provisioning.lifecycle import deactivate_due, source_actor, source_says_inactive
 from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source, UserBlock
 from provisioning.preview import user_diffs
+from provisioning.progress import record_progress
 from provisioning.resolve import source_links
 from provisioning.rules import SourceRecord
 
@@ -119,6 +122,8 @@ class _State:
     skip_unchanged: bool = False
     group_changed: dict[str, str] = field(default_factory=dict)  # group DN -> its change mark
     high_water: str = ""
+    # An incremental run's anchor reconciliation: every anchor the user search matches now.
+    present: set[str] = field(default_factory=set)
 
 
 def _record(user, closure: dict[str, frozenset[str]], names: dict[str, str]) -> SourceRecord:
@@ -176,6 +181,30 @@ def _user_batches(client, directory: Directory, preset, closure, names, recorder
                     batch = []
     if batch:
         yield batch
+
+
+def _read_anchors(client, directory: Directory, preset, state: _State) -> None:
+    """Every anchor the user search matches now, and nothing else of the entries (``state.present``):
+    what an incremental run needs to find users deleted from or moved out of the directory's scope.
+    The client raises on a partial result, so a short answer never looks like deletions."""
+    anchor = preset.anchor.lower()
+    for base in directory.base_dns:
+        for page in client.search(base_dn=base, filter=preset.user_filter, attributes=(preset.anchor,),
+                                  page_size=directory.page_size):
+            for entry in page:
+                values = next((v for k, v in entry.attributes.items() if k.lower() == anchor and v), None)
+                if values is None:
+                    continue
+                try:
+                    state.present.add(decode_anchor(values[0], is_guid=preset.anchor_is_guid))
+                except MappingError:
+                    continue  # a full run refuses such an entry with its code
+
+
+def _reconcile_due(directory: Directory) -> bool:
+    """Whether an incremental run must also check every anchor (``Directory.reconcile_every``)."""
+    last = directory.last_reconciled_at
+    return last is None or timezone.now() - last >= directory.reconcile_every
 
 
 def _add_counts(state: _State, batch_counts: dict) -> None:
@@ -273,7 +302,7 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
     threshold (the returned message; "" when nothing was held)."""
     source = directory.source
     actor = run_actor(source_actor(source), run)
-    gone = _gone_user_ids(directory, state.seen) if complete else []
+    gone = _gone_user_ids(directory, state.seen | state.present) if complete else []
     active_states = (UserState.ACTIVE, UserState.INVITED)
     gone_active = set(UserProfile.objects.filter(user_id__in=gone, state__in=active_states)
                       .values_list("user_id", flat=True))
@@ -344,6 +373,8 @@ def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool, is_increm
     counts["unchanged"] = len(seen_ids - touched)
     counts["read"] = len(state.seen)  # entries read (an incremental run reads only changed ones)
     counts["incremental"] = int(is_incremental)
+    if state.present:
+        counts["anchors_checked"] = len(state.present)
     return counts
 
 
@@ -370,7 +401,14 @@ def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool =
             run.started_by_label = started_by[:255]
             run.save(update_fields=["started_by_label"])
         Directory.objects.filter(pk=directory.pk).update(last_run_started_at=run.started_at)
-        return _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
+        try:
+            run = _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
+        except Exception:
+            run.refresh_from_db()
+            alert_run(run)
+            raise
+        alert_run(run)
+        return run
     finally:
         lock.release()
 
@@ -388,6 +426,10 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
     state = _State(skip_unchanged=not full and bool(directory.applied_config_digest)
                    and directory.applied_config_digest == digest)
     is_incremental = _is_incremental(directory, full, state)
+    reconcile = is_incremental and _reconcile_due(directory)
+    if not is_incremental:  # an estimate for the progress bar: the users linked before this run
+        run.progress_total = source_links(directory.source).count()
+        ProvisioningRun.objects.filter(pk=run.pk).update(progress_total=run.progress_total)
     recorder = JournalRecorder(run)
     preset = preset_of(directory)
     user_filter = preset.user_filter
@@ -400,12 +442,23 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
                 # AD: the mark is the server's USN before reading, so nothing changed meanwhile is missed.
                 dse = client.read_root_dse(["highestCommittedUSN"])
                 usn = (dse.get("highestCommittedUSN") or [b""])[0].decode("ascii")
+                if is_incremental and usn.isdigit() and int(usn) < int(directory.high_water or 0):
+                    # The server's USN went backwards (a restore, or another DC behind the same name):
+                    # "changed since the mark" cannot be trusted, so this run reads everything.
+                    is_incremental, reconcile, user_filter = False, False, preset.user_filter
+            record_progress(run, phase="groups")
             groups = _read_groups(client, directory, preset, recorder, state)
             closure = expand_memberships(groups)
             names = {g.dn: g.name for g in groups}
             lock.heartbeat()
+            record_progress(run, phase="users", read=0)
             for batch in _user_batches(client, directory, preset, closure, names, recorder, state, user_filter):
                 _apply_batch(directory, batch, run, dry_run, closure, state)
+                lock.heartbeat()
+                record_progress(run, phase="users", read=len(state.seen))
+            if reconcile:
+                record_progress(run, phase="anchors")
+                _read_anchors(client, directory, preset, state)
                 lock.heartbeat()
         if preset.changed.lower() == incremental.USN:
             state.high_water = usn
@@ -421,19 +474,23 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
                 for start in range(0, len(regrouped), BATCH):
                     _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, closure, state)
                     lock.heartbeat()
-        else:
+        if not is_incremental or reconcile:
             linked = source_links(directory.source).count()
-            if not state.seen and linked and not force:
+            if not (state.seen | state.present) and linked and not force:
                 raise DirectoryError(
                     "empty_result",
                     f"The user search returned no entries while {linked} users are linked to this directory. "
                     "Check the base DN and the user filter; nobody was blocked or deactivated.",
                     field="user_filter",
                 )
-        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder, complete=not is_incremental)
+        record_progress(run, phase="lifecycle")
+        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder,
+                                 complete=not is_incremental or reconcile)
         if not dry_run and (not is_incremental or changed_groups):
+            record_progress(run, phase="mirror")
             _mirror_groups(directory, groups, closure, run, state)
         if not dry_run:
+            record_progress(run, phase="deactivating")
             state.counts["deactivated"] = deactivate_due(source=directory.source).deactivated
     except IdentityError as exc:
         recorder.flush()
@@ -455,6 +512,8 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
             marks["high_water"] = incremental.later(preset, directory.high_water, state.high_water)
             if not is_incremental:
                 marks["last_full_at"] = run.started_at
+            if not is_incremental or reconcile:
+                marks["last_reconciled_at"] = run.started_at
         Directory.objects.filter(pk=directory.pk).update(**marks)
     if held:
         run.status, run.error = ProvisioningRun.Status.HELD, held
