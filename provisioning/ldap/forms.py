@@ -10,7 +10,7 @@ from django import forms
 from accounts.forms import OrgChoiceField
 from accounts.models import Organization
 from provisioning.ldap.directories import MAPPABLE, DirectorySettings
-from provisioning.models import Directory
+from provisioning.models import Directory, Source
 
 
 def _lines(value: str) -> tuple[str, ...]:
@@ -84,3 +84,12 @@ class DirectoryForm(forms.Form):
             deactivation_threshold_percent=data["deactivation_threshold_percent"],
             deactivation_threshold_min=data["deactivation_threshold_min"],
         )
+
+
+class LinkForm(forms.Form):
+    """First-time linking: match unlinked directory entries to existing users by username or email."""
+
+    match_by = forms.ChoiceField(
+        choices=Source.AdoptBy.choices, initial=Source.AdoptBy.USERNAME,
+        widget=forms.RadioSelect, label="Match existing users by",
+        help_text="An email shared by several users links nobody (ambiguous).")
