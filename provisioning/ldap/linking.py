@@ -8,8 +8,8 @@ reads the directory's users (one bind, paged, the same filters as a sync), keeps
 linked, and hands them to the adoption service (``provisioning.adoption``) with the admin's choice of
 username or email: the preview lists who would be linked and who not and why (owned by another
 source, break-glass, Customer Cloud Admin, several users with that email); "link these" plans again
-at apply time and links through the identity service as one "adoption" run. The next sync then
-treats the linked users as its own (the anchor is stored on the link).
+at apply time and links through the identity service as one "adoption" run. The next sync is a full
+one and treats the linked users as its own (the anchor is stored on the link).
 """
 
 from __future__ import annotations
@@ -81,5 +81,10 @@ def link_existing_users(directory: Directory, *, match_by: str, actor: Actor) ->
         raise IdentityError("match_by_unknown", "Link by username or by email.", field="match_by")
     source = directory.source
     decisions = plan_adoption(source=source, candidates=unlinked_candidates(directory), match_by=match_by)
-    return apply_adoption(source=source, candidates=[d.candidate for d in decisions if d.code != "no_match"],
-                          actor=actor, match_by=match_by)
+    run = apply_adoption(source=source, candidates=[d.candidate for d in decisions if d.code != "no_match"],
+                         actor=actor, match_by=match_by)
+    if run.counts.get("adopted"):
+        # An incremental run would not read the newly linked entries (they did not change in the
+        # directory): the next run reads everything, so the linked users get the directory's data.
+        Directory.objects.filter(pk=directory.pk).update(last_full_at=None)
+    return run

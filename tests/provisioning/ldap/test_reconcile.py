@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import ldap
 import pytest
 
 from accounts.identity.types import UserState
