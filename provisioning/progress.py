@@ -33,18 +33,20 @@ def record_progress(run: ProvisioningRun, *, phase: str, read: int | None = None
 
 
 def progress_json(run: ProvisioningRun) -> dict:
-    """What the run page's poller shows: status, phase, entries read and written, the estimated total
-    and a percentage (``None`` when no total is known), and whether the run has finished."""
+    """What the run page's poller shows: status, phase, entries read and written, the estimated total,
+    the bar's value (``done``, at most the total) and percentage (``None`` when no total is known), and
+    whether the run has finished."""
     running = run.status == ProvisioningRun.Status.RUNNING
     done = max(run.progress_read, run.progress_done)
     percent = None
-    if run.progress_total:
-        percent = 100 if not running else min(99, int(100 * done / run.progress_total))
+    if run.progress_total:  # an estimate may be passed (a directory that grew): the bar waits at 99 %
+        done = min(done, run.progress_total) if running else run.progress_total
+        percent = min(99, int(100 * done / run.progress_total)) if running else 100
     return {
         "status": run.status, "status_label": run.get_status_display(),
         "phase": run.progress_phase, "phase_label": PHASES.get(run.progress_phase, run.progress_phase) if running
         else run.get_status_display(),
-        "read": run.progress_read, "written": run.progress_done, "total": run.progress_total,
+        "read": run.progress_read, "written": run.progress_done, "total": run.progress_total, "done": done,
         "percent": percent, "finished": not running, "text": progress_text(run),
     }
 

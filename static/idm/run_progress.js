@@ -9,7 +9,7 @@
   var url = box.getAttribute("data-progress-url");
   if (!url) { return; }
   var phase = box.querySelector("[data-progress-phase]");
-  var bar = box.querySelector("[data-progress-bar]");
+  var bar = box.querySelector("progress");
   var text = box.querySelector("[data-progress-text]");
   var status = document.getElementById("run-status");
   var failures = 0;
@@ -17,7 +17,7 @@
   function render(d) {
     if (phase) { phase.textContent = d.phase_label; }
     if (bar) {
-      if (d.percent === null) { bar.removeAttribute("value"); } else { bar.value = d.percent; }
+      if (d.total) { bar.max = d.total; bar.value = d.done; } else { bar.removeAttribute("value"); }
       bar.textContent = d.percent === null ? "" : d.percent + " %";
     }
     if (text) { text.textContent = d.text; }

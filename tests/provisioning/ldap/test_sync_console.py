@@ -43,7 +43,7 @@ def test_progress_is_recorded_per_batch_and_polled_while_the_run_works(admin_cli
     assert run.status == ProvisioningRun.Status.SUCCEEDED, run.error
     assert [(d["status"], d["phase"], d["read"], d["total"], d["finished"]) for d in seen] == [
         ("running", "users", 0, 30, False), ("running", "users", 10, 30, False), ("running", "users", 20, 30, False)]
-    assert [d["percent"] for d in seen] == [0, 33, 66]
+    assert [(d["done"], d["percent"]) for d in seen] == [(0, 0), (10, 33), (20, 66)]
     assert seen[1]["text"] == "10 of about 30 entries read · 10 written"
     assert seen[1]["phase_label"] == "Reading users"
 
@@ -51,7 +51,7 @@ def test_progress_is_recorded_per_batch_and_polled_while_the_run_works(admin_cli
     assert f'data-progress-url="{reverse("provisioning:run_progress", args=[run.run_id])}"' in page
     assert re.search(r'<script src="/static/idm/run_progress\.js[^"]*" defer></script>', page)
     assert "data-progress-refresh" in page and "Reading users" in page  # works without JavaScript
-    assert '<progress data-progress-bar max="100" value="33">' in page
+    assert '<progress max="30" value="10">33 %</progress>' in page
     assert "<script>" not in page and "onclick" not in page
     assert finders.find("idm/run_progress.js")
 
