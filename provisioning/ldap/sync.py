@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import uuid
 from collections import defaultdict
@@ -64,6 +65,7 @@ from provisioning.progress import record_progress
 from provisioning.resolve import source_links
 from provisioning.rules import SourceRecord
 
+log = logging.getLogger("idm.provisioning.sync")
 COUNT_KEYS = ("created", "updated", "unchanged", "blocked", "deactivated", "reactivated", "held", "errors")
 BATCH = 1000
 
@@ -404,8 +406,11 @@ def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool =
         try:
             run = _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
         except Exception:
-            run.refresh_from_db()
-            alert_run(run)
+            try:  # the run is marked failed; an alert that cannot be sent must not hide the bug
+                run.refresh_from_db()
+                alert_run(run)
+            except Exception:  # noqa: BLE001
+                log.exception("directory sync %s: alert about the failure not sent", run.run_id)
             raise
         alert_run(run)
         return run
