@@ -34,7 +34,7 @@ from provisioning.services import source_save
 MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_name", "member")
 _AUDITED = ("urls", "tls_mode", "ca_bundle", "verify_tls", "bind_dn", "base_dns", "user_filter", "group_filter",
             "page_size", "connect_timeout", "operation_timeout", "interval", "preset", "attribute_map",
-            "deactivation_threshold_percent", "deactivation_threshold_min")
+            "deactivation_threshold_percent", "deactivation_threshold_min", "reconcile_every")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class DirectorySettings:
     attribute_map: dict[str, str] = field(default_factory=dict)
     deactivation_threshold_percent: int = 10
     deactivation_threshold_min: int = 50
+    # How often an incremental run also checks every anchor (deleted / moved-out users); 0: every run.
+    reconcile_every: timedelta = timedelta(hours=1)
 
 
 def _check_filter(value: str, field_name: str) -> None:
@@ -103,6 +105,9 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
         raise ValidationFailed("timeout_invalid", "Timeouts are positive numbers of seconds.", field="timeouts")
     if data.interval < timedelta(minutes=5):
         raise ValidationFailed("interval_too_short", "Sync at most every 5 minutes.", field="interval")
+    if data.reconcile_every < timedelta(0):
+        raise ValidationFailed("reconcile_every_invalid", "Check for deleted users every 0 or more hours.",
+                               field="reconcile_every")
     unknown = set(data.attribute_map) - set(MAPPABLE)
     if unknown:
         raise ValidationFailed("attribute_map_unknown", f"Cannot map {', '.join(sorted(unknown))}; mappable: "

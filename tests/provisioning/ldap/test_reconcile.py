@@ -85,3 +85,23 @@ def test_a_reconciliation_above_the_threshold_is_held_and_the_next_run_is_full(s
     assert not UserBlock.objects.exists()
     assert fresh(directory).last_full_at is None
     assert sync_directory(fresh(directory)).counts["incremental"] == 0
+
+
+def test_the_reconciliation_interval_is_a_directory_setting(admin_client, slapd_server, ou, root_org):
+    from django.urls import reverse
+
+    from accounts.models import AuditEvent
+    from tests.provisioning.ldap.test_directory_views import _form
+
+    directory = make_directory(slapd_server, ou, root_org)
+    assert directory.reconcile_every == timedelta(hours=1)
+    url = reverse("provisioning:directory_edit", args=[directory.source_id])
+    assert 'name="reconcile_hours" value="1.0"' in admin_client.get(url).content.decode()
+    bad = admin_client.post(url, _form(slapd_server, ou, bind_password="", reconcile_hours="-1"))
+    assert bad.status_code == 200 and fresh(directory).reconcile_every == timedelta(hours=1)
+    assert admin_client.post(url, _form(slapd_server, ou, bind_password="", reconcile_hours="0.25")).status_code == 302
+    assert fresh(directory).reconcile_every == timedelta(minutes=15)
+    event = AuditEvent.objects.get(action="directory_updated", field="reconcile_every")
+    assert (event.old_value, event.new_value) == (3600, 900)
+    page = admin_client.get(reverse("provisioning:source_detail", args=[directory.source_id])).content.decode()
+    assert "an anchor check every 0:15:00" in page
