@@ -441,6 +441,7 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
     if is_incremental:
         user_filter = f"(&{preset.user_filter}{incremental.changed_filter(preset, directory.high_water)})"
     usn = ""
+    mark_went_back = False
     try:
         with open_client(directory) as client:
             if preset.changed.lower() == incremental.USN:
@@ -451,6 +452,7 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
                     # The server's USN went backwards (a restore, or another DC behind the same name):
                     # "changed since the mark" cannot be trusted, so this run reads everything.
                     is_incremental, reconcile, user_filter = False, False, preset.user_filter
+                    mark_went_back = True
             record_progress(run, phase="groups")
             groups = _read_groups(client, directory, preset, recorder, state)
             closure = expand_memberships(groups)
@@ -514,7 +516,8 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
             # The held users must be looked at again by a full run: the next run is one.
             marks["last_full_at"] = None
         else:
-            marks["high_water"] = incremental.later(preset, directory.high_water, state.high_water)
+            marks["high_water"] = (state.high_water if mark_went_back
+                                   else incremental.later(preset, directory.high_water, state.high_water))
             if not is_incremental:
                 marks["last_full_at"] = run.started_at
             if not is_incremental or reconcile:
