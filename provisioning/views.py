@@ -188,9 +188,14 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     form = JournalFilterForm(request.GET or None)
     entries = form.apply(run.entries.all())
     page = Paginator(entries, JOURNAL_PAGE).get_page(request.GET.get("page"))
+    # A directory sync refuses entries whose username an existing, unlinked user has: point to linking.
+    taken = 0
+    if run.kind == ProvisioningRun.Kind.SYNC and run.source_id and Directory.objects.filter(
+            source_id=run.source_id).exists():
+        taken = run.entries.filter(result="refused", code="username_taken").count()
     return render(request, "provisioning/run_detail.html", {
         "run": run, "form": form, "page": page, "progress": progress_json(run),
-        "phase_label": PHASES.get(run.progress_phase, run.progress_phase)})
+        "phase_label": PHASES.get(run.progress_phase, run.progress_phase), "username_taken": taken})
 
 
 @requires_manage_identity

@@ -64,6 +64,10 @@ def test_sync_refuses_existing_users_until_they_are_linked_after_a_preview(admin
     assert not ExternalIdentity.objects.filter(user__username__in=["ann", "cora", "gil", "sid"],
                                                provider=directory.source.slug).exists()
 
+    run_page = admin_client.get(reverse("provisioning:run_detail", args=[run.run_id])).content.decode()
+    assert "4 entries of the directory have the username of an existing idm user" in run_page
+    assert f'href="{reverse("provisioning:directory_link", args=[directory.source_id])}"' in run_page
+
     html = preview(admin_client, directory, "username")
     assert decisions(html) == {"ann": "adopt", "cora": "cloud_admin", "gil": "break_glass",
                                "sid": "owned_by_other_source"}
