@@ -8,6 +8,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent, ExternalIdentity
@@ -95,7 +96,8 @@ def test_sync_refuses_existing_users_until_they_are_linked_after_a_preview(admin
         "cora": "cloud_admin", "gil": "break_glass", "sid": "owned_by_other_source"}
 
 
-def test_linking_by_email_reports_an_ambiguous_address(admin_client, slapd_server, ou, root_org, existing):
+def test_linking_by_email_reports_an_ambiguous_address(admin_client, slapd_server, ou, root_org, existing,
+                                                       user_factory):
     slapd_server.ldapadd(people_ldif(ou, "eve", "zed"))
     directory = make_directory(slapd_server, ou, root_org)
     html = preview(admin_client, directory, "email")
@@ -105,3 +107,8 @@ def test_linking_by_email_reports_an_ambiguous_address(admin_client, slapd_serve
     bad = admin_client.post(reverse("provisioning:directory_link", args=[directory.source_id]),
                             {"match_by": "nickname", "action": "link"})
     assert bad.status_code == 200 and not ProvisioningRun.objects.exists()
+    helpdesk = Client()
+    helpdesk.force_login(user_factory("help.desk", roles=["help-desk"]))
+    url = reverse("provisioning:directory_link", args=[directory.source_id])
+    assert helpdesk.post(url, {"match_by": "email", "action": "link"}).status_code == 403
+    assert helpdesk.get(url).status_code == 403 and not ProvisioningRun.objects.exists()
