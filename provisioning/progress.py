@@ -1,8 +1,9 @@
 """A run's live progress: what it is doing and how far it got, written cheaply while it works and read
 by the run page's poller (``provisioning.views.run_progress``).
 
-A run writes its phase and the number of entries read with one UPDATE per batch (never per entry);
-``progress_done`` (entries handed to the identity service) is kept by ``journal.apply_journaled``.
+A run writes its phase, the number of entries read and the number handed to the identity service
+(``progress_done``) with one UPDATE per batch, never per entry. A directory sync sets
+``progress_done`` itself after each batch: the steps it calls count their own batches in it.
 ``progress_total`` is an estimate where the total is not known in advance (a directory's users
 linked before the run); an incremental run has none, and the page shows the counts without a bar.
 """
@@ -22,13 +23,18 @@ PHASES = {
 }
 
 
-def record_progress(run: ProvisioningRun, *, phase: str, read: int | None = None) -> None:
-    """Store ``phase`` (a ``PHASES`` key) and, when given, the entries read so far: one UPDATE."""
+def record_progress(run: ProvisioningRun, *, phase: str, read: int | None = None,
+                    written: int | None = None) -> None:
+    """Store ``phase`` (a ``PHASES`` key) and, when given, the entries read and handed to the identity
+    service so far: one UPDATE."""
     run.progress_phase = phase
     fields = {"progress_phase": phase}
     if read is not None:
         run.progress_read = read
         fields["progress_read"] = read
+    if written is not None:
+        run.progress_done = written
+        fields["progress_done"] = written
     ProvisioningRun.objects.filter(pk=run.pk).update(**fields)
 
 

@@ -126,6 +126,7 @@ class _State:
     high_water: str = ""
     # An incremental run's anchor reconciliation: every anchor the user search matches now.
     present: set[str] = field(default_factory=set)
+    written: int = 0  # entries handed to the identity service (progress)
 
 
 def _record(user, closure: dict[str, frozenset[str]], names: dict[str, str]) -> SourceRecord:
@@ -276,6 +277,7 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
             batch = [u for u in batch if linked.get(u.external_id) not in would_block]
     if batch:
         _add_counts(state, apply_source_batch(source=source, users=batch, run=run, dry_run=dry_run))
+        state.written += len(batch)
     if members:
         now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in members])
                           .values_list("external_id", "user_id"))
@@ -325,6 +327,7 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
         return message
     if state.deferred:
         _add_counts(state, apply_source_batch(source=source, users=state.deferred, run=run, dry_run=dry_run))
+        state.written += len(state.deferred)
     done = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
     for user_id in sorted(gone_active):
         recorder.add(subject="state", user_id=user_id, new="blocked", message="gone from the directory",
@@ -462,7 +465,7 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
             for batch in _user_batches(client, directory, preset, closure, names, recorder, state, user_filter):
                 _apply_batch(directory, batch, run, dry_run, closure, state)
                 lock.heartbeat()
-                record_progress(run, phase="users", read=len(state.seen))
+                record_progress(run, phase="users", read=len(state.seen), written=state.written)
             if reconcile:
                 record_progress(run, phase="anchors")
                 _read_anchors(client, directory, preset, state)
@@ -493,6 +496,7 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
         record_progress(run, phase="lifecycle")
         held = _finish_lifecycle(directory, run, dry_run, force, state, recorder,
                                  complete=not is_incremental or reconcile)
+        record_progress(run, phase="lifecycle", written=state.written)
         if not dry_run and (not is_incremental or changed_groups):
             record_progress(run, phase="mirror")
             _mirror_groups(directory, groups, closure, run, state)

@@ -44,7 +44,8 @@ def test_progress_is_recorded_per_batch_and_polled_while_the_run_works(admin_cli
     assert [(d["status"], d["phase"], d["read"], d["total"], d["finished"]) for d in seen] == [
         ("running", "users", 0, 30, False), ("running", "users", 10, 30, False), ("running", "users", 20, 30, False)]
     assert [(d["done"], d["percent"]) for d in seen] == [(0, 0), (10, 33), (20, 66)]
-    assert seen[1]["text"] == "10 of about 30 entries read · 10 written"
+    assert [d["written"] for d in seen] == [0, 10, 20]
+    assert seen[2]["text"] == "20 of about 30 entries read · 20 written"
     assert seen[1]["phase_label"] == "Reading users"
 
     page = pages[0]
@@ -56,7 +57,8 @@ def test_progress_is_recorded_per_batch_and_polled_while_the_run_works(admin_cli
     assert finders.find("idm/run_progress.js")
 
     done = admin_client.get(reverse("provisioning:run_progress", args=[run.run_id])).json()
-    assert (done["status"], done["finished"], done["percent"], done["read"]) == ("succeeded", True, 100, 30)
+    assert (done["status"], done["finished"], done["percent"], done["read"], done["written"]) == (
+        "succeeded", True, 100, 30, 30)
     finished_page = admin_client.get(reverse("provisioning:run_detail", args=[run.run_id])).content.decode()
     assert "run_progress.js" not in finished_page and "data-progress-url" not in finished_page
 
