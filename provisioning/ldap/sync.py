@@ -342,8 +342,12 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
 
 
 def _mirror_groups(directory: Directory, groups: list[DirectoryGroupEntry], closure, run: ProvisioningRun,
-                   state: _State) -> None:
-    """The directory's groups as the core's directory groups, with their nested user memberships."""
+                   state: _State, only: set[str] | None = None) -> None:
+    """The directory's groups as the core's directory groups, with their nested user memberships.
+
+    ``only`` (an incremental run): the DNs of the groups whose memberships may have changed (changed
+    groups and the groups they are nested in); the others keep theirs. Renames, new and deleted
+    groups are handled for all (groups are always read whole)."""
     source = directory.source
     actor = run_actor(source_actor(source), run)
     members: dict[str, set[int]] = defaultdict(set)
@@ -357,6 +361,8 @@ def _mirror_groups(directory: Directory, groups: list[DirectoryGroupEntry], clos
             dgroup = group_create(actor=actor, display_name=group.name[:255], external_id=group.anchor)
         elif dgroup.display_name != group.name[:255]:
             group_update(actor=actor, dgroup=dgroup, display_name=group.name[:255])
+        elif only is not None and group.dn not in only:
+            continue
         group_members_replace(actor=actor, dgroup=dgroup, user_ids=members.get(group.dn, ()))
     for dgroup in existing.values():  # gone from the directory (a complete read)
         group_delete(actor=actor, dgroup=dgroup)
@@ -473,13 +479,15 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
         if preset.changed.lower() == incremental.USN:
             state.high_water = usn
         recorder.flush()
-        changed_groups = set()
+        changed_groups: set[str] = set()
+        affected: set[str] | None = None
         if is_incremental:
             changed_groups = {dn for dn, mark in state.group_changed.items()
                               if incremental.changed_since(preset, mark, directory.high_water)}
             if changed_groups:
+                affected = incremental.affected_groups(changed_groups, closure)
                 regrouped = incremental.regrouped_users(
-                    directory.source, affected=incremental.affected_groups(changed_groups, closure), closure=closure,
+                    directory.source, affected=affected, closure=closure,
                     names=names, skip=state.seen, member_user_ids=state.member_user_ids)
                 for start in range(0, len(regrouped), BATCH):
                     _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, closure, state)
@@ -499,7 +507,7 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
         record_progress(run, phase="lifecycle", written=state.written)
         if not dry_run and (not is_incremental or changed_groups):
             record_progress(run, phase="mirror")
-            _mirror_groups(directory, groups, closure, run, state)
+            _mirror_groups(directory, groups, closure, run, state, only=affected)
         if not dry_run:
             record_progress(run, phase="deactivating")
             state.counts["deactivated"] = deactivate_due(source=directory.source).deactivated

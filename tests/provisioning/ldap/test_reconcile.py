@@ -105,3 +105,32 @@ def test_the_reconciliation_interval_is_a_directory_setting(admin_client, slapd_
     assert (event.old_value, event.new_value) == (3600, 900)
     page = admin_client.get(reverse("provisioning:source_detail", args=[directory.source_id])).content.decode()
     assert "an anchor check every 0:15:00" in page
+
+
+def test_incremental_runs_mirror_only_the_groups_that_changed(slapd_server, ou, root_org, monkeypatch):
+    import ldap
+
+    from accounts.models import DirectoryGroup
+    from provisioning.ldap import sync as sync_mod
+
+    slapd_server.ldapadd(people_ldif(ou, "ida", "jon", "kai", groups={"red": ["ida"], "blue": ["jon"]}))
+    slapd_server.ldapadd(f"dn: cn=all,{ou}\nobjectClass: groupOfNames\ncn: all\nmember: cn=red,{ou}\n")
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    mirrored: list[str] = []
+    real = sync_mod.group_members_replace
+
+    def spy(*, actor, dgroup, user_ids):
+        mirrored.append(dgroup.display_name)
+        return real(actor=actor, dgroup=dgroup, user_ids=user_ids)
+
+    monkeypatch.setattr(sync_mod, "group_members_replace", spy)
+    assert sync_directory(fresh(directory)).counts["incremental"] == 1
+    assert mirrored == []  # nothing changed: the group last read at the mark is not "changed"
+
+    admin(slapd_server).modify_s(f"cn=red,{ou}", [(ldap.MOD_ADD, "member", [f"uid=kai,{ou}".encode()])])
+    assert sync_directory(fresh(directory)).counts["incremental"] == 1
+    assert sorted(mirrored) == ["all", "red"]  # the changed group and the group it is nested in
+    members = {g.display_name: set(g.group.user_set.values_list("username", flat=True))
+               for g in DirectoryGroup.objects.filter(provider=directory.source.slug)}
+    assert members == {"red": {"ida", "kai"}, "all": {"ida", "kai"}, "blue": {"jon"}}
