@@ -1,5 +1,6 @@
 """Directory sync benchmark: a large slapd directory synced into idm, first full run, a no-change
-re-run (full and incremental) and an incremental run after 1 % of the users changed.
+re-run (full and incremental), an incremental run after 1 % of the users changed, and an incremental
+run with the anchor reconciliation after 0.1 % were deleted.
 
     .venv/bin/python bench/directory_sync.py --database-url postgres://postgres@127.0.0.1:5432/idm_sync_bench
     .venv/bin/python bench/directory_sync.py --rows 10000 --sqlite
@@ -83,9 +84,17 @@ def main() -> int:
         step = max(1, args.rows // changed)
         for index in range(0, step * changed, step):
             admin.modify_s(user_dn(index), [(ldap.MOD_REPLACE, "sn", [f"Changed{index}".encode()])])
-        admin.unbind_s()
         with timed() as incr_time:
             incr = sync_directory(directory)
+        # Deletions: invisible to an incremental run's query for changes; the anchor reconciliation
+        # (due every reconcile_every) reads every anchor and blocks the users gone.
+        deleted = [index for index in range(1, step * changed, step) if index % 500 != 499][:max(1, changed // 10)]
+        for index in deleted:
+            admin.delete_s(user_dn(index))
+        admin.unbind_s()
+        Directory.objects.filter(pk=directory.pk).update(last_reconciled_at=None)
+        with timed() as reconcile_time:
+            recon = sync_directory(directory)
     finally:
         server.stop()
 
@@ -94,6 +103,8 @@ def main() -> int:
         (full.counts["unchanged"] == args.rows and full.counts["updated"] == 0, f"full: {count_line(full.counts)}"),
         (idle.counts["incremental"] == 1 and idle.counts["updated"] == 0, f"idle: {count_line(idle.counts)}"),
         (incr.counts["incremental"] == 1 and incr.counts["updated"] == changed, f"incr: {count_line(incr.counts)}"),
+        (recon.counts["incremental"] == 1 and recon.counts["blocked"] == len(deleted)
+         and recon.counts.get("anchors_checked") == args.rows - len(deleted), f"reconcile: {count_line(recon.counts)}"),
     ]
     failures = [message for ok, message in expect if not ok]
     print_figures(
@@ -109,6 +120,9 @@ def main() -> int:
             ("incremental re-run, nothing changed", f"{incr_idle_time():.1f} s (read {idle.counts['read']:,})"),
             (f"incremental, {changed:,} users changed", f"{incr_time():.1f} s (read {incr.counts['read']:,}, "
                                                           f"updated {incr.counts['updated']:,})"),
+            (f"incremental + anchor reconciliation, {len(deleted):,} users deleted",
+             f"{reconcile_time():.1f} s (anchors {recon.counts.get('anchors_checked', 0):,}, "
+             f"blocked {recon.counts['blocked']:,})"),
             ("peak RSS", f"{peak_rss_mib():.0f} MiB"),
         ],
     )

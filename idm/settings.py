@@ -279,6 +279,8 @@ CELERY_BEAT_SCHEDULE["provisioning-deactivate-due"] = {
 IDM_DIRECTORY_DISPATCH_SECONDS = env_int("IDM_DIRECTORY_DISPATCH_SECONDS", 60)
 IDM_DIRECTORY_LOCK_SECONDS = env_int("IDM_DIRECTORY_LOCK_SECONDS", 300)
 IDM_DIRECTORY_SECRET_KEY = env_str("IDM_DIRECTORY_SECRET_KEY")
+# Who is emailed about a held or failed directory sync (comma-separated); empty: the Cloud Admins.
+IDM_DIRECTORY_ALERT_EMAILS = env_str("IDM_DIRECTORY_ALERT_EMAILS")
 CELERY_BEAT_SCHEDULE["provisioning-dispatch-directories"] = {
     "task": "provisioning.tasks.dispatch_due_directories",
     "schedule": IDM_DIRECTORY_DISPATCH_SECONDS,

@@ -98,13 +98,18 @@ def _actor_refusals(actor: Actor | None, user_ids: Iterable[int]) -> dict[int, P
 
 
 def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate],
-                  actor: Actor | None = None) -> list[AdoptionDecision]:
+                  actor: Actor | None = None, match_by: str | None = None) -> list[AdoptionDecision]:
     """The adoption preview for ``candidates`` (in input order), as ``actor`` would apply it (``None``:
-    the source's own rules only, as for a system actor)."""
+    the source's own rules only, as for a system actor).
+
+    ``match_by`` (``Source.AdoptBy``): an explicit, previewed linking step — a directory's "Link
+    existing users" page, where the admin picks username or email — matches by it and does not need
+    the source's adoption switch (which governs the generic adoption page); every other refusal stands.
+    """
     candidates = list(candidates)
-    if not source.adoption_enabled:
+    if match_by is None and not source.adoption_enabled:
         return [_decision(c, "adoption_disabled") for c in candidates]
-    by_email = source.adopt_by == Source.AdoptBy.EMAIL
+    by_email = (match_by or source.adopt_by) == Source.AdoptBy.EMAIL
     linked = set(ExternalIdentity.objects.filter(source=source.kind, provider=source.slug,
                                                  external_id__in=[c.external_id for c in candidates])
                  .values_list("external_id", flat=True))
@@ -159,16 +164,16 @@ def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate],
 
 
 def apply_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate], actor: Actor,
-                   dry_run: bool = False) -> ProvisioningRun:
+                   dry_run: bool = False, match_by: str | None = None) -> ProvisioningRun:
     """Adopt the users ``plan_adoption`` says ``source`` may take over now; the finished run.
 
-    ``actor`` is the admin (or system) applying it. Candidates not adopted are journaled as refused
+    ``actor`` is the admin (or system) applying it; ``match_by`` as in ``plan_adoption``. Candidates not adopted are journaled as refused
     with their reason (a conflict with another source is reported, never resolved).
     """
     candidates = list(candidates)
     run = start_run(kind=ProvisioningRun.Kind.ADOPTION, actor=actor, source=source, dry_run=dry_run,
                     total=len(candidates))
-    decisions = plan_adoption(source=source, candidates=candidates, actor=actor)
+    decisions = plan_adoption(source=source, candidates=candidates, actor=actor, match_by=match_by)
     recorder = JournalRecorder(run)
     skipped = 0
     for d in decisions:

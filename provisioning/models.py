@@ -275,6 +275,10 @@ class ProvisioningRun(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    # A directory sync's live progress (provisioning.ldap.progress): what it is doing and how many
+    # entries it has read so far; progress_done counts the entries it handed to the identity service.
+    progress_phase = models.CharField(max_length=32, blank=True)
+    progress_read = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     started_by_label = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -369,6 +373,12 @@ class Directory(models.Model):
     last_full_at = models.DateTimeField(null=True, blank=True, editable=False)
     full_every = models.DurationField(default=timedelta(hours=24),
                                       help_text="How often a run reads every entry (and finds deletions).")
+    # Between full runs, an incremental run also reads every user's anchor (and nothing else) when this
+    # much time has passed, so deleted and moved-out entries are blocked within it (issue 10).
+    last_reconciled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reconcile_every = models.DurationField(
+        default=timedelta(hours=1),
+        help_text="How often an incremental run checks every anchor (finds deleted or moved-out users).")
     lock_owner = models.CharField(max_length=32, blank=True, editable=False)
     lock_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 

@@ -29,6 +29,8 @@ urlpatterns = [
     path("sources/<int:pk>/directory/", directory_views.directory_edit, name="directory_edit"),
     path("sources/<int:pk>/directory/test/", directory_views.directory_test, name="directory_test"),
     path("sources/<int:pk>/directory/sync/", directory_views.directory_sync, name="directory_sync"),
+    path("sources/<int:pk>/directory/link/", directory_views.directory_link, name="directory_link"),
     path("runs/<str:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<str:run_id>/journal.csv", views.run_export, name="run_export"),
+    path("runs/<str:run_id>/progress.json", views.run_progress, name="run_progress"),
 ]

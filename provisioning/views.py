@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -27,9 +27,11 @@ from accounts.models import UserProfile
 from provisioning.adoption import apply_adoption, plan_adoption
 from provisioning.forms import AdoptionForm, JournalFilterForm, RuleForm, SourceForm
 from provisioning.journal import run_actor, start_run
+from provisioning.ldap.history import sync_history
 from provisioning.models import Directory, MappingRule, ProvisioningRun, Source
 from provisioning.policy import check_rule_grants, may_administer_source
 from provisioning.preview import preview_rules
+from provisioning.progress import PHASES, progress_json
 from provisioning.resolve import role_catalogue
 from provisioning.rules import Condition, ConditionKind, Rule, RuleKind, validate_rule
 from provisioning.services import actor_is_cloud_admin, rule_delete, rule_save, source_save
@@ -69,12 +71,13 @@ def source_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 def source_detail(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk)
     users = UserProfile.objects.filter(owner_source=source)
+    directory = Directory.objects.filter(source=source).first()
     return render(request, "provisioning/source_detail.html", {
+        "directory": directory, "history": sync_history(source) if directory else None,
         "source": source, "user_count": users.count(),
         "may_administer": may_administer_source(_actor(request), source),  # hide what would be refused (F1a)
         "sample_users": users.select_related("user", "org").order_by("user__username")[:10],
         "runs": source.runs.all()[:20], "rule_count": source.rules.count(),
-        "directory": Directory.objects.filter(source=source).first(),
         "last_sync": source.runs.filter(kind=ProvisioningRun.Kind.SYNC, dry_run=False)
         .exclude(status=ProvisioningRun.Status.RUNNING).first(),
     })
@@ -190,7 +193,23 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     form = JournalFilterForm(request.GET or None)
     entries = form.apply(run.entries.all())
     page = Paginator(entries, JOURNAL_PAGE).get_page(request.GET.get("page"))
-    return render(request, "provisioning/run_detail.html", {"run": run, "form": form, "page": page})
+    # A directory sync refuses entries whose username an existing, unlinked user has: point to linking.
+    taken = 0
+    if run.kind == ProvisioningRun.Kind.SYNC and run.source_id and Directory.objects.filter(
+            source_id=run.source_id).exists():
+        taken = run.entries.filter(result="refused", code="username_taken").count()
+    return render(request, "provisioning/run_detail.html", {
+        "run": run, "form": form, "page": page, "progress": progress_json(run),
+        "phase_label": PHASES.get(run.progress_phase, run.progress_phase), "username_taken": taken})
+
+
+@requires_manage_identity
+def run_progress(request: HttpRequest, run_id: str) -> JsonResponse:
+    """The run's live progress as JSON, for the run page's poller (static/idm/run_progress.js)."""
+    run = get_object_or_404(ProvisioningRun, run_id=run_id)
+    response = JsonResponse(progress_json(run))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 JOURNAL_COLUMNS = ["run", "user", "subject", "old_value", "new_value", "result", "code", "message", "ref"]

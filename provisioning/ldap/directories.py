@@ -35,7 +35,8 @@ from provisioning.services import source_save
 MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_name", "member")
 _AUDITED = ("urls", "tls_mode", "ca_bundle", "verify_tls", "bind_dn", "base_dns", "user_filter", "group_filter",
             "page_size", "connect_timeout", "operation_timeout", "interval", "preset", "attribute_map",
-            "deactivation_threshold_percent", "deactivation_threshold_min", "password_sign_in")
+            "deactivation_threshold_percent", "deactivation_threshold_min", "password_sign_in",
+            "reconcile_every")
 # Where and how the bind password is sent: changing any of these needs the password entered again,
 # so the stored one never goes to a server it was not saved for (review F3: repoint the URL, keep
 # the password, press "Test connection" and a listener receives the simple bind in clear text).
@@ -63,6 +64,8 @@ class DirectorySettings:
     deactivation_threshold_percent: int = 10
     deactivation_threshold_min: int = 50
     password_sign_in: bool = False
+    # How often an incremental run also checks every anchor (deleted / moved-out users); 0: every run.
+    reconcile_every: timedelta = timedelta(hours=1)
 
 
 def _check_filter(value: str, field_name: str) -> None:
@@ -120,6 +123,9 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
         raise ValidationFailed("timeout_invalid", "Timeouts are positive numbers of seconds.", field="timeouts")
     if data.interval < timedelta(minutes=5):
         raise ValidationFailed("interval_too_short", "Sync at most every 5 minutes.", field="interval")
+    if data.reconcile_every < timedelta(0):
+        raise ValidationFailed("reconcile_every_invalid", "Check for deleted users every 0 or more hours.",
+                               field="reconcile_every")
     unknown = set(data.attribute_map) - set(MAPPABLE)
     if unknown:
         raise ValidationFailed("attribute_map_unknown", f"Cannot map {', '.join(sorted(unknown))}; mappable: "

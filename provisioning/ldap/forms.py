@@ -10,7 +10,7 @@ from django import forms
 from accounts.forms import OrgChoiceField
 from accounts.models import Organization
 from provisioning.ldap.directories import MAPPABLE, DirectorySettings
-from provisioning.models import Directory
+from provisioning.models import Directory, Source
 
 
 def _lines(value: str) -> tuple[str, ...]:
@@ -42,6 +42,10 @@ class DirectoryForm(forms.Form):
     page_size = forms.IntegerField(min_value=1, max_value=10000, initial=500)
     # Upper bounds keep timedelta and PostgreSQL's integer columns from overflowing into a 500 (review F8).
     interval_hours = forms.FloatField(label="Sync every (hours)", min_value=0.1, max_value=24 * 366, initial=12)
+    reconcile_hours = forms.FloatField(
+        label="Check for deleted or moved-out users every (hours)", min_value=0, initial=1, required=False,
+        help_text="Incremental runs only see changed entries; this often one also reads every user's anchor. "
+                  "0: every run. Empty: 1 hour.")
     deactivation_threshold_percent = forms.IntegerField(label="Hold deactivations above (% of users)", min_value=0,
                                                         max_value=100, initial=10)
     deactivation_threshold_min = forms.IntegerField(label="…or above (users), whichever is larger", min_value=0,
@@ -60,6 +64,7 @@ class DirectoryForm(forms.Form):
                 "user_filter": directory.user_filter, "group_filter": directory.group_filter,
                 "attribute_map": "\n".join(f"{k}={v}" for k, v in (directory.attribute_map or {}).items()),
                 "page_size": directory.page_size, "interval_hours": directory.interval.total_seconds() / 3600,
+                "reconcile_hours": directory.reconcile_every.total_seconds() / 3600,
                 "deactivation_threshold_percent": directory.deactivation_threshold_percent,
                 "deactivation_threshold_min": directory.deactivation_threshold_min,
                 "password_sign_in": directory.password_sign_in,
@@ -86,8 +91,18 @@ class DirectoryForm(forms.Form):
             bind_dn=data["bind_dn"], tls_mode=data["tls_mode"], ca_bundle=data["ca_bundle"],
             verify_tls=data["verify_tls"], user_filter=data["user_filter"], group_filter=data["group_filter"],
             page_size=data["page_size"], interval=timedelta(hours=data["interval_hours"]),
+            reconcile_every=timedelta(hours=1 if data.get("reconcile_hours") is None else data["reconcile_hours"]),
             attribute_map=data["attribute_map"],
             deactivation_threshold_percent=data["deactivation_threshold_percent"],
             deactivation_threshold_min=data["deactivation_threshold_min"],
             password_sign_in=data["password_sign_in"],
         )
+
+
+class LinkForm(forms.Form):
+    """First-time linking: match unlinked directory entries to existing users by username or email."""
+
+    match_by = forms.ChoiceField(
+        choices=Source.AdoptBy.choices, initial=Source.AdoptBy.USERNAME,
+        widget=forms.RadioSelect, label="Match existing users by",
+        help_text="An email shared by several users links nobody (ambiguous).")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import uuid
 from collections import defaultdict
@@ -47,10 +48,12 @@ from accounts.models import DirectoryGroup, UserProfile
 from provisioning.inbound import SourceUser, apply_source_batch
 from provisioning.journal import JournalRecorder, finish_run, run_actor, start_run
 from provisioning.ldap import incremental
+from provisioning.ldap.alerts import alert_run
 from provisioning.ldap.client import DirectoryError
 from provisioning.ldap.directories import open_client, preset_of
 from provisioning.ldap.translate import (
     DirectoryGroupEntry,
+    decode_anchor,
     expand_memberships,
     translate_group,
     translate_user,
@@ -58,9 +61,11 @@ from provisioning.ldap.translate import (
 from provisioning.lifecycle import deactivate_due, source_actor, source_says_inactive
 from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source, UserBlock
 from provisioning.preview import user_diffs
+from provisioning.progress import record_progress
 from provisioning.resolve import source_links
 from provisioning.rules import SourceRecord
 
+log = logging.getLogger("idm.provisioning.sync")
 COUNT_KEYS = ("created", "updated", "unchanged", "blocked", "deactivated", "reactivated", "held", "errors")
 BATCH = 1000
 
@@ -119,6 +124,9 @@ class _State:
     skip_unchanged: bool = False
     group_changed: dict[str, str] = field(default_factory=dict)  # group DN -> its change mark
     high_water: str = ""
+    # An incremental run's anchor reconciliation: every anchor the user search matches now.
+    present: set[str] = field(default_factory=set)
+    written: int = 0  # entries handed to the identity service (progress)
 
 
 def _record(user, closure: dict[str, frozenset[str]], names: dict[str, str]) -> SourceRecord:
@@ -176,6 +184,30 @@ def _user_batches(client, directory: Directory, preset, closure, names, recorder
                     batch = []
     if batch:
         yield batch
+
+
+def _read_anchors(client, directory: Directory, preset, state: _State) -> None:
+    """Every anchor the user search matches now, and nothing else of the entries (``state.present``):
+    what an incremental run needs to find users deleted from or moved out of the directory's scope.
+    The client raises on a partial result, so a short answer never looks like deletions."""
+    anchor = preset.anchor.lower()
+    for base in directory.base_dns:
+        for page in client.search(base_dn=base, filter=preset.user_filter, attributes=(preset.anchor,),
+                                  page_size=directory.page_size):
+            for entry in page:
+                values = next((v for k, v in entry.attributes.items() if k.lower() == anchor and v), None)
+                if values is None:
+                    continue
+                try:
+                    state.present.add(decode_anchor(values[0], is_guid=preset.anchor_is_guid))
+                except MappingError:
+                    continue  # a full run refuses such an entry with its code
+
+
+def _reconcile_due(directory: Directory) -> bool:
+    """Whether an incremental run must also check every anchor (``Directory.reconcile_every``)."""
+    last = directory.last_reconciled_at
+    return last is None or timezone.now() - last >= directory.reconcile_every
 
 
 def _add_counts(state: _State, batch_counts: dict) -> None:
@@ -245,6 +277,7 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
             batch = [u for u in batch if linked.get(u.external_id) not in would_block]
     if batch:
         _add_counts(state, apply_source_batch(source=source, users=batch, run=run, dry_run=dry_run))
+        state.written += len(batch)
     if members:
         now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in members])
                           .values_list("external_id", "user_id"))
@@ -273,7 +306,7 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
     threshold (the returned message; "" when nothing was held)."""
     source = directory.source
     actor = run_actor(source_actor(source), run)
-    gone = _gone_user_ids(directory, state.seen) if complete else []
+    gone = _gone_user_ids(directory, state.seen | state.present) if complete else []
     active_states = (UserState.ACTIVE, UserState.INVITED)
     gone_active = set(UserProfile.objects.filter(user_id__in=gone, state__in=active_states)
                       .values_list("user_id", flat=True))
@@ -294,6 +327,7 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
         return message
     if state.deferred:
         _add_counts(state, apply_source_batch(source=source, users=state.deferred, run=run, dry_run=dry_run))
+        state.written += len(state.deferred)
     done = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
     for user_id in sorted(gone_active):
         recorder.add(subject="state", user_id=user_id, new="blocked", message="gone from the directory",
@@ -308,8 +342,12 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
 
 
 def _mirror_groups(directory: Directory, groups: list[DirectoryGroupEntry], closure, run: ProvisioningRun,
-                   state: _State) -> None:
-    """The directory's groups as the core's directory groups, with their nested user memberships."""
+                   state: _State, only: set[str] | None = None) -> None:
+    """The directory's groups as the core's directory groups, with their nested user memberships.
+
+    ``only`` (an incremental run): the DNs of the groups whose memberships may have changed (changed
+    groups and the groups they are nested in); the others keep theirs. Renames, new and deleted
+    groups are handled for all (groups are always read whole)."""
     source = directory.source
     actor = run_actor(source_actor(source), run)
     members: dict[str, set[int]] = defaultdict(set)
@@ -323,6 +361,8 @@ def _mirror_groups(directory: Directory, groups: list[DirectoryGroupEntry], clos
             dgroup = group_create(actor=actor, display_name=group.name[:255], external_id=group.anchor)
         elif dgroup.display_name != group.name[:255]:
             group_update(actor=actor, dgroup=dgroup, display_name=group.name[:255])
+        elif only is not None and group.dn not in only:
+            continue
         group_members_replace(actor=actor, dgroup=dgroup, user_ids=members.get(group.dn, ()))
     for dgroup in existing.values():  # gone from the directory (a complete read)
         group_delete(actor=actor, dgroup=dgroup)
@@ -344,6 +384,8 @@ def _finish_counts(run: ProvisioningRun, state: _State, dry_run: bool, is_increm
     counts["unchanged"] = len(seen_ids - touched)
     counts["read"] = len(state.seen)  # entries read (an incremental run reads only changed ones)
     counts["incremental"] = int(is_incremental)
+    if state.present:
+        counts["anchors_checked"] = len(state.present)
     return counts
 
 
@@ -370,7 +412,17 @@ def sync_directory(directory: Directory, *, dry_run: bool = False, force: bool =
             run.started_by_label = started_by[:255]
             run.save(update_fields=["started_by_label"])
         Directory.objects.filter(pk=directory.pk).update(last_run_started_at=run.started_at)
-        return _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
+        try:
+            run = _run(directory, run, lock, dry_run=dry_run, force=force, full=full)
+        except Exception:
+            try:  # the run is marked failed; an alert that cannot be sent must not hide the bug
+                run.refresh_from_db()
+                alert_run(run)
+            except Exception:  # noqa: BLE001
+                log.exception("directory sync %s: alert about the failure not sent", run.run_id)
+            raise
+        alert_run(run)
+        return run
     finally:
         lock.release()
 
@@ -388,52 +440,76 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
     state = _State(skip_unchanged=not full and bool(directory.applied_config_digest)
                    and directory.applied_config_digest == digest)
     is_incremental = _is_incremental(directory, full, state)
+    reconcile = is_incremental and _reconcile_due(directory)
+    if not is_incremental:  # an estimate for the progress bar: the users linked before this run
+        run.progress_total = source_links(directory.source).count()
+        ProvisioningRun.objects.filter(pk=run.pk).update(progress_total=run.progress_total)
     recorder = JournalRecorder(run)
     preset = preset_of(directory)
     user_filter = preset.user_filter
     if is_incremental:
         user_filter = f"(&{preset.user_filter}{incremental.changed_filter(preset, directory.high_water)})"
     usn = ""
+    mark_went_back = False
     try:
         with open_client(directory) as client:
             if preset.changed.lower() == incremental.USN:
                 # AD: the mark is the server's USN before reading, so nothing changed meanwhile is missed.
                 dse = client.read_root_dse(["highestCommittedUSN"])
                 usn = (dse.get("highestCommittedUSN") or [b""])[0].decode("ascii")
+                if is_incremental and usn.isdigit() and int(usn) < int(directory.high_water or 0):
+                    # The server's USN went backwards (a restore, or another DC behind the same name):
+                    # "changed since the mark" cannot be trusted, so this run reads everything.
+                    is_incremental, reconcile, user_filter = False, False, preset.user_filter
+                    mark_went_back = True
+            record_progress(run, phase="groups")
             groups = _read_groups(client, directory, preset, recorder, state)
             closure = expand_memberships(groups)
             names = {g.dn: g.name for g in groups}
             lock.heartbeat()
+            record_progress(run, phase="users", read=0)
             for batch in _user_batches(client, directory, preset, closure, names, recorder, state, user_filter):
                 _apply_batch(directory, batch, run, dry_run, closure, state)
+                lock.heartbeat()
+                record_progress(run, phase="users", read=len(state.seen), written=state.written)
+            if reconcile:
+                record_progress(run, phase="anchors")
+                _read_anchors(client, directory, preset, state)
                 lock.heartbeat()
         if preset.changed.lower() == incremental.USN:
             state.high_water = usn
         recorder.flush()
-        changed_groups = set()
+        changed_groups: set[str] = set()
+        affected: set[str] | None = None
         if is_incremental:
             changed_groups = {dn for dn, mark in state.group_changed.items()
                               if incremental.changed_since(preset, mark, directory.high_water)}
             if changed_groups:
+                affected = incremental.affected_groups(changed_groups, closure)
                 regrouped = incremental.regrouped_users(
-                    directory.source, affected=incremental.affected_groups(changed_groups, closure), closure=closure,
+                    directory.source, affected=affected, closure=closure,
                     names=names, skip=state.seen, member_user_ids=state.member_user_ids)
                 for start in range(0, len(regrouped), BATCH):
                     _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, closure, state)
                     lock.heartbeat()
-        else:
+        if not is_incremental or reconcile:
             linked = source_links(directory.source).count()
-            if not state.seen and linked and not force:
+            if not (state.seen | state.present) and linked and not force:
                 raise DirectoryError(
                     "empty_result",
                     f"The user search returned no entries while {linked} users are linked to this directory. "
                     "Check the base DN and the user filter; nobody was blocked or deactivated.",
                     field="user_filter",
                 )
-        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder, complete=not is_incremental)
+        record_progress(run, phase="lifecycle")
+        held = _finish_lifecycle(directory, run, dry_run, force, state, recorder,
+                                 complete=not is_incremental or reconcile)
+        record_progress(run, phase="lifecycle", written=state.written)
         if not dry_run and (not is_incremental or changed_groups):
-            _mirror_groups(directory, groups, closure, run, state)
+            record_progress(run, phase="mirror")
+            _mirror_groups(directory, groups, closure, run, state, only=affected)
         if not dry_run:
+            record_progress(run, phase="deactivating")
             state.counts["deactivated"] = deactivate_due(source=directory.source).deactivated
     except IdentityError as exc:
         recorder.flush()
@@ -452,9 +528,12 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
             # The held users must be looked at again by a full run: the next run is one.
             marks["last_full_at"] = None
         else:
-            marks["high_water"] = incremental.later(preset, directory.high_water, state.high_water)
+            marks["high_water"] = (state.high_water if mark_went_back
+                                   else incremental.later(preset, directory.high_water, state.high_water))
             if not is_incremental:
                 marks["last_full_at"] = run.started_at
+            if not is_incremental or reconcile:
+                marks["last_reconciled_at"] = run.started_at
         Directory.objects.filter(pk=directory.pk).update(**marks)
     if held:
         run.status, run.error = ProvisioningRun.Status.HELD, held

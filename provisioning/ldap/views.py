@@ -16,14 +16,16 @@ from accounts.exceptions import IdentityError
 from accounts.forms import add_identity_error
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
+from provisioning.journal import run_actor
 from provisioning.ldap.directories import directory_create, directory_update
-from provisioning.ldap.forms import DirectoryForm
+from provisioning.ldap.forms import DirectoryForm, LinkForm
+from provisioning.ldap.linking import link_existing_users, preview_linking
 from provisioning.ldap.probe import probe_directory
 from provisioning.models import Directory
 from provisioning.tasks import sync_directory_task
 
 requires_manage_identity = requires("manage_identity")
-_FIELD_MAP = {"timeouts": "page_size", "interval": "interval_hours"}
+_FIELD_MAP = {"timeouts": "page_size", "interval": "interval_hours", "reconcile_every": "reconcile_hours"}
 SYNC_MODES = {"sync": "Sync", "dry_run": "Dry run", "force": "Apply anyway"}
 
 
@@ -92,3 +94,29 @@ def directory_sync(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(request, f"{SYNC_MODES[mode]} started for {directory.source.name}; it appears under "
                               "Recent runs.")
     return redirect("provisioning:source_detail", pk=pk)
+
+
+@requires_manage_identity
+def directory_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """First-time linking of directory entries to existing idm users: preview (who would be linked,
+    who not and why), then "link these" (planned again, linked through the identity service as one
+    adoption run; the page redirects to its journal)."""
+    directory = get_object_or_404(Directory.objects.select_related("source"), source_id=pk)
+    form = LinkForm(request.POST or None)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        match_by = form.cleaned_data["match_by"]
+        try:
+            if request.POST.get("action") == "link":
+                actor = _actor(request)
+                run = link_existing_users(directory, match_by=match_by, actor=actor)
+                record_event(actor=run_actor(actor, run), action="directory_users_linked", target_type="source",
+                             target_id=pk, target_label=directory.source.name,
+                             new={"run": run.run_id, "match_by": match_by, **run.counts})
+                messages.success(request, f"Linked {run.counts['adopted']} user(s); the journal lists the others.")
+                return redirect("provisioning:run_detail", run_id=run.run_id)
+            preview = preview_linking(directory, match_by=match_by)
+        except IdentityError as exc:  # DirectoryError: bind, TLS, search — in plain words, with the code
+            messages.error(request, f"{exc.message} ({exc.code})")
+    return render(request, "provisioning/directory_link.html",
+                  {"directory": directory, "source": directory.source, "form": form, "preview": preview})
