@@ -66,9 +66,11 @@ def unlinked_candidates(directory: Directory) -> list[AdoptionCandidate]:
     return out
 
 
-def preview_linking(directory: Directory, *, match_by: str) -> LinkPreview:
-    """Who linking by ``match_by`` (``Source.AdoptBy``) would link now, and who not and why."""
-    decisions = plan_adoption(source=directory.source, candidates=unlinked_candidates(directory), match_by=match_by)
+def preview_linking(directory: Directory, *, match_by: str, actor: Actor | None = None) -> LinkPreview:
+    """Who linking by ``match_by`` (``Source.AdoptBy``) would link now, and who not and why, as ``actor``
+    would apply it (the same refusals as the apply: review F10)."""
+    decisions = plan_adoption(source=directory.source, candidates=unlinked_candidates(directory), match_by=match_by,
+                              actor=actor)
     matched = [d for d in decisions if d.code != "no_match"]
     return LinkPreview(match_by=match_by, matched=matched[:PREVIEW_ROWS], unmatched=len(decisions) - len(matched),
                        linkable=sum(d.adopt for d in matched), by_code=dict(Counter(d.code for d in matched)))
@@ -80,7 +82,8 @@ def link_existing_users(directory: Directory, *, match_by: str, actor: Actor) ->
     if match_by not in Source.AdoptBy.values:
         raise IdentityError("match_by_unknown", "Link by username or by email.", field="match_by")
     source = directory.source
-    decisions = plan_adoption(source=source, candidates=unlinked_candidates(directory), match_by=match_by)
+    decisions = plan_adoption(source=source, candidates=unlinked_candidates(directory), match_by=match_by,
+                              actor=actor)
     run = apply_adoption(source=source, candidates=[d.candidate for d in decisions if d.code != "no_match"],
                          actor=actor, match_by=match_by)
     if run.counts.get("adopted"):

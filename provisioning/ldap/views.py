@@ -115,7 +115,7 @@ def directory_link(request: HttpRequest, pk: int) -> HttpResponse:
                              new={"run": run.run_id, "match_by": match_by, **run.counts})
                 messages.success(request, f"Linked {run.counts['adopted']} user(s); the journal lists the others.")
                 return redirect("provisioning:run_detail", run_id=run.run_id)
-            preview = preview_linking(directory, match_by=match_by)
+            preview = preview_linking(directory, match_by=match_by, actor=_actor(request))
         except IdentityError as exc:  # DirectoryError: bind, TLS, search — in plain words, with the code
             messages.error(request, f"{exc.message} ({exc.code})")
     return render(request, "provisioning/directory_link.html",
