@@ -97,8 +97,10 @@ def _converter(field: models.Field) -> Callable[[Any], Any]:
         native: tuple[type, ...] = (bool,)
     elif isinstance(field, (models.CharField, models.TextField)):
         native = (str,)  # enum members (choices) are str subclasses: prep gives their value
-    elif isinstance(field, models.GenericIPAddressField):
-        native = ()  # an address goes through prep (normalised); only None (most events) skips it
+    elif isinstance(field, (models.GenericIPAddressField, models.JSONField)):
+        # An address is normalised and a JSON value adapted by prep; None is SQL NULL for both
+        # (JSONField.get_db_prep_save returns None as it is), the usual audit old_value / ip_address.
+        native = ()
     elif isinstance(field, models.IntegerField) or (
             isinstance(field, models.ForeignKey) and isinstance(field.target_field, models.IntegerField)):
         native = (int,)
