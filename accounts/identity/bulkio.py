@@ -132,8 +132,12 @@ def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 def _next_ids(model: type[models.Model], n: int) -> list[int]:
     """``n`` fresh primary keys from the table's sequence (ascending, as ``bulk_create`` assigns them)."""
     table, pk = model._meta.db_table, model._meta.pk.column
+    # The sequence is looked up once (a materialised CTE): ``pg_get_serial_sequence`` is only stable,
+    # so in the select list PostgreSQL would run its catalog lookup again for every id (about 15 us
+    # each, 16 ms for 2,000 ids instead of 2 ms; issue 7).
     with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, n])
+        cursor.execute("WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) "
+                       "SELECT nextval(s.seq) FROM s, generate_series(1, %s)", [table, pk, n])
         return sorted(row[0] for row in cursor.fetchall())
 
 
