@@ -35,9 +35,10 @@ def user_list(
     """Users the viewer may see, filtered and sorted. Sub-orgs are included in the org filter.
 
     Search finds each typed word anywhere in username, email, first or last name ("sales", "acme",
-    part of an email; "sam sel" finds Sam Seller). On PostgreSQL trigram GIN indexes keep it fast at
-    100k users (migration ``accounts/0009``); SQLite scans. ``source`` is a value of
-    ``user_source_choices``. Sorting always ends with the primary key so pagination is stable.
+    part of an email; "sam sel" finds Sam Seller). On PostgreSQL one trigram GIN index over the
+    fields' joined text (``UserSearchText``, migration ``accounts/0011``) keeps it fast at 100k
+    users; SQLite scans. ``source`` is a value of ``user_source_choices``. Sorting always ends with
+    the primary key so pagination is stable.
     """
     # Users without a profile (made by ``createsuperuser``) are listed too: not joining profiles
     # unless a filter needs them lets PostgreSQL walk the username index for the default order.
@@ -109,7 +110,7 @@ SEARCH_FIELDS = ("username", "email", "first_name", "last_name")
 
 class UserSearchText(Func):
     """A user's searchable text: ``SEARCH_FIELDS`` joined by a space, as
-    ``username::text || ' ' || email::text || ...`` (the same SQL on PostgreSQL and SQLite).
+    ``username::text || ' ' || email::text || ...`` (on SQLite the same without the casts).
 
     One trigram GIN index over ``UPPER()`` of this expression (migration ``accounts/0011``) serves
     the users-list search instead of one index per field, which made every user insert maintain
