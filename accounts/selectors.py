@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -39,9 +39,10 @@ def user_list(
     """Users the viewer may see, filtered and sorted. Sub-orgs are included in the org filter.
 
     Search finds each typed word anywhere in username, email, first or last name ("sales", "acme",
-    part of an email; "sam sel" finds Sam Seller). On PostgreSQL trigram GIN indexes keep it fast at
-    100k users (migration ``accounts/0009``); SQLite scans. ``source`` is a value of
-    ``user_source_choices``. Sorting always ends with the primary key so pagination is stable.
+    part of an email; "sam sel" finds Sam Seller). On PostgreSQL one trigram GIN index over the
+    fields' joined text (``UserSearchText``, migration ``accounts/0011``) keeps it fast at 100k
+    users; SQLite scans. ``source`` is a value of ``user_source_choices``. Sorting always ends with
+    the primary key so pagination is stable.
     """
     # Users without a profile (made by ``createsuperuser``) are listed too: not joining profiles
     # unless a filter needs them lets PostgreSQL walk the username index for the default order.
@@ -78,17 +79,16 @@ def _user_conditions(*, viewer: User, q: str, org: Organization | None, role: Ro
     profiles (``user="user__"``, ``profile=""``): one definition, so a count over profiles
     matches the list. Returns the conditions and whether any of them needs the profile."""
     from django.db.models.functions import Lower
-    from django.db.models.lookups import In
+    from django.db.models.lookups import IContains, In
 
     access = Access.of(viewer)
     scope = access.org_filter("view_directory", f"{profile}org__path")
     conditions: list = [scope]
     needs_profile = bool(scope) or org is not None or bool(source) or (bool(state) and state != "locked")
-    for term in search_terms(q):
-        conditions.append(
-            Q(**{f"{user}username__icontains": term}) | Q(**{f"{user}email__icontains": term})
-            | Q(**{f"{user}first_name__icontains": term}) | Q(**{f"{user}last_name__icontains": term})
-        )
+    if q:
+        text = UserSearchText(prefix=user)
+        for term in search_terms(q):
+            conditions.append(Q(IContains(text, term)))
     if org is not None:
         conditions.append(Q(**{f"{profile}org__path__startswith": org.path}))
     if role is not None:
@@ -106,6 +106,40 @@ def _user_conditions(*, viewer: User, q: str, org: Organization | None, role: Ro
 
 
 MAX_SEARCH_TERMS = 5
+
+# The fields a search word is looked for in, in the order of the search expression (migration
+# accounts/0011 indexes exactly this expression; change both together).
+SEARCH_FIELDS = ("username", "email", "first_name", "last_name")
+
+
+class UserSearchText(Func):
+    """A user's searchable text: ``SEARCH_FIELDS`` joined by a space, as
+    ``username::text || ' ' || email::text || ...`` (on SQLite the same without the casts).
+
+    One trigram GIN index over ``UPPER()`` of this expression (migration ``accounts/0011``) serves
+    the users-list search instead of one index per field, which made every user insert maintain
+    four GIN indexes (issue 7). A search word never holds whitespace (``search_terms`` splits on
+    it), so it can only match inside one field, never across the space between two: matching the
+    joined text gives exactly the users that matching any single field gives. The separator is in
+    the SQL text, not a parameter, so the query's expression is the index's expression.
+    """
+
+    arg_joiner = " || ' ' || "
+    template = "(%(expressions)s)"
+    output_field = CharField()
+
+    def __init__(self, *, prefix: str = "") -> None:
+        super().__init__(*(_AsText(F(f"{prefix}{name}")) for name in SEARCH_FIELDS))
+
+
+class _AsText(Func):
+    """``column::text`` (what the index expression says; a plain column on SQLite)."""
+
+    template = "%(expressions)s::text"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return compiler.compile(self.source_expressions[0])
 
 
 def search_terms(q: str) -> list[str]:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
@@ -53,7 +53,9 @@ def new_instance(model: type[models.Model], **values: Any) -> Any:
             init.append((f.attname, None if factory else f.get_default(), factory))
     row = {attname: values[attname] if attname in values else (factory() if factory is not None else default)
            for attname, default, factory in init}
-    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+    # ``receivers`` first: with no receiver at all (the usual case) skip ``has_listeners``' lookups.
+    if (pre_init.receivers or post_init.receivers) and (pre_init.has_listeners(model)
+                                                         or post_init.has_listeners(model)):
         return model(*row.values())
     obj = model.__new__(model)
     obj._state = ModelState()
@@ -82,26 +84,33 @@ def _converter(field: models.Field) -> Callable[[Any], Any]:
     """A function turning an attribute value into what psycopg's ``COPY`` takes: native values as
     they are (no per-value Django call), anything else through the field's ``get_db_prep_save``."""
     prep = field.get_db_prep_save
+    # The connection itself: passing the ``django.db.connection`` proxy would cost a thread-local
+    # lookup on each of the field's attribute reads, for every value.
+    db = connections[DEFAULT_DB_ALIAS]
     if isinstance(field, models.DateTimeField):
         def convert_datetime(value: Any) -> Any:
             if value is None or (type(value) is datetime.datetime and value.tzinfo is not None):
                 return value
-            return prep(value, connection)
+            return prep(value, db)
         return convert_datetime
     if isinstance(field, models.BooleanField):
         native: tuple[type, ...] = (bool,)
     elif isinstance(field, (models.CharField, models.TextField)):
         native = (str,)  # enum members (choices) are str subclasses: prep gives their value
+    elif isinstance(field, (models.GenericIPAddressField, models.JSONField)):
+        # An address is normalised and a JSON value adapted by prep; None is SQL NULL for both
+        # (JSONField.get_db_prep_save returns None as it is), the usual audit old_value / ip_address.
+        native = ()
     elif isinstance(field, models.IntegerField) or (
             isinstance(field, models.ForeignKey) and isinstance(field.target_field, models.IntegerField)):
         native = (int,)
     else:
-        return lambda value: prep(value, connection)
+        return lambda value: prep(value, db)
 
     def convert(value: Any) -> Any:
         if value is None or type(value) in native:
             return value
-        return prep(value, connection)
+        return prep(value, db)
     return convert
 
 
@@ -123,8 +132,12 @@ def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 def _next_ids(model: type[models.Model], n: int) -> list[int]:
     """``n`` fresh primary keys from the table's sequence (ascending, as ``bulk_create`` assigns them)."""
     table, pk = model._meta.db_table, model._meta.pk.column
+    # The sequence is looked up once (a materialised CTE): ``pg_get_serial_sequence`` is only stable,
+    # so in the select list PostgreSQL would run its catalog lookup again for every id (about 15 us
+    # each, 16 ms for 2,000 ids instead of 2 ms; issue 7).
     with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, n])
+        cursor.execute("WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) "
+                       "SELECT nextval(s.seq) FROM s, generate_series(1, %s)", [table, pk, n])
         return sorted(row[0] for row in cursor.fetchall())
 
 
@@ -145,7 +158,8 @@ def insert_objects(model: type[models.Model], objs: Sequence[models.Model]) -> N
     stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
     now = timezone.now()
     for obj in objs:
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        if obj._state.fields_cache:  # it only acts on related objects in this cache
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")
         for f in stamped:
             setattr(obj, f.attname, now)
     plan = [(f.attname, _converter(f)) for f in fields]
