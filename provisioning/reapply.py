@@ -13,6 +13,7 @@ goes through ``provisioning.lifecycle``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.db import transaction
@@ -28,6 +29,7 @@ from provisioning.preview import UNCHANGED, UserDiff, user_diffs
 from provisioning.resolve import source_links
 
 BATCH = 1000
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 def _org_for(diff: UserDiff, created: dict, actor, recorder: JournalRecorder, dry_run: bool) -> int | None:
@@ -127,6 +129,7 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
         pending.clear()
 
     done = 0
+    progress_due = time.monotonic() + PROGRESS_EVERY_SECONDS
     for diff in user_diffs(source=source, rules=source.rule_set(), org_policy=source.org_policy(),
                            user_ids=user_ids, records=records):
         done += 1
@@ -141,7 +144,9 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
             pending.append(diff)
         if len(pending) >= batch_size:
             flush()
-        if done % batch_size == 0:
+        if done % batch_size == 0 and time.monotonic() >= progress_due:
+            # At most once a second: each update is a commit, and the progress bar polls no faster.
+            progress_due = time.monotonic() + PROGRESS_EVERY_SECONDS
             ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
             if on_progress:
                 on_progress(done)
