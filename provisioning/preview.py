@@ -24,7 +24,7 @@ from accounts.identity.types import UserState
 from accounts.models import Role
 from provisioning.models import RoleGrant, Source, UserBlock
 from provisioning.resolve import RECORD_KEY, resolve_org, role_catalogue, source_links, stored_record
-from provisioning.rules import OrgPolicy, Outcome, Rule, RuleSet, SourceRecord, _canonical, evaluate
+from provisioning.rules import OrgPolicy, Outcome, Rule, RuleSet, SourceRecord, evaluate, is_canonical
 
 CHUNK = 2000
 KINDS = ("org", "gain", "lose", "inactive", "reactivate", "error")
@@ -242,10 +242,10 @@ class _Evaluator:
         dn = _loads(next(texts)) if self.reads.dn else ""
         if dn is None:
             dn = ""
-        if type(dn) is not str or (dn and not _canonical(dn)):
+        if type(dn) is not str or (dn and not is_canonical(dn)):
             return None
         groups = _loads(next(texts)) if self.reads.groups else []
-        if type(groups) is not list or not all(type(g) is str and _canonical(g) for g in groups):
+        if type(groups) is not list or not all(type(g) is str and is_canonical(g) for g in groups):
             return None
         attributes = {}
         for name, text in zip(self.reads.attributes, texts, strict=True):

@@ -106,6 +106,12 @@ def _canonical(text: str) -> bool:
             and "= " not in text and " =" not in text and "\\" not in text)
 
 
+def is_canonical(text: str) -> bool:
+    """Is a stored name or DN already in canonical form (``SourceRecord.from_json``'s fast path, and
+    the stored-record fast path of ``provisioning.preview``)?"""
+    return _canonical(text)
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
