@@ -263,7 +263,8 @@ class UserRolesForm(forms.Form):
                 return role.slug in held
             return str(role.pk) in posted
 
-        self.rows = [{"role": r, "checked": checked(r), "assignable": r.slug in self.assignable} for r in all_roles]
+        self.rows = [{"role": r, "checked": checked(r), "assignable": r.slug in self.assignable, "held": r.slug in held}
+                     for r in all_roles]
 
     def target_slugs(self) -> set[str]:
         chosen = {r.slug for r in self.cleaned_data["roles"]}

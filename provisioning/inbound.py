@@ -24,8 +24,8 @@ from typing import Any
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, start_run
-from provisioning.lifecycle import source_actor, source_says_inactive
-from provisioning.models import JournalEntry, ProvisioningRun, Source
+from provisioning.lifecycle import journal_states, source_actor, source_says_inactive
+from provisioning.models import ProvisioningRun, Source
 from provisioning.reapply import apply_rules
 from provisioning.resolve import link_raw, resolve_org, role_catalogue, source_links
 from provisioning.rules import RuleSet, SourceRecord, evaluate
@@ -109,14 +109,16 @@ def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_ru
         seen = {u.external_id for u in users}
         gone = list(source_links(source).exclude(external_id__in=seen).values_list("user_id", flat=True))
         counts["gone"] = len(gone)
-        recorder = JournalRecorder(run)
-        for user_id in gone:
-            recorder.add(subject="state", user_id=user_id, new="blocked", message="gone from the source",
-                         result=JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED)
-        recorder.flush()
-        if not dry_run and gone:
-            counts["blocked"] += source_says_inactive(source=source, user_ids=gone, actor=actor,
-                                                      reason="gone from the source").blocked
+        if gone:
+            # Journaled from what the service did (or would do): a refused block is "refused", and a
+            # user already blocked or deactivated is not blocked again run after run.
+            outcome = source_says_inactive(source=source, user_ids=gone, actor=actor, dry_run=dry_run,
+                                           reason="gone from the source")
+            counts["blocked"] += outcome.blocked
+            counts["refused"] += outcome.refused
+            recorder = JournalRecorder(run)
+            journal_states(recorder, outcome, new="blocked", dry_run=dry_run, message="gone from the source")
+            recorder.flush()
     return counts
 
 

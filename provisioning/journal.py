@@ -11,7 +11,7 @@ records the same entries as ``planned`` while the service writes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -172,11 +172,14 @@ def _matched_user_ids(changes: Sequence[IdentityChange]) -> set[int]:
 
 
 def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: ProvisioningRun,
-                    dry_run: bool = False, batch_size: int = 1000, track_progress: bool = True) -> dict[str, int]:
+                    dry_run: bool = False, batch_size: int = 1000, track_progress: bool = True,
+                    on_refused: Callable[[IdentityChange, Any], None] | None = None) -> dict[str, int]:
     """Apply ``changes`` through the identity service as part of ``run`` and journal them.
 
     Works batch by batch (state read before each batch, then the service's bulk path), so memory
     stays flat; returns the counts (created/updated/unchanged/refused). Dry runs write only the journal.
+    ``on_refused(change, error)`` is called for each change the service refused (also in a dry run),
+    so a caller journaling more about a change (a grant row it ends) records the real outcome.
     """
     from accounts.identity.service import apply_identity_changes
 
@@ -189,8 +192,10 @@ def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: Pro
         before = snapshot_users(_matched_user_ids(batch))
         results = apply_identity_changes(changes=batch, actor=actor, dry_run=dry_run, batch_size=batch_size).results
         record_change_results(recorder, changes=batch, results=results, before=before, dry_run=dry_run)
-        for result in results:
+        for change, result in zip(batch, results, strict=True):
             counts[result.status] += 1
+            if on_refused is not None and result.status == "refused":
+                on_refused(change, result.error)
         if track_progress:
             run.progress_done += len(batch)
             ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=run.progress_done)

@@ -22,6 +22,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.exceptions import IdentityError
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode, UserState
 from accounts.models import UserProfile
@@ -36,6 +37,10 @@ def source_actor(source: Source, *, job_id: str = "") -> Actor:
 
 @dataclass
 class LifecycleCounts:
+    """What a lifecycle call did. ``changed``: users whose state the service changed (or, in a dry run,
+    would change); ``refusals``: users whose state change the service refused, with its error -- what
+    a run journals per user (``journal_states``), so a refused block is never reported as applied."""
+
     blocked: int = 0
     deactivated: int = 0
     unblocked: int = 0
@@ -43,31 +48,58 @@ class LifecycleCounts:
     kept_admin_block: int = 0
     refused: int = 0
     errors: list[str] = field(default_factory=list)
+    changed: set[int] = field(default_factory=set)
+    refusals: dict[int, IdentityError] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if k != "errors"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("errors", "changed", "refusals")}
 
 
-def _apply_states(changes: list[IdentityChange], actor: Actor, counts: LifecycleCounts) -> set[int]:
+def _apply_states(changes: list[IdentityChange], actor: Actor, counts: LifecycleCounts,
+                  dry_run: bool = False) -> set[int]:
     """Apply state changes; the ids of users whose change was accepted (or was already in place)."""
     done: set[int] = set()
     if not changes:
         return done
-    for change, result in zip(changes, apply_identity_changes(changes=changes, actor=actor).results, strict=True):
+    results = apply_identity_changes(changes=changes, actor=actor, dry_run=dry_run).results
+    for change, result in zip(changes, results, strict=True):
         if result.status == "refused":
             counts.refused += 1
             counts.errors.append(f"{change.user_id}: {result.error.code}")
+            counts.refusals[change.user_id] = result.error
         else:
             done.add(change.user_id)
+            if result.status == "updated":
+                counts.changed.add(change.user_id)
     return done
 
 
+def journal_states(recorder: JournalRecorder, counts: LifecycleCounts, *, new: str, dry_run: bool,
+                   labels: dict[int, str] | None = None, message: str = "") -> None:
+    """One ``state`` journal entry per user a lifecycle call changed or was refused for: the real
+    outcome (the service's code and message for a refusal), never "applied" for a change that did
+    not happen. Users already in the state asked for get no entry."""
+    done = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
+    labels = labels or {}
+    for uid in sorted(counts.changed | set(counts.refusals)):
+        error = counts.refusals.get(uid)
+        if error is None:
+            recorder.add(subject="state", user_id=uid, user_label=labels.get(uid, ""), new=new, result=done,
+                         message=message)
+        else:
+            recorder.add(subject="state", user_id=uid, user_label=labels.get(uid, ""), new=new,
+                         result=JournalEntry.Result.REFUSED, code=getattr(error, "code", "refused"),
+                         message=getattr(error, "message", str(error)))
+
+
 def source_says_inactive(*, source: Source, user_ids: Iterable[int], reason: str = "inactive at the source",
-                         actor: Actor | None = None, now: datetime | None = None) -> LifecycleCounts:
+                         actor: Actor | None = None, now: datetime | None = None,
+                         dry_run: bool = False) -> LifecycleCounts:
     """Block the users now and schedule their deactivation after the source's grace period.
 
     A user an admin already blocked stays blocked by the admin (the row keeps the admin's name and
     reason) but gets the deactivation date too: the source still says the user is gone.
+    ``dry_run``: ask the service what it would do (refusals included) and write nothing.
     """
     actor = actor or source_actor(source)
     now = now or timezone.now()
@@ -79,9 +111,12 @@ def source_says_inactive(*, source: Source, user_ids: Iterable[int], reason: str
     to_block = [uid for uid in ids if states.get(uid) in (UserState.ACTIVE, UserState.INVITED)]
     with transaction.atomic():
         blocked = _apply_states(
-            [IdentityChange(user_id=uid, state=UserState.BLOCKED, mode=Mode.UPDATE) for uid in to_block], actor, counts
+            [IdentityChange(user_id=uid, state=UserState.BLOCKED, mode=Mode.UPDATE) for uid in to_block], actor, counts,
+            dry_run=dry_run,
         )
         counts.blocked = len(blocked)
+        if dry_run:
+            return counts
         for uid in ids:
             state = states.get(uid)
             block = blocks.get(uid)
@@ -102,10 +137,12 @@ def source_says_inactive(*, source: Source, user_ids: Iterable[int], reason: str
     return counts
 
 
-def source_says_active(*, source: Source, user_ids: Iterable[int], actor: Actor | None = None) -> LifecycleCounts:
+def source_says_active(*, source: Source, user_ids: Iterable[int], actor: Actor | None = None,
+                       dry_run: bool = False) -> LifecycleCounts:
     """Lift this source's blocks: unblock within the grace period, reactivate after it.
 
     Admin blocks stay; a deactivation the source had scheduled on top of one is cancelled.
+    ``dry_run``: ask the service what it would do (refusals included) and write nothing.
     """
     actor = actor or source_actor(source)
     counts = LifecycleCounts()
@@ -115,13 +152,16 @@ def source_says_active(*, source: Source, user_ids: Iterable[int], actor: Actor 
     ours = [uid for uid, b in blocks.items() if b.source_id == source.pk]
     with transaction.atomic():
         done = _apply_states(
-            [IdentityChange(user_id=uid, state=UserState.ACTIVE, mode=Mode.UPDATE) for uid in ours], actor, counts
+            [IdentityChange(user_id=uid, state=UserState.ACTIVE, mode=Mode.UPDATE) for uid in ours], actor, counts,
+            dry_run=dry_run,
         )
         for uid in done:
             if states.get(uid) == UserState.DEACTIVATED:
                 counts.reactivated += 1
             elif states.get(uid) == UserState.BLOCKED:
                 counts.unblocked += 1
+        if dry_run:
+            return counts
         UserBlock.objects.filter(user_id__in=done, source=source).delete()
         admin_blocked = [uid for uid, b in blocks.items() if b.source_id is None]
         counts.kept_admin_block = len(admin_blocked)
@@ -166,6 +206,13 @@ def deactivate_due(*, now: datetime | None = None, limit: int = 5000, source: So
                 recorder.add(subject="state", user_id=uid, user_label=names.get(uid, ""), old=UserState.BLOCKED.value,
                              new=UserState.DEACTIVATED.value, result=JournalEntry.Result.APPLIED,
                              message="grace period over" if source_id in sources else "blocked by an admin")
+            for uid in wanted:  # refused by the service (e.g. the last admin): journaled as refused
+                error = counts.refusals.get(uid)
+                if error is not None:
+                    recorder.add(subject="state", user_id=uid, user_label=names.get(uid, ""),
+                                 old=UserState.BLOCKED.value, new=UserState.DEACTIVATED.value,
+                                 result=JournalEntry.Result.REFUSED, code=getattr(error, "code", "refused"),
+                                 message=getattr(error, "message", str(error)))
         # The row stays (who blocked and why); only the pending deactivation is cleared.
         UserBlock.objects.filter(pk__in=[pk for pk, _, _ in due]).update(deactivate_after=None)
         if run is not None:

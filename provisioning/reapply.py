@@ -13,6 +13,7 @@ goes through ``provisioning.lifecycle``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -23,12 +24,13 @@ from accounts.identity.orgs import org_create
 from accounts.identity.types import UNSET, IdentityChange, Mode
 from accounts.models import Organization
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, run_actor, start_run
-from provisioning.lifecycle import source_actor, source_says_active, source_says_inactive
+from provisioning.lifecycle import journal_states, source_actor, source_says_active, source_says_inactive
 from provisioning.models import JournalEntry, ProvisioningRun, Source
 from provisioning.preview import UNCHANGED, UserDiff, user_diffs
 from provisioning.resolve import source_links
 
 BATCH = 1000
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 def _org_for(diff: UserDiff, created: dict, actor, recorder: JournalRecorder, dry_run: bool) -> int | None:
@@ -91,36 +93,46 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
                                               roles_remove=diff.lose, grants_release=diff.grants_release,
                                               org_id=org_id if org_id is not None else UNSET,
                                               ref=diff.username))
+        refusals: dict[int, IdentityError] = {}
         with transaction.atomic():
-            result_counts = apply_journaled(changes=changes, actor=actor, run=run, dry_run=dry_run,
-                                            batch_size=batch_size, track_progress=False) if changes else {}
+            result_counts = apply_journaled(
+                changes=changes, actor=actor, run=run, dry_run=dry_run, batch_size=batch_size, track_progress=False,
+                on_refused=lambda change, error: refusals.__setitem__(change.user_id, error),
+            ) if changes else {}
             counts["updated"] += result_counts.get("updated", 0)
             counts["refused"] += result_counts.get("refused", 0)
+        accepted = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
         for diff in pending:
             if diff.grants_release:  # the role stays (another grant holds it); the source's grant ends
+                error = refusals.get(diff.user_id)
+                # The grant row ends only if the service accepted the user's change: a refusal (the
+                # privilege rule, the last admin...) leaves it, and the journal says so.
                 recorder.add(subject="role_grant", user_id=diff.user_id, user_label=diff.username,
                              old=sorted(diff.grants_release), new=None, ref=diff.username,
-                             message="no longer granted by the source; still held through another grant",
-                             result=JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED)
+                             message=getattr(error, "message", str(error)) if error else
+                             "no longer granted by the source; still held through another grant",
+                             code=getattr(error, "code", "refused") if error else "",
+                             result=JournalEntry.Result.REFUSED if error else accepted)
+        labels = {d.user_id: d.username for d in pending}
         inactive = [d.user_id for d in pending if d.inactive]
         back = [d.user_id for d in pending if d.reactivate]
-        for diff in pending:
-            if diff.inactive or diff.reactivate:
-                recorder.add(subject="state", user_id=diff.user_id, user_label=diff.username,
-                             new="blocked" if diff.inactive else "active", ref=diff.username,
-                             result=JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED)
-        if not dry_run:
-            counts["blocked"] += source_says_inactive(source=source, user_ids=inactive, actor=actor,
-                                                      reason="inactive by the source's rules").blocked
-            back_counts = source_says_active(source=source, user_ids=back, actor=actor)
+        # Journaled from what the lifecycle (the identity service) really did, in a dry run too.
+        if inactive:
+            blocked = source_says_inactive(source=source, user_ids=inactive, actor=actor, dry_run=dry_run,
+                                           reason="inactive by the source's rules")
+            counts["blocked"] += blocked.blocked
+            counts["refused"] += blocked.refused
+            journal_states(recorder, blocked, new="blocked", dry_run=dry_run, labels=labels)
+        if back:
+            back_counts = source_says_active(source=source, user_ids=back, actor=actor, dry_run=dry_run)
             counts["reactivated"] += back_counts.unblocked + back_counts.reactivated
-        else:
-            counts["blocked"] += len(inactive)
-            counts["reactivated"] += len(back)
+            counts["refused"] += back_counts.refused
+            journal_states(recorder, back_counts, new="active", dry_run=dry_run, labels=labels)
         recorder.flush()
         pending.clear()
 
     done = 0
+    progress_due = time.monotonic() + PROGRESS_EVERY_SECONDS
     for diff in user_diffs(source=source, rules=source.rule_set(), org_policy=source.org_policy(),
                            user_ids=user_ids, records=records):
         done += 1
@@ -135,7 +147,9 @@ def apply_rules(*, source: Source, run: ProvisioningRun, dry_run: bool = False, 
             pending.append(diff)
         if len(pending) >= batch_size:
             flush()
-        if done % batch_size == 0:
+        if done % batch_size == 0 and time.monotonic() >= progress_due:
+            # At most once a second: each update is a commit, and the progress bar polls no faster.
+            progress_due = time.monotonic() + PROGRESS_EVERY_SECONDS
             ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=done)
             if on_progress:
                 on_progress(done)

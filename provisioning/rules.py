@@ -104,6 +104,12 @@ def _canonical(text: str) -> bool:
             and "= " not in text and " =" not in text and "\\" not in text)
 
 
+def is_canonical(text: str) -> bool:
+    """Is a stored name or DN already in canonical form (``SourceRecord.from_json``'s fast path, and
+    the stored-record fast path of ``provisioning.preview``)?"""
+    return _canonical(text)
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -417,6 +423,29 @@ class RuleSet:
         (100k users of a directory fall into few such classes)."""
         org_part = record.first(policy.attribute) if policy.mode == OrgMode.ATTRIBUTE else None
         return (record.active, org_part, *(c.relevant(record) for c in self._conditions))
+
+    def reads(self, policy: OrgPolicy) -> RecordParts:
+        """The parts of a record ``evaluate`` (and ``relevant``) can look at with these rules and
+        ``policy``: a record holding only those parts gets the same outcome as the whole record, so a
+        caller may load just them (``provisioning.preview`` reads them out of the stored JSON)."""
+        attributes = {c._attribute_key for c in self._conditions
+                      if c.kind in (ConditionKind.ATTRIBUTE_EQUALS, ConditionKind.ATTRIBUTE_MATCHES)}
+        if policy.mode == OrgMode.ATTRIBUTE and policy.attribute:
+            attributes.add(policy.attribute.strip().casefold())
+        return RecordParts(
+            attributes=tuple(sorted(attributes)),
+            groups=any(c.kind == ConditionKind.MEMBER_OF_GROUP for c in self._conditions),
+            dn=any(c.kind == ConditionKind.DN_UNDER for c in self._conditions),
+        )
+
+
+@dataclass(frozen=True)
+class RecordParts:
+    """Which parts of a ``SourceRecord`` a rule set reads (``RuleSet.reads``); ``active`` always."""
+
+    attributes: tuple[str, ...] = ()
+    groups: bool = False
+    dn: bool = False
 
 
 def _reason(code: str, rule: Rule | None = None, detail: str = "") -> Reason:

@@ -252,6 +252,24 @@ class BatchState:
         mine = self.actor_source_id
         return frozenset(slug for slug, source_id in self.grant_rows.get(user_id, ()) if source_id != mine)
 
+    @cached_property
+    def _enabled_source_names(self) -> dict[int, str]:
+        from provisioning.models import Source as ProvisioningSource
+
+        return dict(ProvisioningSource.objects.filter(enabled=True).values_list("pk", "name"))
+
+    def source_grants(self, user_id: int) -> dict[str, list[str]]:
+        """Roles of ``user_id`` an enabled provisioning source grants: role slug -> source names."""
+        rows = self.grant_rows.get(user_id, ())
+        if not any(source_id is not None for _, source_id in rows):
+            return {}
+        names = self._enabled_source_names
+        out: dict[str, list[str]] = defaultdict(list)
+        for slug, source_id in sorted(rows, key=lambda row: (row[0], names.get(row[1] or 0, ""))):
+            if source_id in names:
+                out[slug].append(names[source_id])
+        return dict(out)
+
     def manual_grants(self, user_id: int) -> frozenset[str]:
         """Roles of ``user_id`` with a manual grant row."""
         return frozenset(slug for slug, source_id in self.grant_rows.get(user_id, ()) if source_id is None)

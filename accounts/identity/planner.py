@@ -416,6 +416,9 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             target = set(state.orgs.default_role_slugs(profile.org_id))
             plan.warnings.append("no roles given: the organization's default roles apply")
         added, removed = target - current.role_slugs, current.role_slugs - target
+        if removed and actor.type == "user":  # a person, in the console or an upload (one query per batch)
+            policy.check_source_granted_roles_kept(actor, removed=[state.roles.by_slug[s] for s in sorted(removed)],
+                                                   source_grants=state.source_grants(user.pk))
         if actor.source in policy.PROVIDER_SOURCES and (removed or change.grants_release):
             # A source takes away only what nothing else grants: a role also granted by hand or by
             # another source stays, and only this source's grant row goes.

@@ -8,7 +8,7 @@ this module in ``privilege.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from accounts.exceptions import PolicyDenied, ValidationFailed
@@ -145,6 +145,26 @@ def split_default_roles(access: Any, roles: Iterable[Any], org: Any) -> tuple[li
     for role in roles:
         (given if holds_role_powers(access, role, org) else skipped).append(role)
     return given, skipped
+
+
+def check_source_granted_roles_kept(actor: Actor, *, removed: Iterable[Any], source_grants: Mapping[str, Sequence[str]]) -> None:
+    """A person does not remove by hand a role an enabled provisioning source grants (issue 8): the
+    source would grant it again on its next run, so the removal would not last. Like Okta's and
+    Entra's group-based assignments, it is changed where it comes from: the source's rules or the
+    user's data at the source (or the source is disabled). ``removed``: the ``Role`` objects the
+    change takes away; ``source_grants``: role slug -> names of the sources granting it."""
+    if actor.type != "user" or actor.source in PROVIDER_SOURCES:
+        return
+    for role in removed:
+        sources = source_grants.get(role.slug)
+        if sources:
+            raise PolicyDenied(
+                "role_granted_by_source",
+                f"{role.name} is granted by the provisioning source {' and '.join(sources)}: remove it by "
+                "changing the source's rules or the user's data at the source; removed here, the source would "
+                "grant it again.",
+                field="roles",
+            )
 
 
 def check_self_role_change(actor: Actor, *, is_self: bool) -> None:

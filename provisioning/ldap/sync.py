@@ -58,7 +58,7 @@ from provisioning.ldap.translate import (
     translate_group,
     translate_user,
 )
-from provisioning.lifecycle import deactivate_due, source_actor, source_says_inactive
+from provisioning.lifecycle import deactivate_due, journal_states, source_actor, source_says_inactive
 from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source, UserBlock
 from provisioning.preview import user_diffs
 from provisioning.progress import record_progress
@@ -328,16 +328,14 @@ def _finish_lifecycle(directory: Directory, run: ProvisioningRun, dry_run: bool,
     if state.deferred:
         _add_counts(state, apply_source_batch(source=source, users=state.deferred, run=run, dry_run=dry_run))
         state.written += len(state.deferred)
-    done = JournalEntry.Result.PLANNED if dry_run else JournalEntry.Result.APPLIED
-    for user_id in sorted(gone_active):
-        recorder.add(subject="state", user_id=user_id, new="blocked", message="gone from the directory",
-                     result=done)
+    if gone:
+        # Journaled from what the service did (or would do): a refused block is "refused", never "applied".
+        outcome = source_says_inactive(source=source, user_ids=gone, actor=actor, dry_run=dry_run,
+                                       reason="gone from the directory")
+        state.counts["blocked"] += outcome.blocked
+        state.counts["errors"] += outcome.refused
+        journal_states(recorder, outcome, new="blocked", dry_run=dry_run, message="gone from the directory")
     recorder.flush()
-    if dry_run:
-        state.counts["blocked"] += len(gone_active)
-    elif gone:
-        state.counts["blocked"] += source_says_inactive(source=source, user_ids=gone, actor=actor,
-                                                        reason="gone from the directory").blocked
     return ""
 
 

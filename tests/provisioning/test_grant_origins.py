@@ -11,7 +11,7 @@ from django.urls import reverse
 from accounts.identity.service import apply_identity_change, apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode
 from accounts.models import Role
-from provisioning.models import RoleGrant
+from provisioning.models import RoleGrant, Source
 from provisioning.rules import SourceRecord
 from tests.provisioning.conftest import provider_actor
 
@@ -41,6 +41,9 @@ def test_provider_grant_records_the_source_and_removal_deletes_rows(source_facto
     # help-desk is new; console-user was held by hand and the source now grants it too.
     assert grants(ann) == {("console-user", None), ("console-user", source.slug), ("help-desk", source.slug)}
     assert RoleGrant.objects.get(user=ann, role__slug="help-desk").granted_by_label == "Okta"
+    # An enabled source's grant is not removed by hand (test_manual_removal.py); once the source
+    # is disabled, removing the role deletes every grant row of it.
+    Source.objects.filter(pk=source.pk).update(enabled=False)
     apply_identity_change(change=IdentityChange(user_id=ann.pk, mode=Mode.UPDATE,
                                                 roles_remove=frozenset({"console-user"})), actor=admin_actor)
     assert grants(ann) == {("help-desk", source.slug)}
