@@ -24,6 +24,13 @@ CONFLICT_DETAILS = {
 }
 
 
+# Guards' refusals (``PolicyDenied`` codes) as a journal records them: the provider may not make this
+# change, which SCIM calls "mutability" (as ``from_identity`` does for a raised ``PolicyDenied``).
+POLICY_CODES = frozenset({"out_of_scope", "target_more_privileged", "role_not_from_source", "cloud_admin",
+                          "last_admin", "last_admin_sso", "break_glass", "role_not_assignable",
+                          "owned_by_other_source", "adoption_not_allowed", "self_lockout"})
+
+
 class ScimError(Exception):
     """An error answered as a SCIM error document with ``status`` and (for 400/409) ``scim_type``."""
 
@@ -49,7 +56,7 @@ class ScimError(Exception):
         """A refusal recorded in a run's journal (code and message only)."""
         if code in CONFLICT_CODES:
             return cls(409, CONFLICT_DETAILS.get(code, message), "uniqueness")
-        if code.endswith("not_owner") or code == "out_of_scope":
+        if code.endswith("not_owner") or code in POLICY_CODES:
             return cls(400, message, "mutability")
         return cls(400, message, "invalidValue")
 

@@ -121,12 +121,20 @@ def _source_user(scim_id: str, doc: dict, groups: list[str], *, profile: bool = 
     )
 
 
+# Journal subjects whose refusal fails the request: the identity change itself, and the block or
+# unblock that active=false / DELETE / active=true asks for. A provider told "204" for a DELETE the
+# service refused would believe the user deprovisioned (review F4): it gets the refusal instead.
+_REFUSAL_FAILS_REQUEST = ("change", "state")
+
+
 def _apply_users(source: Source, users: list[SourceUser], request_id: str) -> ProvisioningRun:
-    """Apply through the core; the first refused identity change becomes the request's error."""
+    """Apply through the core; the first refused identity change or state change becomes the
+    request's error (the caller's transaction then rolls the whole request back)."""
     run = apply_source_users(source=source, users=users, kind=SCIM_RUN, request_id=request_id)
     if not run.counts.get("refused"):
         return run
-    refused = (JournalEntry.objects.filter(run=run, result=JournalEntry.Result.REFUSED, subject="change")
+    refused = (JournalEntry.objects.filter(run=run, result=JournalEntry.Result.REFUSED,
+                                           subject__in=_REFUSAL_FAILS_REQUEST)
                .order_by("id").values_list("code", "message").first())
     if refused:
         raise ScimError.from_refusal(*refused)
