@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from provisioning import converters  # noqa: F401  (registers <server_id:>)
 from provisioning.scim import discovery, views
 from provisioning.scim.views import scim_endpoint
 
@@ -10,10 +11,10 @@ app_name = "scim"
 urlpatterns = [
     path("Users", views.users, name="users"),
     path("Users/.search", views.users_search, name="users_search"),
-    path("Users/<str:scim_id>", views.user, name="user"),
+    path("Users/<server_id:scim_id>", views.user, name="user"),
     path("Groups", views.groups, name="groups"),
     path("Groups/.search", views.groups_search, name="groups_search"),
-    path("Groups/<str:scim_id>", views.group, name="group"),
+    path("Groups/<server_id:scim_id>", views.group, name="group"),
     path(".search", views.root_search, name="search"),
     path("ServiceProviderConfig", scim_endpoint(discovery.service_provider_config), name="spc"),
     path("ResourceTypes", scim_endpoint(discovery.resource_types), name="resource_types"),
