@@ -74,9 +74,8 @@ def send_admin_role_alerts(grants: list[dict]) -> int:
         when = timezone.localtime(g["at"]) if g["at"] else timezone.localtime()
         lines.append(f"- {g['username']} was granted {g['role']} in {_org_of(g['username'])}\n"
                      f"  on {when:%Y-%m-%d %H:%M %Z} by {g['by']} (source: {g['source']}).")
-    first = grants[0]
-    subject = (f"idm: {first['username']} was granted {first['role']}" if len(grants) == 1
-               else f"idm: {len(grants)} admin roles granted")
+    # Fixed text: usernames come from admins and providers, and idm's sender must not say their words.
+    subject = "idm: admin role granted" if len(grants) == 1 else f"idm: {len(grants)} admin roles granted"
     body = ("An administrator role was granted in idm.\n\n" + "\n".join(lines) +
             f"\n\nReview it in the console: {settings.IDM_BASE_URL}/audit/?action=user.role_added\n"
             "You get this email because you are a Customer Cloud Admin.\n")

@@ -7,6 +7,13 @@ the directory, the counts and the run's error (the same words the console shows;
 or password) and links the run's journal, where the held users are listed, and the directory page
 with "Apply anyway". The console alert is ``ops.dashboard.directory_sync_alerts``. A failure to send
 is logged and audited (``alert.send_failed``); it never changes the run.
+
+The subject is fixed text chosen by idm ("idm: directory sync held" / "idm: directory sync failed"):
+the directory's name is chosen by an admin, and a name such as "ACTION REQUIRED - verify admin login
+at https://..." in the subject of a mail from idm's own sender is a ready-made phishing message
+(second review, N7). In the plain-text body the name, the run's error and the starter are quoted as
+data by ``ops.mail.mail_data`` (URL-like text is defanged so mail clients do not turn it into a
+link); the only links are idm's own pages under ``IDM_BASE_URL``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from django.urls import reverse
 
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
+from ops.mail import mail_data
 from provisioning.app_settings import app_settings
 from provisioning.models import ProvisioningRun
 
@@ -38,22 +46,23 @@ def alert_message(run: ProvisioningRun) -> tuple[str, str]:
     """(subject, body) of the alert for ``run``."""
     from provisioning.ldap.sync import count_line
 
-    name = run.source.name if run.source else "a directory"
+    name = f"the directory {mail_data(run.source.name)}" if run.source else "a directory"
     run_url = settings.IDM_BASE_URL + reverse("provisioning:run_detail", args=[run.run_id])
     if run.status == ProvisioningRun.Status.HELD:
-        subject = f"idm: {name} sync held {run.counts.get('held', 0)} deactivations for review"
-        opening = (f"The sync of {name} applied every change except the deactivations below its safety "
-                   "threshold allows; nobody was blocked.")
+        subject = "idm: directory sync held"
+        opening = (f"The sync of {name} held {run.counts.get('held', 0)} deactivations for review: it applied "
+                   "every change except the deactivations above its safety threshold; nobody was blocked.")
         review = (f"Review the held users in the run's journal: {run_url}\n"
                   "If the directory really lost them, press \"Apply anyway\" on the directory page")
     else:
-        subject = f"idm: {name} sync failed"
+        subject = "idm: directory sync failed"
         opening = f"The sync of {name} failed; nobody was blocked or deactivated because of the failure."
         review = f"The run's journal: {run_url}\nFix the cause and press \"Sync now\" on the directory page"
     source_url = settings.IDM_BASE_URL + reverse("provisioning:source_detail", args=[run.source_id]) \
         if run.source_id else ""
-    body = (f"{opening}\n\n{run.error}\n\nCounts: {count_line(run.counts)}\n"
-            f"Started {run.started_at:%Y-%m-%d %H:%M %Z} by {run.started_by_label or 'schedule'}.\n\n"
+    started_by = mail_data(run.started_by_label) if run.started_by_label else "schedule"
+    body = (f"{opening}\n\n{mail_data(run.error, quote=False)}\n\nCounts: {count_line(run.counts)}\n"
+            f"Started {run.started_at:%Y-%m-%d %H:%M %Z} by {started_by}.\n\n"
             f"{review}{': ' + source_url if source_url else ''}.\n\n"
             "You get this email because you are a Customer Cloud Admin or the directory alert address.\n")
     return subject, body
