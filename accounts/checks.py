@@ -73,3 +73,33 @@ def check_username_collisions(app_configs, databases=None, **kwargs):
         hint="Rename all but one of each group on its user page; until then sign-in refuses those names.",
         id="idm.W030",
     )]
+
+
+@register(Tags.database)
+def check_mixed_script_usernames(app_configs, databases=None, **kwargs):
+    """Users whose names mix look-alike alphabets ("аdmin" with a Cyrillic "а"), made before the
+    identity service refused them (second review, N9). They keep working; an admin decides whether
+    each is a real person's name or an impersonation and renames or blocks it.
+    Run with ``manage.py check --database default``."""
+    if not databases:
+        return []
+    from django.contrib.auth.models import User
+    from django.db import DatabaseError
+
+    from accounts.identity.validators import is_mixed_script
+
+    try:
+        names = sorted(n for n in User.objects.values_list("username", flat=True).iterator(chunk_size=5000)
+                       if is_mixed_script(n))
+    except DatabaseError:
+        return []  # not migrated yet: nothing to check
+    if not names:
+        return []
+    shown = ", ".join(repr(n) for n in names[:20])
+    return [Warning(
+        f"{len(names)} username(s) mix look-alike alphabets (Latin with Cyrillic or Greek letters): {shown}"
+        f"{' …' if len(names) > 20 else ''}.",
+        hint="Open each user: rename it to one alphabet or block it if it imitates another account; new "
+             "names like these are refused (username_mixed_script).",
+        id="idm.W031",
+    )]

@@ -318,7 +318,7 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
         if value is UNSET:
             continue
         if name == "username":
-            value = validate_username(value)
+            value = validate_username(value, current=user.username)
             if value != user.username:
                 plan.username_claims.append(_check_username_free(value, state, me, user.pk))
         elif name == "email":

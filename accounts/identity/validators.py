@@ -46,9 +46,41 @@ def _irregular_case(char: str) -> bool:
     return len(lower) != 1 or char.casefold() != lower or char.upper().lower() != lower
 
 
-def validate_username(value: Any) -> str:
+# Alphabets whose letters pass for one another ("а" Cyrillic / "a" Latin, "ο" Greek / "o" Latin,
+# "օ" Armenian, "Ꭺ" Cherokee): a name may use one of them, never two. Other scripts (Han, kana,
+# Hangul, Arabic, ...) are not look-alikes of these and combine freely, as Japanese names need.
+LOOKALIKE_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "CHEROKEE", "COPTIC")
+
+
+def username_scripts(value: str) -> set[str]:
+    """The look-alike alphabets (``LOOKALIKE_SCRIPTS``) the letters of ``value`` come from. Digits,
+    ``@ . + - _`` and combining marks belong to no script. The script is the first word of the
+    character's Unicode name ("CYRILLIC SMALL LETTER A"): exact for the letters of these alphabets,
+    without a data file of its own."""
+    if value.isascii():
+        return {"LATIN"} if any(c.isalpha() for c in value) else set()
+    scripts = set()
+    for char in value:
+        if unicodedata.category(char).startswith("L"):
+            script = unicodedata.name(char, "").partition(" ")[0]
+            if script in LOOKALIKE_SCRIPTS:
+                scripts.add(script)
+    return scripts
+
+
+def is_mixed_script(value: str) -> bool:
+    """Whether ``value`` mixes look-alike alphabets, as "sаra" (Cyrillic а) or "adмin" do."""
+    return not value.isascii() and len(username_scripts(value)) > 1
+
+
+def validate_username(value: Any, *, current: str | None = None) -> str:
     """A non-empty username of at most 150 letters, digits and ``@ . + - _`` without edge spaces,
-    returned NFKC-normalised (review F9: fullwidth and compatibility look-alikes are the plain name)."""
+    returned NFKC-normalised (review F9: fullwidth and compatibility look-alikes are the plain name).
+
+    Letters from two look-alike alphabets are refused (``username_mixed_script``, second review N9):
+    NFKC leaves Cyrillic "а" as it is, so "аdmin" was a second account that reads as "admin".
+    ``current`` is the user's stored name on an update: keeping it unchanged never fails on this
+    newer rule, so existing users stay as they are (``manage.py check`` lists them, ``idm.W031``)."""
     if not isinstance(value, str) or not value:
         raise ValidationFailed("username_required", "Enter a username.", field="username")
     value = normalize_username(value)
@@ -69,6 +101,14 @@ def validate_username(value: Any) -> str:
                 "username_ambiguous_case",
                 f"Usernames may not contain {odd!r}: ignoring case turns it into another letter "
                 f"({odd.upper().lower()!r}), so the name could pass for someone else's. Use that letter instead.",
+                field="username",
+            )
+        if value != current and is_mixed_script(value):
+            scripts = " and ".join(sorted(s.title() for s in username_scripts(value)))
+            raise ValidationFailed(
+                "username_mixed_script",
+                f"Usernames may not mix {scripts} letters: some look alike, so the name could pass for "
+                "someone else's. Type the whole name in one alphabet.",
                 field="username",
             )
     return value
