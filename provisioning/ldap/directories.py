@@ -257,14 +257,20 @@ def ca_bundle_file(directory: Directory) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def open_client(directory: Directory) -> Iterator[DirectoryClient]:
-    """A bound client for the directory (the CA bundle written to a private temporary file)."""
+def open_client(directory: Directory, *, timeout_cap: float | None = None) -> Iterator[DirectoryClient]:
+    """A bound client for the directory (the CA bundle written to a private temporary file).
+
+    ``timeout_cap`` (seconds) lowers both of the directory's timeouts for an interactive caller, never
+    raises them: "Test connection" runs in a web worker and must not wait the sync's 60 s."""
+    connect_timeout, operation_timeout = directory.connect_timeout, directory.operation_timeout
+    if timeout_cap is not None:
+        connect_timeout, operation_timeout = min(connect_timeout, timeout_cap), min(operation_timeout, timeout_cap)
     with ca_bundle_file(directory) as ca_path:
         connection = DirectoryConnection(
             urls=tuple(directory.urls), bind_dn=directory.bind_dn,
             bind_password=decrypt_secret(directory.bind_password_encrypted),
             tls=TlsMode(directory.tls_mode), ca_file=ca_path, verify_tls=directory.verify_tls,
-            connect_timeout=directory.connect_timeout, operation_timeout=directory.operation_timeout,
+            connect_timeout=connect_timeout, operation_timeout=operation_timeout,
         )
         with DirectoryClient(connection) as client:
             yield client

@@ -3,6 +3,15 @@
 Read-only: one bind, paged counts (no attributes transferred), a sample of users translated and
 evaluated by the source's rules exactly as a sync would (groups, nesting and all). Failures come back
 as the client's coded errors, whose messages say what to fix.
+
+The probe runs in a web worker, so it waits at most ``PROBE_TIMEOUT_SECONDS`` to connect and for each
+request (or the directory's own timeouts when lower), not the sync's 60 s: a server that accepts the
+connection and never answers used to hold a worker for a minute, and two such tests stalled the
+console (second review, N6). The time a test takes still tells a closed port (refused at once) from a
+silent one (the cap), while the error says "unreachable" for both; that is acceptable because only an
+identity administrator (``manage_identity``) may press the button, each press is a CSRF-protected POST
+that probes the server that same admin saved as the directory's (the admin can already make idm
+connect there by syncing), and the cap bounds a press to a few seconds per server URL.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from provisioning.resolve import resolve_org, role_catalogue
 from provisioning.rules import RuleSet, SourceRecord, evaluate
 
 SAMPLE = 5
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ def probe_directory(directory: Directory) -> ProbeReport:
     report = ProbeReport()
     preset = preset_of(directory)
     try:
-        with open_client(directory) as client:
+        with open_client(directory, timeout_cap=PROBE_TIMEOUT_SECONDS) as client:
             report.server = client.url
             report.users = _count(client, directory, preset.user_filter)
             groups = [translate_group(e.dn, e.attributes, preset) for base in directory.base_dns
@@ -72,6 +82,9 @@ def probe_directory(directory: Directory) -> ProbeReport:
                                               attributes=preset.user_attributes, page_size=SAMPLE)), [])
     except (IdentityError, MappingError) as exc:
         report.error_code, report.error = exc.code, exc.message
+        if exc.code == "timeout":
+            report.error += f" (Test connection waits at most {PROBE_TIMEOUT_SECONDS:g} s per request; a sync " \
+                            "uses the directory's own timeout.)"
         return report
     source = directory.source
     ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), OrgIndex()
