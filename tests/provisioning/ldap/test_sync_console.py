@@ -67,7 +67,8 @@ def test_progress_is_recorded_per_batch_and_polled_while_the_run_works(admin_cli
     assert helpdesk.get(reverse("provisioning:run_progress", args=[run.run_id])).status_code == 403
     anonymous = Client().get(reverse("provisioning:run_progress", args=[run.run_id]))
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/sign-in/")
-    assert admin_client.get(reverse("provisioning:run_progress", args=["nope"])).status_code == 404
+    assert admin_client.get("/provisioning/runs/nope/progress.json").status_code == 404  # not an id
+    assert admin_client.get(reverse("provisioning:run_progress", args=["0" * 32])).status_code == 404
 
 
 def test_the_directory_page_charts_the_last_syncs_with_a_table(admin_client, slapd_server, ou, root_org):
