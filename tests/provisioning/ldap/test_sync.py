@@ -336,6 +336,35 @@ def test_unchanged_entries_are_skipped_until_the_rules_change_or_a_full_run(slap
     assert planned == [["quinn", "rita", "sam"]]
 
 
+def test_a_blocked_user_whose_entry_still_says_inactive_is_skipped_and_re_enabling_unblocks(
+        slapd_server, ou, root_org, monkeypatch):
+    slapd_server.ldapadd(people_ldif(ou, "vera", "walt"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    conn = admin(slapd_server)
+    conn.modify_s(f"uid=vera,{ou}", [(ldap.MOD_ADD, "objectClass", [b"shadowAccount"]),
+                                      (ldap.MOD_ADD, "shadowExpire", [b"1"])])
+    sync_directory(Directory.objects.get(pk=directory.pk))
+    assert state_of("vera") == UserState.BLOCKED
+    planned: list[list[str]] = []
+
+    def spy(**kwargs):
+        planned.append(sorted(u.username for u in kwargs["users"]))
+        return apply_source_batch(**kwargs)
+
+    monkeypatch.setattr(sync_mod, "apply_source_batch", spy)
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == []  # still disabled in the directory: the block stands without a planner pass
+    assert counts(run) == "created 0, updated 0, unchanged 2, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    assert state_of("vera") == UserState.BLOCKED
+
+    conn.modify_s(f"uid=vera,{ou}", [(ldap.MOD_DELETE, "shadowExpire", None)])
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == [["vera"]]
+    assert counts(run) == "created 0, updated 0, unchanged 1, blocked 0, deactivated 0, reactivated 1, held 0, errors 0"
+    assert state_of("vera") == UserState.ACTIVE
+
+
 def test_a_user_who_comes_back_unchanged_is_unblocked(slapd_server, ou, root_org):
     slapd_server.ldapadd(people_ldif(ou, "tom", "uma"))
     directory = make_directory(slapd_server, ou, root_org)

@@ -305,3 +305,29 @@ def test_is_valid_dn():
 
     assert is_valid_dn("cn=a,dc=x") and is_valid_dn("CN=Smith\\, John,DC=x")
     assert not is_valid_dn("") and not is_valid_dn("  ") and not is_valid_dn("no equals") and not is_valid_dn("=x")
+
+
+def test_a_sync_builds_the_same_record_as_source_record_build():
+    """The sync builds records without re-normalising (``sync._record``); the skip of unchanged
+    entries compares them with stored ``SourceRecord.build`` output, so they must be equal."""
+    from provisioning.ldap.sync import GroupRefs, _record
+    from provisioning.rules import SourceRecord
+
+    groups = [translate_group(dn, {"cn": [name.encode()], "entryUUID": [str(uuid.uuid4()).encode()],
+                                   "member": [b"UID=Zo\\C3\\AB\\2C Jr,OU=People,DC=Example"]}, OPENLDAP)
+              for dn, name in [("CN=Ops\\, EMEA,OU=Groups,DC=Example", "Ops, EMEA"),
+                               ("cn=Team\\=Sales\\+,ou=groups,dc=example", "Team=Sales+"),
+                               ("cn=Ünïcode,ou=groups,dc=example", "ÜNÏCODE Straße")]]
+    closure = expand_memberships(groups)
+    user = translate_user("UID=Zo\\C3\\AB\\2C Jr,OU=People,DC=Example",
+                          {"uid": [b"zoe"], "entryUUID": [str(GUID).encode()], "SN": ["Zoë".encode()],
+                           "mail": [b"z@example.org"], "pwdAccountLockedTime": [b"20260101000000Z"]},
+                          OPENLDAP, now=NOW)
+    names = {g.dn: g.name for g in groups}
+    group_dns = closure[user.dn]
+    expected = SourceRecord.build(attributes=user.attributes, dn=user.dn, active=user.active,
+                                  groups=list(group_dns) + [names[dn] for dn in group_dns])
+    refs = GroupRefs(closure, names)
+    assert _record(user, refs) == expected
+    assert _record(user, refs).to_json() == expected.to_json()
+    assert len(expected.groups) == 6 and expected.active is False
