@@ -38,7 +38,7 @@ from datetime import timedelta
 from types import MappingProxyType
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -133,21 +133,26 @@ class _State:
 
 class GroupRefs:
     """Each user's group references (group DNs and names, normalised as ``SourceRecord.build`` does),
-    computed once per distinct set of groups: 100k users share far fewer sets than there are users,
-    and normalising every member's group DNs again per user was a quarter of a no-change full run."""
+    each group's computed once per run: normalising every member's group DNs again per user was a
+    quarter of a no-change full run."""
 
     def __init__(self, closure: dict[str, frozenset[str]], names: dict[str, str]):
         self.closure, self.names = closure, names
-        self._refs: dict[frozenset[str], frozenset[str]] = {}
+        self._of_group: dict[str, frozenset[str]] = {}
+
+    def _group(self, group_dn: str) -> frozenset[str]:
+        refs = self._of_group.get(group_dn)
+        if refs is None:
+            given = [group_dn] + ([self.names[group_dn]] if group_dn in self.names else [])
+            refs = self._of_group[group_dn] = SourceRecord.build(groups=given).groups
+        return refs
 
     def of(self, dn: str) -> frozenset[str]:
         """The normalised group references of the entry ``dn`` (nested groups included)."""
-        group_dns = self.closure.get(dn, frozenset())
-        refs = self._refs.get(group_dns)
-        if refs is None:
-            groups = list(group_dns) + [self.names[g] for g in group_dns if g in self.names]
-            refs = self._refs[group_dns] = SourceRecord.build(groups=groups).groups
-        return refs
+        group_dns = self.closure.get(dn)
+        if not group_dns:
+            return frozenset()
+        return frozenset().union(*(self._group(g) for g in group_dns))
 
 
 def _record(user, group_refs: GroupRefs) -> SourceRecord:
@@ -260,41 +265,39 @@ def config_digest(directory: Directory) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _without_unchanged(source: Source, batch: list[SourceUser]) -> list[SourceUser]:
+def _without_unchanged(source: Source, batch: list[SourceUser]) -> tuple[list[SourceUser], dict[str, int]]:
     """The batch minus entries whose directory data equals what the last run stored for the linked
-    user (record and profile fields). A user this source has blocked is skipped only while the
-    unchanged entry itself still says "inactive" (disabled, expired, locked): the block stands either
-    way. One the entry calls active (gone and back, or blocked by an "inactive" rule) is planned, so
-    coming back unblocks.
+    user (record and profile fields), and the user ids of the batch's linked entries (by anchor).
+
+    A user this source has blocked is skipped only while the unchanged entry itself still says
+    "inactive" (disabled, expired, locked): the block stands either way. One the entry calls active
+    (gone and back, or blocked by an "inactive" rule) is planned, so coming back unblocks.
 
     The stored record is compared through its digest (``resolve.record_digest``, kept beside it), so
     the database sends 64 characters per user instead of the whole record; links stored before
-    digests existed are compared record by record. Two queries per batch (three with such links)."""
+    digests existed are compared record by record. One query per batch (two with such links)."""
     links = source_links(source).filter(external_id__in=[u.external_id for u in batch])
-    rows = {ext: rest for ext, *rest in links.values_list(
-        "external_id", "user_id", KT(f"raw__{DIGEST_KEY}"), "user__username", "user__email", "user__first_name",
-        "user__last_name")}
-    if not rows:
-        return batch
-    blocked = set(UserBlock.objects.filter(user_id__in=[r[0] for r in rows.values()], source=source)
-                  .values_list("user_id", flat=True))
-    undigested = [ext for ext, row in rows.items() if not row[1]]
+    blocked = Exists(UserBlock.objects.filter(user_id=OuterRef("user_id"), source=source))
+    rows = {ext: rest for ext, *rest in links.annotate(blocked_by_source=blocked).values_list(
+        "external_id", "user_id", "blocked_by_source", KT(f"raw__{DIGEST_KEY}"), "user__username", "user__email",
+        "user__first_name", "user__last_name")}
+    undigested = [ext for ext, row in rows.items() if not row[2]]
     stored_records = dict(links.filter(external_id__in=undigested).values_list("external_id", f"raw__{RECORD_KEY}")
                           ) if undigested else {}
     changed = []
     for user in batch:
         row = rows.get(user.external_id)
-        if row is None or (row[0] in blocked and user.record.active is not False):
+        if row is None or (row[1] and user.record.active is not False):
             changed.append(user)
             continue
-        _user_id, digest, username, email, first_name, last_name = row
+        _user_id, _blocked, digest, username, email, first_name, last_name = row
         if (username, email, first_name, last_name) != (user.username, user.email, user.first_name, user.last_name):
             changed.append(user)
             continue
         data = user.record.to_json()
         if (record_digest(data) != digest) if digest else (stored_records.get(user.external_id) != data):
             changed.append(user)
-    return changed
+    return changed, {ext: row[0] for ext, row in rows.items()}
 
 
 def _apply_batch(directory: Directory, batch: list[SourceUser], run: ProvisioningRun, dry_run: bool,
@@ -303,10 +306,13 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
     decides about them once the whole directory has been read)."""
     source = directory.source
     members = [u for u in batch if u.record.dn in closure]
+    known: dict[str, int] = {}  # anchor -> user id of skipped (unchanged) entries
     if state.skip_unchanged:
-        batch = _without_unchanged(source, batch)
+        batch, linked_before = _without_unchanged(source, batch)
+        planned = {u.external_id for u in batch}
+        known = {ext: uid for ext, uid in linked_before.items() if ext not in planned}
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in batch])
-                  .values_list("external_id", "user_id"))
+                  .values_list("external_id", "user_id")) if batch else {}
     if linked:
         by_user = {linked[u.external_id]: u for u in batch if u.external_id in linked}
         would_block = {diff.user_id for diff in user_diffs(
@@ -318,12 +324,14 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
     if batch:
         _add_counts(state, apply_source_batch(source=source, users=batch, run=run, dry_run=dry_run))
         state.written += len(batch)
-    if members:
-        now_linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in members])
-                          .values_list("external_id", "user_id"))
-        for user in members:
-            if user.external_id in now_linked:
-                state.member_user_ids[user.record.dn] = now_linked[user.external_id]
+    # Group members' user ids for the mirror: skipped entries' ids are known; only the others are asked.
+    ask = [u.external_id for u in members if u.external_id not in known]
+    now_linked = dict(source_links(source).filter(external_id__in=ask).values_list("external_id", "user_id")
+                      ) if ask else {}
+    for user in members:
+        user_id = known.get(user.external_id) or now_linked.get(user.external_id)
+        if user_id is not None:
+            state.member_user_ids[user.record.dn] = user_id
 
 
 def _threshold(directory: Directory, linked_count: int) -> int:
