@@ -129,6 +129,7 @@ class _State:
     # An incremental run's anchor reconciliation: every anchor the user search matches now.
     present: set[str] = field(default_factory=set)
     written: int = 0  # entries handed to the identity service (progress)
+    dn_cache: dict[str, str] = field(default_factory=dict)  # raw DN -> normalised (members, then entries)
 
 
 class GroupRefs:
@@ -176,7 +177,7 @@ def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder
                                   page_size=directory.page_size):
             for entry in page:
                 try:
-                    group = translate_group(entry.dn, entry.attributes, preset)
+                    group = translate_group(entry.dn, entry.attributes, preset, dn_cache=state.dn_cache)
                 except MappingError as exc:
                     state.counts["errors"] += 1
                     recorder.add(subject="group", result=JournalEntry.Result.REFUSED, code=exc.code,
@@ -199,7 +200,7 @@ def _user_batches(client, directory: Directory, preset, group_refs: GroupRefs, r
                                   page_size=directory.page_size):
             for entry in page:
                 try:
-                    user = translate_user(entry.dn, entry.attributes, preset, now=now)
+                    user = translate_user(entry.dn, entry.attributes, preset, now=now, dn_cache=state.dn_cache)
                 except MappingError as exc:
                     state.counts["errors"] += 1
                     recorder.add(subject="entry", result=JournalEntry.Result.REFUSED, code=exc.code,

@@ -331,3 +331,16 @@ def test_a_sync_builds_the_same_record_as_source_record_build():
     assert _record(user, refs) == expected
     assert _record(user, refs).to_json() == expected.to_json()
     assert len(expected.groups) == 6 and expected.active is False
+
+
+def test_a_shared_dn_cache_gives_the_same_dns_and_learns_member_dns():
+    cache: dict[str, str] = {}
+    raw = "UID=Zo\\C3\\AB\\2C Jr,OU=People,DC=Example"
+    group = translate_group("CN=Ops,OU=Groups,DC=Example", {"cn": [b"Ops"], "entryUUID": [b"x"],
+                                                            "member": [raw.encode()]}, OPENLDAP, dn_cache=cache)
+    assert group.members == {normalize_dn(raw)} and cache == {raw: normalize_dn(raw)}
+    user = translate_user(raw, {"uid": [b"zoe"], "entryUUID": [b"y"]}, OPENLDAP, now=NOW, dn_cache=cache)
+    other = translate_user("uid=other,ou=people,dc=example", {"uid": [b"o"], "entryUUID": [b"z"]}, OPENLDAP,
+                           now=NOW, dn_cache=cache)
+    assert user.dn == normalize_dn(raw) and other.dn == "uid=other,ou=people,dc=example"
+    assert len(cache) == 1  # entries are read once: only member DNs are kept
