@@ -267,6 +267,8 @@ def test_presets_name_their_anchor_and_exclude_computer_accounts():
 
 @pytest.mark.parametrize("dn", [
     "uid=user000001,ou=dept01,ou=people,dc=example,dc=org",
+    "UID=J.Doe@Corp-1,OU=People_2,DC=Example",
+    "uid=-lead,dc=x",
     "CN=Alice Smith,CN=Users,DC=idm,DC=test",
     "cn = spaced , ou = x",
     "CN=Smith\\, John,OU=Sales,DC=corp",
