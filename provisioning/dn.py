@@ -37,7 +37,7 @@ def normalize_dn(dn: str) -> str:
         return ",".join(f"{m[1]}={m[2]}" for m in plain).lower()  # type: ignore[index]
     try:
         parts = ldap.dn.str2dn(dn)
-    except ldap.DECODING_ERROR:
+    except (ldap.DECODING_ERROR, UnicodeDecodeError):  # ``\ff``: an escape that is no UTF-8
         raise MappingError("invalid_dn", f"{dn!r} is not a valid distinguished name.", field="dn") from None
     folded = [[(attr.lower(), value.lower(), kind) for attr, value, kind in rdn] for rdn in parts]
     return ldap.dn.dn2str(folded)

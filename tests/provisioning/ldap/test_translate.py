@@ -302,6 +302,14 @@ def test_normalize_dn_refuses_what_the_parser_refuses(dn):
         normalize_dn(dn)  # accepted by both
 
 
+@pytest.mark.parametrize("dn", ["cn=\\ff,dc=x", "k =@-a@\\aaek"])
+def test_an_escape_that_is_not_utf8_is_an_invalid_dn_not_a_crash(dn):
+    # python-ldap's parser raises UnicodeDecodeError for these, not DECODING_ERROR.
+    with pytest.raises(MappingError) as err:
+        normalize_dn(dn)
+    assert err.value.code == "invalid_dn"
+
+
 def test_is_valid_dn():
     from provisioning.dn import is_valid_dn
 
