@@ -3,6 +3,8 @@ into an org id (read-only; org creation itself goes through ``accounts.identity.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from accounts.exceptions import IdentityError
@@ -14,6 +16,9 @@ from provisioning.rules import OrgTarget, RoleInfo, SourceRecord
 
 # ExternalIdentity.raw key under which a provisioning source's last-known SourceRecord is kept.
 RECORD_KEY = "record"
+# ... and the key of its fingerprint (``record_digest``), which a directory sync reads instead of the
+# whole record to find the entries that did not change.
+DIGEST_KEY = "digest"
 
 
 def role_catalogue() -> dict[str, RoleInfo]:
@@ -87,6 +92,14 @@ def stored_record(raw: dict | None) -> SourceRecord | None:
     return SourceRecord.from_json(data)
 
 
+def record_digest(data: dict) -> str:
+    """A fingerprint of a record's ``to_json()``: equal records, equal digests."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def link_raw(record: SourceRecord) -> dict:
-    """What a front door puts in ``ExternalLink.raw`` so previews can re-evaluate the user later."""
-    return {RECORD_KEY: record.to_json()}
+    """What a front door puts in ``ExternalLink.raw`` so previews can re-evaluate the user later
+    (the record and its ``record_digest``)."""
+    data = record.to_json()
+    return {RECORD_KEY: data, DIGEST_KEY: record_digest(data)}

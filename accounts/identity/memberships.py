@@ -19,17 +19,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.exceptions import ValidationFailed
 from accounts.identity import policy
 from accounts.identity.audit import build_event, save_events
+from accounts.identity.bulkio import insert_rows
 from accounts.identity.types import Actor
 from accounts.models import DirectoryGroup
 
 Membership = User.groups.through
 BATCH = 2000
 MAX_MEMBERS_PER_CALL = 100_000
+COPY_MIN = 50  # fewer new rows than this are inserted without COPY
 
 
 @dataclass
@@ -53,11 +55,30 @@ def _ids(user_ids: Iterable[int]) -> list[int]:
     return ids
 
 
-def _events(actor: Actor, dgroup: DirectoryGroup, action: str, user_ids: list[int], *, added: bool) -> list:
-    names = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "username"))
+def _events(actor: Actor, dgroup: DirectoryGroup, action: str, user_ids: list[int], *, added: bool,
+            names: dict[int, str] | None = None) -> list:
+    if names is None:
+        names = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "username"))
     return [build_event(actor=actor, action=action, target_type="user", target_id=uid, target_label=names.get(uid, ""),
                         field="groups", old=None if added else dgroup.display_name,
                         new=dgroup.display_name if added else None) for uid in user_ids]
+
+
+def _insert_memberships(group_id: int, user_ids: list[int]) -> None:
+    """Membership rows for users just checked not to be members: with ``COPY`` on PostgreSQL (the
+    first sync of a directory adds 170k at once). A concurrent writer that added one of them since
+    makes the rows conflict; then they go in again skipping the rows that exist. A few rows (a SCIM
+    PATCH) go straight to ``bulk_create``: a savepoint and a ``COPY`` would cost more statements."""
+    if len(user_ids) < COPY_MIN:
+        Membership.objects.bulk_create([Membership(group_id=group_id, user_id=uid) for uid in user_ids],
+                                       ignore_conflicts=True)
+        return
+    try:
+        with transaction.atomic():
+            insert_rows(Membership, ("group_id", "user_id"), [(group_id, uid) for uid in user_ids])
+    except IntegrityError:
+        Membership.objects.bulk_create([Membership(group_id=group_id, user_id=uid) for uid in user_ids],
+                                       ignore_conflicts=True)
 
 
 def group_members_add(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Iterable[int],
@@ -68,17 +89,16 @@ def group_members_add(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Iterabl
     result = MembershipResult()
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
-        existing_users = set(User.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+        names = dict(User.objects.filter(pk__in=chunk).values_list("pk", "username"))  # also: which exist
         already = set(Membership.objects.filter(group_id=dgroup.group_id, user_id__in=chunk)
                       .values_list("user_id", flat=True))
-        new = [uid for uid in chunk if uid in existing_users and uid not in already]
-        result.unknown += [uid for uid in chunk if uid not in existing_users]
+        new = [uid for uid in chunk if uid in names and uid not in already]
+        result.unknown += [uid for uid in chunk if uid not in names]
         result.added += new
         if new and not dry_run:
             with transaction.atomic():
-                Membership.objects.bulk_create([Membership(group_id=dgroup.group_id, user_id=uid) for uid in new],
-                                               ignore_conflicts=True)
-                save_events(_events(actor, dgroup, "group.member_added", new, added=True))
+                _insert_memberships(dgroup.group_id, new)
+                save_events(_events(actor, dgroup, "group.member_added", new, added=True, names=names))
     return result
 
 

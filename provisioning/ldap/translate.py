@@ -190,28 +190,52 @@ def inactive_reason(attrs: Mapping[str, list[bytes]], *, now: datetime) -> str:
     ``attrs`` must have lower-cased names. Unparseable values are ignored rather than guessed at:
     a garbled flag must not lock anyone out.
     """
-    uac = _int(_first(attrs, "userAccountControl"))
+    return _inactive_reason({name: _decode(values) for name, values in attrs.items()}, now=now)
+
+
+def _first_text(decoded: Mapping[str, tuple[str, ...]], name: str) -> str:
+    values = decoded.get(name.lower(), ())
+    return values[0].strip() if values else ""
+
+
+def _inactive_reason(decoded: Mapping[str, tuple[str, ...]], *, now: datetime) -> str:
+    """``inactive_reason`` of values already decoded (lower-cased names)."""
+    uac = _int(_first_text(decoded, "userAccountControl"))
     if uac is not None and uac & UAC_ACCOUNTDISABLE:
         return "disabled"
-    expires = _int(_first(attrs, "accountExpires"))
+    expires = _int(_first_text(decoded, "accountExpires"))
     if expires is not None:
         when = filetime_to_datetime(expires)
         if when is not None and when <= now:
             return "expired"
-    shadow = _int(_first(attrs, "shadowExpire"))
+    shadow = _int(_first_text(decoded, "shadowExpire"))
     if shadow is not None and shadow >= 0:
         if now.date() >= (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=shadow)).date():
             return "expired"
-    if _first(attrs, "nsAccountLock").lower() == "true":
+    if _first_text(decoded, "nsAccountLock").lower() == "true":
         return "locked"
-    if _first(attrs, "pwdAccountLockedTime"):
+    if _first_text(decoded, "pwdAccountLockedTime"):
         return "locked"
     return ""
 
 
+def _normalized(dn: str, cache: dict[str, str] | None, *, remember: bool = True) -> str:
+    """``normalize_dn(dn)``, looked up in (and with ``remember``, added to) ``cache`` when one is
+    given: a sync meets each user's DN as a member of each of its groups, then once as an entry."""
+    if cache is None:
+        return normalize_dn(dn)
+    found = cache.get(dn)
+    if found is None:
+        found = normalize_dn(dn)
+        if remember:
+            cache[dn] = found
+    return found
+
+
 def translate_user(dn: str, attributes: Mapping[str, list[bytes]], preset: DirectoryPreset, *,
-                   now: datetime) -> DirectoryUser:
-    """One user entry → ``DirectoryUser``; ``MappingError`` when it has no anchor or no username."""
+                   now: datetime, dn_cache: dict[str, str] | None = None) -> DirectoryUser:
+    """One user entry → ``DirectoryUser``; ``MappingError`` when it has no anchor or no username.
+    ``dn_cache``: raw DN → normalised DN, filled by the run's ``translate_group`` calls."""
     attrs = _lower_keys(attributes)
     raw_anchor = attrs.get(preset.anchor.lower())
     if not raw_anchor:
@@ -227,23 +251,28 @@ def translate_user(dn: str, attributes: Mapping[str, list[bytes]], preset: Direc
             "missing_username", f"The entry {dn} has no {preset.username} (the username attribute).",
             field=preset.username,
         )
-    reason = inactive_reason(attrs, now=now)
+    # Each value decoded once: the rules' attributes, the profile fields and the state all read them.
+    decoded = {name: _decode(values) for name, values in attrs.items()}
+    reason = _inactive_reason(decoded, now=now)
+    anchor_name = preset.anchor.lower()
     return DirectoryUser(
-        dn=normalize_dn(dn),
+        dn=_normalized(dn, dn_cache, remember=False),  # an entry is read once
         anchor=decode_anchor(raw_anchor[0], is_guid=preset.anchor_is_guid),
         username=username,
-        email=_first(attrs, preset.email),
-        first_name=_first(attrs, preset.first_name),
-        last_name=_first(attrs, preset.last_name),
+        email=_first_text(decoded, preset.email),
+        first_name=_first_text(decoded, preset.first_name),
+        last_name=_first_text(decoded, preset.last_name),
         active=not reason,
         inactive_reason=reason,
-        changed=_first(attrs, preset.changed),
-        attributes={name: _decode(values) for name, values in attrs.items() if name != preset.anchor.lower()},
+        changed=_first_text(decoded, preset.changed),
+        attributes={name: values for name, values in decoded.items() if name != anchor_name},
     )
 
 
-def translate_group(dn: str, attributes: Mapping[str, list[bytes]], preset: DirectoryPreset) -> DirectoryGroupEntry:
-    """One group entry → ``DirectoryGroupEntry`` (members as normalized DNs; ``uniqueMember`` too)."""
+def translate_group(dn: str, attributes: Mapping[str, list[bytes]], preset: DirectoryPreset, *,
+                    dn_cache: dict[str, str] | None = None) -> DirectoryGroupEntry:
+    """One group entry → ``DirectoryGroupEntry`` (members as normalized DNs; ``uniqueMember`` too).
+    ``dn_cache``: raw DN → normalised DN, shared by the translations of one run."""
     attrs = _lower_keys(attributes)
     raw_anchor = attrs.get(preset.anchor.lower())
     if not raw_anchor:
@@ -254,7 +283,7 @@ def translate_group(dn: str, attributes: Mapping[str, list[bytes]], preset: Dire
             # uniqueMember may carry "#'0101'B" (an optional UID suffix): drop it.
             value = value.split("#", 1)[0] if name == "uniquemember" else value
             try:
-                members.add(normalize_dn(value))
+                members.add(_normalized(value, dn_cache))
             except MappingError:
                 continue
     return DirectoryGroupEntry(

@@ -104,3 +104,14 @@ def test_only_the_owning_source_changes_a_group(few_users, admin_actor):
         group_members_remove(actor=admin_actor, dgroup=dgroup, user_ids=[few_users[0]])
     assert info.value.code == "group_not_owner"
     assert not dgroup.group.user_set.exists()
+
+
+def test_membership_rows_that_appeared_meanwhile_are_skipped_not_an_error(db):
+    """``_insert_memberships`` writes rows checked a moment before; a concurrent writer may have
+    added one since (the COPY then conflicts): the rows go in again, skipping it."""
+    from accounts.identity.memberships import COPY_MIN, _insert_memberships
+
+    users = _users(COPY_MIN + 10)
+    group = make_group("raced", users[5:6])
+    _insert_memberships(group.group_id, users)
+    assert sorted(group.group.user_set.values_list("pk", flat=True)) == sorted(users)

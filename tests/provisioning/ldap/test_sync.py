@@ -19,6 +19,7 @@ from provisioning.ldap.client import DirectoryError
 from provisioning.ldap.directories import DirectorySettings, directory_create
 from provisioning.ldap.sync import RunLock, count_line, due_directories, sync_directory
 from provisioning.models import Directory, JournalEntry, MappingRule, ProvisioningRun, UserBlock
+from provisioning.resolve import DIGEST_KEY, RECORD_KEY, record_digest
 from tests.directory_servers import TestSlapd
 from tests.provisioning.ldap.conftest import people_ldif
 
@@ -334,6 +335,65 @@ def test_unchanged_entries_are_skipped_until_the_rules_change_or_a_full_run(slap
     assert planned == []
     sync_directory(Directory.objects.get(pk=directory.pk), full=True)
     assert planned == [["quinn", "rita", "sam"]]
+
+
+def test_unchanged_entries_are_found_by_digest_and_links_stored_without_one_by_record(
+        slapd_server, ou, root_org, monkeypatch):
+    slapd_server.ldapadd(people_ldif(ou, "xena", "yuri", "zack"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    links = ExternalIdentity.objects.filter(provider=directory.source.slug)
+    assert all(link.raw[DIGEST_KEY] == record_digest(link.raw[RECORD_KEY]) for link in links)
+    # A link written before digests existed: compared record by record, still skipped when equal.
+    xena = links.get(user__username="xena")
+    ExternalIdentity.objects.filter(pk=xena.pk).update(raw={RECORD_KEY: xena.raw[RECORD_KEY]})
+    # A digest that no longer matches the entry (its stored record differs): planned again.
+    yuri = links.get(user__username="yuri")
+    ExternalIdentity.objects.filter(pk=yuri.pk).update(raw=dict(yuri.raw, **{DIGEST_KEY: "0" * 64}))
+    planned: list[list[str]] = []
+
+    def spy(**kwargs):
+        planned.append(sorted(u.username for u in kwargs["users"]))
+        return apply_source_batch(**kwargs)
+
+    monkeypatch.setattr(sync_mod, "apply_source_batch", spy)
+    Directory.objects.filter(pk=directory.pk).update(last_full_at=None)  # a scheduled full run reads all
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert run.counts["incremental"] == 0 and run.counts["read"] == 3
+    assert planned == [["yuri"]]
+    assert counts(run) == "created 0, updated 0, unchanged 3, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    assert links.get(user__username="yuri").raw[DIGEST_KEY] == yuri.raw[DIGEST_KEY]  # stored again
+
+
+def test_a_blocked_user_whose_entry_still_says_inactive_is_skipped_and_re_enabling_unblocks(
+        slapd_server, ou, root_org, monkeypatch):
+    slapd_server.ldapadd(people_ldif(ou, "vera", "walt"))
+    directory = make_directory(slapd_server, ou, root_org)
+    sync_directory(directory)
+    conn = admin(slapd_server)
+    conn.modify_s(f"uid=vera,{ou}", [(ldap.MOD_ADD, "objectClass", [b"shadowAccount"]),
+                                      (ldap.MOD_ADD, "shadowExpire", [b"1"])])
+    sync_directory(Directory.objects.get(pk=directory.pk))
+    assert state_of("vera") == UserState.BLOCKED
+    planned: list[list[str]] = []
+
+    def spy(**kwargs):
+        planned.append(sorted(u.username for u in kwargs["users"]))
+        return apply_source_batch(**kwargs)
+
+    monkeypatch.setattr(sync_mod, "apply_source_batch", spy)
+    Directory.objects.filter(pk=directory.pk).update(last_full_at=None)  # a scheduled full run reads all
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert run.counts["incremental"] == 0 and run.counts["read"] == 2
+    assert planned == []  # still disabled in the directory: the block stands without a planner pass
+    assert counts(run) == "created 0, updated 0, unchanged 2, blocked 0, deactivated 0, reactivated 0, held 0, errors 0"
+    assert state_of("vera") == UserState.BLOCKED
+
+    conn.modify_s(f"uid=vera,{ou}", [(ldap.MOD_DELETE, "shadowExpire", None)])
+    run = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert planned == [["vera"]]
+    assert counts(run) == "created 0, updated 0, unchanged 1, blocked 0, deactivated 0, reactivated 1, held 0, errors 0"
+    assert state_of("vera") == UserState.ACTIVE
 
 
 def test_a_user_who_comes_back_unchanged_is_unblocked(slapd_server, ou, root_org):

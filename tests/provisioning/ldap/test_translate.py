@@ -267,6 +267,8 @@ def test_presets_name_their_anchor_and_exclude_computer_accounts():
 
 @pytest.mark.parametrize("dn", [
     "uid=user000001,ou=dept01,ou=people,dc=example,dc=org",
+    "UID=J.Doe@Corp-1,OU=People_2,DC=Example",
+    "uid=-lead,dc=x",
     "CN=Alice Smith,CN=Users,DC=idm,DC=test",
     "cn = spaced , ou = x",
     "CN=Smith\\, John,OU=Sales,DC=corp",
@@ -300,8 +302,55 @@ def test_normalize_dn_refuses_what_the_parser_refuses(dn):
         normalize_dn(dn)  # accepted by both
 
 
+@pytest.mark.parametrize("dn", ["cn=\\ff,dc=x", "k =@-a@\\aaek"])
+def test_an_escape_that_is_not_utf8_is_an_invalid_dn_not_a_crash(dn):
+    # python-ldap's parser raises UnicodeDecodeError for these, not DECODING_ERROR.
+    with pytest.raises(MappingError) as err:
+        normalize_dn(dn)
+    assert err.value.code == "invalid_dn"
+
+
 def test_is_valid_dn():
     from provisioning.dn import is_valid_dn
 
     assert is_valid_dn("cn=a,dc=x") and is_valid_dn("CN=Smith\\, John,DC=x")
     assert not is_valid_dn("") and not is_valid_dn("  ") and not is_valid_dn("no equals") and not is_valid_dn("=x")
+
+
+def test_a_sync_builds_the_same_record_as_source_record_build():
+    """The sync builds records without re-normalising (``sync._record``); the skip of unchanged
+    entries compares them with stored ``SourceRecord.build`` output, so they must be equal."""
+    from provisioning.ldap.sync import GroupRefs, _record
+    from provisioning.rules import SourceRecord
+
+    groups = [translate_group(dn, {"cn": [name.encode()], "entryUUID": [str(uuid.uuid4()).encode()],
+                                   "member": [b"UID=Zo\\C3\\AB\\2C Jr,OU=People,DC=Example"]}, OPENLDAP)
+              for dn, name in [("CN=Ops\\, EMEA,OU=Groups,DC=Example", "Ops, EMEA"),
+                               ("cn=Team\\=Sales\\+,ou=groups,dc=example", "Team=Sales+"),
+                               ("cn=Ünïcode,ou=groups,dc=example", "ÜNÏCODE Straße")]]
+    closure = expand_memberships(groups)
+    user = translate_user("UID=Zo\\C3\\AB\\2C Jr,OU=People,DC=Example",
+                          {"uid": [b"zoe"], "entryUUID": [str(GUID).encode()], "SN": ["Zoë".encode()],
+                           "mail": [b"z@example.org"], "pwdAccountLockedTime": [b"20260101000000Z"]},
+                          OPENLDAP, now=NOW)
+    names = {g.dn: g.name for g in groups}
+    group_dns = closure[user.dn]
+    expected = SourceRecord.build(attributes=user.attributes, dn=user.dn, active=user.active,
+                                  groups=list(group_dns) + [names[dn] for dn in group_dns])
+    refs = GroupRefs(closure, names)
+    assert _record(user, refs) == expected
+    assert _record(user, refs).to_json() == expected.to_json()
+    assert len(expected.groups) == 6 and expected.active is False
+
+
+def test_a_shared_dn_cache_gives_the_same_dns_and_learns_member_dns():
+    cache: dict[str, str] = {}
+    raw = "UID=Zo\\C3\\AB\\2C Jr,OU=People,DC=Example"
+    group = translate_group("CN=Ops,OU=Groups,DC=Example", {"cn": [b"Ops"], "entryUUID": [b"x"],
+                                                            "member": [raw.encode()]}, OPENLDAP, dn_cache=cache)
+    assert group.members == {normalize_dn(raw)} and cache == {raw: normalize_dn(raw)}
+    user = translate_user(raw, {"uid": [b"zoe"], "entryUUID": [b"y"]}, OPENLDAP, now=NOW, dn_cache=cache)
+    other = translate_user("uid=other,ou=people,dc=example", {"uid": [b"o"], "entryUUID": [b"z"]}, OPENLDAP,
+                           now=NOW, dn_cache=cache)
+    assert user.dn == normalize_dn(raw) and other.dn == "uid=other,ou=people,dc=example"
+    assert len(cache) == 1  # entries are read once: only member DNs are kept
