@@ -1,8 +1,9 @@
 """Benchmark of the bulk upload on PostgreSQL (not a test; prints figures for docs/bulk-upload.md).
 
-    .venv/bin/python bench/bulk_upload.py [--rows 100000] [--password-rows 1000] [--workers 2]
+    .venv/bin/python bench/bulk_upload.py [--rows 100000] [--password-rows 1000] [--workers 2] [--db NAME]
 
-1. Creates (and finally drops) the database ``idm_bench_upload`` on postgres://postgres@127.0.0.1:5432, runs migrate.
+1. Creates (and finally drops) the database ``--db`` (default ``idm_bench_upload``; the name must contain
+   "bench") on postgres://postgres@127.0.0.1:5432, runs migrate.
 2. Generates a file of ``--rows`` users without passwords; times validate + preview (``create_upload``)
    and the apply (``apply_upload``, what the Celery task runs), and reports peak RSS.
 3. Uploads ``--password-rows`` users with passwords; starts ``--workers`` Celery worker processes on
@@ -57,11 +58,15 @@ def main() -> None:
     parser.add_argument("--password-rows", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--db", default=DB, help='database name (must contain "bench"; it is dropped)')
     args = parser.parse_args()
+    if "bench" not in args.db:
+        parser.error('--db must contain "bench": the database is dropped and re-created')
+    db = args.db
 
     var = tempfile.mkdtemp(prefix="idm-bench-")
     os.environ.update(
-        DATABASE_URL=f"{PG}/{DB}",
+        DATABASE_URL=f"{PG}/{db}",
         IDM_VAR_DIR=var,
         REDIS_URL=REDIS,
         DJANGO_SETTINGS_MODULE="idm.settings",
@@ -69,8 +74,8 @@ def main() -> None:
     )
     os.environ.pop("IDM_CELERY_EAGER", None)
     sys.path.insert(0, str(ROOT))
-    psql(f"DROP DATABASE IF EXISTS {DB}")
-    psql(f"CREATE DATABASE {DB}")
+    psql(f"DROP DATABASE IF EXISTS {db}")
+    psql(f"CREATE DATABASE {db}")
     workers: list[subprocess.Popen] = []
     try:
         import django
@@ -105,7 +110,7 @@ def main() -> None:
                 mode=Mode.CREATE,
             ),
         ).user
-        print(f"database: PostgreSQL ({DB}); hasher: {settings.PASSWORD_HASHERS[0].rsplit('.', 1)[1]}")
+        print(f"database: PostgreSQL ({db}); hasher: {settings.PASSWORD_HASHERS[0].rsplit('.', 1)[1]}")
 
         def run(data: bytes, name: str, *, hash_with_workers: bool) -> None:
             t0 = time.perf_counter()
@@ -206,7 +211,7 @@ def main() -> None:
 
         connections.close_all()
         if not args.keep:
-            psql(f"DROP DATABASE IF EXISTS {DB}")
+            psql(f"DROP DATABASE IF EXISTS {db}")
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ _SECRET_SUBJECTS = frozenset({"password", "password_hash"})
 
 
 def start_run(*, kind: str, actor: Actor, source: Source | None = None, dry_run: bool = False,
-              total: int = 0) -> ProvisioningRun:
-    """Create the run record (status "running")."""
+              total: int = 0, run_id: str = "") -> ProvisioningRun:
+    """Create the run record (status "running"); ``run_id`` defaults to a new random id (a caller whose
+    audit events already carry a job id, like a bulk upload, passes that one)."""
+    extra = {"run_id": run_id} if run_id else {}
     return ProvisioningRun.objects.create(kind=kind, source=source, dry_run=dry_run, progress_total=total,
-                                          started_by_label=actor.label[:255])
+                                          started_by_label=actor.label[:255], **extra)
 
 
 def run_actor(actor: Actor, run: ProvisioningRun) -> Actor:
@@ -173,13 +175,17 @@ def _matched_user_ids(changes: Sequence[IdentityChange]) -> set[int]:
 
 def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: ProvisioningRun,
                     dry_run: bool = False, batch_size: int = 1000, track_progress: bool = True,
-                    on_refused: Callable[[IdentityChange, Any], None] | None = None) -> dict[str, int]:
+                    on_refused: Callable[[IdentityChange, Any], None] | None = None,
+                    on_result: Callable[[IdentityChange, Any], None] | None = None,
+                    on_progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Apply ``changes`` through the identity service as part of ``run`` and journal them.
 
     Works batch by batch (state read before each batch, then the service's bulk path), so memory
     stays flat; returns the counts (created/updated/unchanged/refused). Dry runs write only the journal.
     ``on_refused(change, error)`` is called for each change the service refused (also in a dry run),
     so a caller journaling more about a change (a grant row it ends) records the real outcome.
+    ``on_result(change, result)`` sees every result (a front door's own report, e.g. a bulk upload's
+    per-line result); ``on_progress(done)`` gets the changes done so far after each batch.
     """
     from accounts.identity.service import apply_identity_changes
 
@@ -187,6 +193,7 @@ def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: Pro
     recorder = JournalRecorder(run)
     counts = {"created": 0, "updated": 0, "unchanged": 0, "refused": 0}
     batch: list[IdentityChange] = []
+    done = [0]
 
     def flush_batch() -> None:
         before = snapshot_users(_matched_user_ids(batch))
@@ -196,9 +203,14 @@ def apply_journaled(*, changes: Iterable[IdentityChange], actor: Actor, run: Pro
             counts[result.status] += 1
             if on_refused is not None and result.status == "refused":
                 on_refused(change, result.error)
+            if on_result is not None:
+                on_result(change, result)
+        done[0] += len(batch)
         if track_progress:
             run.progress_done += len(batch)
             ProvisioningRun.objects.filter(pk=run.pk).update(progress_done=run.progress_done)
+        if on_progress is not None:
+            on_progress(done[0])
         batch.clear()
 
     for change in changes:

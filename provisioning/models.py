@@ -267,7 +267,8 @@ class ProvisioningRun(models.Model):
         # A directory sync that applied everything except deactivations above its threshold.
         HELD = "held", "Held for review"
 
-    run_id = models.CharField(max_length=32, unique=True, default=new_run_id)
+    # 32 hex digits, or a bulk upload's id (36 characters with dashes), which its audit events carry.
+    run_id = models.CharField(max_length=36, unique=True, default=new_run_id)
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     dry_run = models.BooleanField(default=False)

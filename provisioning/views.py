@@ -2,21 +2,29 @@
 
 Thin: forms check input shape, ``provisioning.services`` validates and audits, ``preview`` reads.
 Every page needs ``manage_identity``; rules granting admin roles need a Customer Cloud Admin
-(enforced in the service, shown here).
+(enforced in the service, shown here). A bulk upload's run (journal) may also be read by whoever may
+open the upload (``accounts.bulk_upload.access.may_view_upload``): its uploader, or a global
+``manage_users`` admin.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.access import Access
+from accounts.bulk_upload.access import may_view_upload
+from accounts.bulk_upload.models import BulkUpload
 from accounts.csv_export import csv_lines, json_cell
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
@@ -186,10 +194,30 @@ def source_adopt(request: HttpRequest, pk: int) -> HttpResponse:
                   {"source": source, "form": form, "decisions": decisions, "adoptable": adoptable})
 
 
-@requires_manage_identity
+def _readable_run(request: HttpRequest, run_id: str) -> ProvisioningRun:
+    """The run, if the viewer may read its journal: ``manage_identity`` reads every run; a bulk
+    upload's run is also readable by whoever may open the upload (the upload pages' rule), and
+    anyone else gets a 404 for it (as for the upload), or a 403 without either permission."""
+    access = Access.of(request.user)
+    runs = ProvisioningRun.objects.select_related("source")
+    if access.has("manage_identity"):
+        return get_object_or_404(runs, run_id=run_id)
+    if not access.has("manage_users"):
+        raise PermissionDenied("missing permission manage_identity")
+    run = get_object_or_404(runs, run_id=run_id, kind=ProvisioningRun.Kind.BULK_UPLOAD)
+    try:
+        upload = BulkUpload.objects.filter(pk=uuid.UUID(run.run_id)).first()
+    except ValueError:
+        upload = None
+    if upload is None or not may_view_upload(access, request.user, upload):
+        raise Http404
+    return run
+
+
+@login_required
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """A run's journal, filtered, 100 entries a page."""
-    run = get_object_or_404(ProvisioningRun.objects.select_related("source"), run_id=run_id)
+    run = _readable_run(request, run_id)
     form = JournalFilterForm(request.GET or None)
     entries = form.apply(run.entries.all())
     page = Paginator(entries, JOURNAL_PAGE).get_page(request.GET.get("page"))
@@ -203,10 +231,10 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "phase_label": PHASES.get(run.progress_phase, run.progress_phase), "username_taken": taken})
 
 
-@requires_manage_identity
+@login_required
 def run_progress(request: HttpRequest, run_id: str) -> JsonResponse:
     """The run's live progress as JSON, for the run page's poller (static/idm/run_progress.js)."""
-    run = get_object_or_404(ProvisioningRun, run_id=run_id)
+    run = _readable_run(request, run_id)
     response = JsonResponse(progress_json(run))
     response["Cache-Control"] = "no-store"
     return response
@@ -222,10 +250,10 @@ def _journal_rows(run: ProvisioningRun, entries) -> Iterator[str]:
     return csv_lines(JOURNAL_COLUMNS, rows)
 
 
-@requires_manage_identity
+@login_required
 def run_export(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
     """The filtered journal as CSV, streamed."""
-    run = get_object_or_404(ProvisioningRun, run_id=run_id)
+    run = _readable_run(request, run_id)
     form = JournalFilterForm(request.GET or None)
     response = StreamingHttpResponse(_journal_rows(run, form.apply(run.entries.all())),
                                      content_type="text/csv; charset=utf-8")

@@ -227,7 +227,9 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
     """Apply a validated upload through the identity service and write its result report.
 
     Rows that had errors in the preview are not applied. In "only if no errors" mode a dry run
-    runs first and nothing is written if any row would now fail.
+    runs first and nothing is written if any row would now fail. The apply is one provisioning run
+    (``run_id`` = the upload id) whose journal holds every row's changes and refusals
+    (``accounts.bulk_upload.journal``).
     """
     upload.refresh_from_db()
     now = timezone.now()
@@ -252,30 +254,47 @@ def apply_upload(upload: BulkUpload, *, on_progress: Callable[[int], None] | Non
         for e in errs:
             _error(outcome, e["column"], e["code"], e["message"])
 
-    if upload.apply_mode == BulkUpload.ApplyMode.NO_ERRORS:
-        failing = [o for o in outcomes.values() if o.status == "error"]
-        if not failing:
-            dry = apply_identity_changes(changes=built.changes, actor=actor, dry_run=True)
-            failing = [r for r in dry.results if r.status == "refused"]
-            for res in failing:
-                add_service_error(outcomes[res.ref], res.error, columns)
-            del dry
-        if failing:
-            return _finish(upload, outcomes, columns, rows, status=BulkUpload.Status.FAILED,
-                           message=f"Nothing was applied: {len(failing)} row(s) have errors and you chose "
-                                   "\"apply only if no errors\".", applied=False)
+    # The apply is one provisioning run with a change journal (issue 8); provisioning is loaded here,
+    # not at import time (the accounts/provisioning seam, docs/architecture.md).
+    from accounts.bulk_upload.journal import UploadJournal
 
-    offset = len(rows) - len(built.changes)  # rows decided without the service count as done
-    progress = on_progress or _Progress(upload, offset, len(rows))
-    batch = max(100, min(conf_batch_size(), len(built.changes) // 20 or 100))
-    result = apply_identity_changes(changes=built.changes, actor=actor, on_progress=progress, batch_size=batch)
-    for res in result.results:
-        outcome = outcomes[res.ref]
-        if res.status == "refused":
-            add_service_error(outcome, res.error, columns)
-        else:
-            outcome.status = res.status
-            outcome.diff = [(f, None, None) for f in res.changed_fields if f != "created"]
+    journal = UploadJournal.start(upload, actor=actor, total=len(built.changes))
+    try:
+        if upload.apply_mode == BulkUpload.ApplyMode.NO_ERRORS:
+            failing = [o for o in outcomes.values() if o.status == "error"]
+            if not failing:
+                dry = apply_identity_changes(changes=built.changes, actor=actor, dry_run=True)
+                failing = [r for r in dry.results if r.status == "refused"]
+                for res in failing:
+                    add_service_error(outcomes[res.ref], res.error, columns)
+                del dry
+            if failing:
+                message = (f"Nothing was applied: {len(failing)} row(s) have errors and you chose "
+                           "\"apply only if no errors\".")
+                journal.refused_rows(outcomes.values(), rows)
+                journal.finish(error=message)
+                return _finish(upload, outcomes, columns, rows, status=BulkUpload.Status.FAILED, message=message,
+                               applied=False)
+
+        journal.refused_rows(outcomes.values(), rows)  # rows the preview refused; the service's come below
+        offset = len(rows) - len(built.changes)  # rows decided without the service count as done
+        progress = on_progress or _Progress(upload, offset, len(rows))
+        batch = max(100, min(conf_batch_size(), len(built.changes) // 20 or 100))
+
+        def report(change, res) -> None:
+            outcome = outcomes[res.ref]
+            if res.status == "refused":
+                add_service_error(outcome, res.error, columns)
+            else:
+                outcome.status = res.status
+                outcome.diff = [(f, None, None) for f in res.changed_fields if f != "created"]
+
+        journal.apply(changes=built.changes, batch_size=batch, on_progress=progress, on_result=report)
+    except Exception as exc:
+        journal.finish(error=f"The upload failed unexpectedly ({type(exc).__name__}); rows already applied "
+                             "stay applied.")
+        raise
+    journal.finish()
     for outcome in outcomes.values():
         if outcome.status == "unchanged" or not outcome.status:
             outcome.status = "unchanged"

@@ -14,10 +14,12 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import Access
 from accounts.bulk_upload import conf
+from accounts.bulk_upload.access import may_view_upload
 from accounts.bulk_upload.apply import confirm_upload, create_upload, preview_report_csv
 from accounts.bulk_upload.export import export_lines
 from accounts.bulk_upload.invitations import invitable_users
 from accounts.bulk_upload.invitations import invite_links as bulk_invite_links
+from accounts.bulk_upload.journal import upload_run
 from accounts.bulk_upload.models import BulkUpload
 from accounts.bulk_upload.parser import OPERATIONS, template_csv
 from accounts.bulk_upload.tasks import bulk_send_invitations, dispatch_hashing
@@ -38,7 +40,7 @@ def _require(request, perm: str = "manage_users") -> Access:
 def _get_upload(request, pk) -> BulkUpload:
     access = _require(request)
     upload = get_object_or_404(BulkUpload.objects.select_related("created_by", "default_org"), pk=pk)
-    if upload.created_by_id != request.user.pk and not access.is_global("manage_users"):
+    if not may_view_upload(access, request.user, upload):
         raise Http404
     return upload
 
@@ -111,6 +113,8 @@ def upload_detail(request, pk):
         "operation_label": OPERATIONS.get(upload.operation, {}).get("label", upload.operation),
         "invite_links": invite_links, "invited_count": invited_count,
         "modes": BulkUpload.ApplyMode,
+        # The apply's change journal (a provisioning run with the upload's id), once the apply started.
+        "run": upload_run(upload) if upload.apply_started_at else None,
     })
 
 
