@@ -46,6 +46,13 @@ def _audit(action: str, *, actor: Actor, user: User, new: dict | None = None, me
                  target_label=user.get_username(), new=new, message=message)
 
 
+def directory_password_source(user: User) -> str | None:
+    """The directory that holds ``user``'s password (``sso.signin.directory_password_source``), else ``None``."""
+    from sso.signin import directory_password_source as holder
+
+    return holder(user)
+
+
 def sso_provider_name(user: User) -> str | None:
     """The identity provider ``user`` must sign in with (passwords do not apply), else ``None``."""
     from sso.signin import sso_provider_for
@@ -161,7 +168,8 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
     """Self-service "forgot password": email a reset link to the local users ``identifier`` names.
 
     ``identifier`` is a username or an email address. Users of SSO orgs get an email telling them to
-    use their identity provider; blocked and deactivated users get nothing. The caller shows the same
+    use their identity provider; blocked and deactivated users, and users whose password a directory
+    holds (directory password sign-in), get nothing. The caller shows the same
     answer whatever happened, so the page does not reveal who exists.
     """
     identifier = identifier.strip()[:254].replace("\x00", "")
@@ -183,6 +191,10 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
         state = getattr(getattr(user, "profile", None), "state", None)
         if state not in (UserState.ACTIVE, UserState.INVITED) or not user.is_active:
             _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": False, "reason": state})
+            continue
+        if directory_password_source(user) is not None:
+            # The directory holds the password: no link, and the page answers as for an unknown user.
+            _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": False, "reason": "directory"})
             continue
         provider = sso_provider_name(user)
         if provider:
@@ -209,7 +221,8 @@ def link_is_valid(user: User | None, token: str, kind: str) -> bool:
         return False
     if kind == "invitation":
         return is_waiting_for_invitation(user) and invitation_tokens.check_token(user, token)
-    return reset_tokens.check_token(user, token) and sso_provider_name(user) is None
+    return (reset_tokens.check_token(user, token) and sso_provider_name(user) is None
+            and directory_password_source(user) is None)
 
 
 def set_password_from_link(*, user: User, password: str, request, kind: str, token: str) -> None:
