@@ -78,6 +78,14 @@ def check_may_reset(*, actor: Actor, user: User) -> None:
     check_may_change(actor=actor, user=user)
 
 
+def check_password_is_local(user: User) -> None:
+    """Refuse to set or send a local password for a user whose password a directory holds (review N10)."""
+    directory = directory_password_source(user)
+    if directory:
+        raise ValidationFailed("directory_user", f"{user.username} signs in with the password of the directory "
+                               f"{directory}: reset it there.")
+
+
 def end_sessions(*, user: User, actor: Actor, reason: str, keep_session_key: str | None = None) -> int:
     """End the user's sessions (``accounts.sessions.end_user_sessions``, audited there); how many ended.
 
@@ -127,6 +135,7 @@ def _reset_mail(user: User, link: str) -> None:
 def send_reset_link(*, actor: Actor, user: User, base_url: str) -> None:
     """An admin emails ``user`` a reset link; the user's sessions end (the account may be compromised)."""
     check_may_reset(actor=actor, user=user)
+    check_password_is_local(user)
     if not user.email:
         raise ValidationFailed("no_email", f"{user.username} has no email address. Set a temporary password "
                                "instead, or add an email address first.")
@@ -298,6 +307,7 @@ def _generated_password() -> str:
 def set_temporary_password(*, actor: Actor, user: User) -> str:
     """A generated password the user must change at their next sign-in; returns it (shown once)."""
     check_may_reset(actor=actor, user=user)
+    check_password_is_local(user)
     password = _generated_password()
     with transaction.atomic():
         services.user_set_password(actor=actor, user=user, password=password)

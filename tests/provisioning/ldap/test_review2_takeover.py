@@ -12,6 +12,8 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from accounts.credentials import service as credentials
+from accounts.exceptions import ValidationFailed
 from accounts.models import AuditEvent
 from provisioning.ldap.directories import directory_create
 from provisioning.models import Directory
@@ -164,3 +166,10 @@ def test_n10_linked_user_signs_in_only_through_the_directory(client, slapd_serve
     assert mail.outbox == []
     event = AuditEvent.objects.get(action="auth.password_reset_requested", target_id=str(sara.pk))
     assert (event.new_value["sent"], event.new_value["reason"]) == (False, "directory")
+    # Nor does an admin send her a link or set a temporary password: the directory holds it.
+    for action in (lambda: credentials.send_reset_link(actor=ACTOR, user=sara, base_url="http://testserver"),
+                   lambda: credentials.set_temporary_password(actor=ACTOR, user=sara)):
+        with pytest.raises(ValidationFailed) as info:
+            action()
+        assert info.value.code == "directory_user"
+    assert mail.outbox == []
