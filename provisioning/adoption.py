@@ -25,13 +25,14 @@ from django.db.models.functions import Lower
 from accounts.access import Access
 from accounts.exceptions import PolicyDenied
 from accounts.identity import privilege
-from accounts.identity.policy import check_update_scope
+from accounts.identity.audit import record_event
+from accounts.identity.policy import check_adoption_password_power, check_update_scope
 from accounts.identity.types import Actor, ExternalLink, IdentityChange, Mode
 from accounts.identity.types import Source as SourceKind
 from accounts.models import ExternalIdentity, UserProfile
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
-from provisioning.journal import JournalRecorder, apply_journaled, finish_run, start_run
-from provisioning.models import JournalEntry, ProvisioningRun, Source
+from provisioning.journal import JournalRecorder, apply_journaled, finish_run, run_actor, start_run
+from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,15 @@ def _decision(candidate, code, user=None, message: str = "") -> AdoptionDecision
                             user_id=user[0] if user else None, username=user[1] if user else "")
 
 
-def _actor_refusals(actor: Actor | None, user_ids: Iterable[int]) -> dict[int, PolicyDenied]:
+def _actor_refusals(actor: Actor | None, user_ids: Iterable[int], source: Source) -> dict[int, PolicyDenied]:
     """Users ``actor`` may not adopt, with the refusal the identity service would raise: the same
     policy functions its planner calls for an adoption (scope for the "owner"/"link" change, then the
-    privilege rule), so the preview says exactly what apply does (review F10)."""
+    privilege rule, and the reset-passwords power when the source is a directory with password
+    sign-in), so the preview says exactly what apply does (review F10, N1)."""
     if actor is None or actor.user is None or not actor.enforce_scope:
         return {}
     access = Access.of(actor.user)
+    password_sign_in = Directory.objects.filter(source_id=source.pk, password_sign_in=True).exists()
     mine = privilege.powers_of_access(access)
     users = list(User.objects.filter(pk__in=list(user_ids)).select_related("profile__org"))
     powers = privilege.powers_of_users(users)
@@ -91,6 +94,9 @@ def _actor_refusals(actor: Actor | None, user_ids: Iterable[int]) -> dict[int, P
             profile = getattr(user, "profile", None)
             if profile is not None:
                 check_update_scope(access, profile.org, {"owner", "link"}, is_self=False)
+                if password_sign_in:
+                    check_adoption_password_power(access, profile.org, username=user.username,
+                                                  source_label=source.name)
             privilege.check_privilege(actor=mine, target=powers[user.pk], target_label=user.username)
         except PolicyDenied as exc:
             out[user.pk] = exc
@@ -127,7 +133,7 @@ def plan_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate],
     cloud_admins = set(User.objects.filter(pk__in=user_ids, groups__role__slug=CUSTOMER_CLOUD_ADMIN)
                        .values_list("pk", flat=True)) | set(
         User.objects.filter(pk__in=user_ids, is_superuser=True).values_list("pk", flat=True))
-    refused_for_actor = _actor_refusals(actor, user_ids)
+    refused_for_actor = _actor_refusals(actor, user_ids, source)
     claimed: set[int] = set()
     decisions = []
     for candidate in candidates:
@@ -198,3 +204,20 @@ def apply_adoption(*, source: Source, candidates: Iterable[AdoptionCandidate], a
         "candidates": len(candidates), "adopted": counts.get("updated", 0), "refused": counts.get("refused", 0),
         "skipped": skipped, "already_linked": sum(d.code == "already_linked" for d in decisions),
     })
+
+
+def journal_adoption_refusal(*, source: Source, actor: Actor, candidate: AdoptionCandidate, user_id: int,
+                             code: str, message: str) -> ProvisioningRun:
+    """Record, after the refused request rolled back, why ``actor`` (a provider adopting by SCIM POST)
+    did not adopt ``user_id``: an adoption run with one refused journal entry and an audit event. The
+    provider itself is told only that the userName is taken (review N4)."""
+    run = start_run(kind=ProvisioningRun.Kind.ADOPTION, actor=actor, source=source, total=1)
+    recorder = JournalRecorder(run)
+    username = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or candidate.username
+    recorder.add(subject="adoption", result=JournalEntry.Result.REFUSED, user_id=user_id, user_label=username,
+                 code=code, message=message, ref=candidate.external_id)
+    recorder.flush()
+    record_event(actor=run_actor(actor, run), action="user.adoption_refused", target_type="user",
+                 target_id=user_id, target_label=username, new={"source": source.name, "code": code,
+                                                                "reason": message})
+    return finish_run(run, counts={"candidates": 1, "adopted": 0, "refused": 1, "skipped": 0, "already_linked": 0})

@@ -49,7 +49,11 @@ def _new_user_placement(user: SourceUser, ruleset: RuleSet, source: Source, role
     outcome = evaluate(rules=ruleset, record=user.record, org_policy=source.org_policy(), roles=roles)
     resolved = resolve_org(outcome.org, index, is_new=True)
     org_id = resolved.org_id if resolved is not None and resolved.org_id is not None else UNSET
-    # An org the rules would create is created by the rules step right after; start in the default.
+    if org_id is UNSET and resolved is not None and resolved.create_name:
+        # An org the rules would create is created by the rules step right after (which moves the user
+        # there); start in the source's fallback org, else under the create-under org, never nowhere
+        # (the identity service would refuse "Choose an organization.", review N11b).
+        org_id = outcome.org.fallback_org_id or resolved.create_under_id or UNSET
     defaults = index.default_role_slugs(org_id) if org_id is not UNSET else frozenset()
     granted = outcome.final_roles(defaults)
     return org_id, (frozenset(granted) if granted else UNSET)

@@ -12,7 +12,8 @@ So:
   them (``check_may_administer_source``); a Customer Cloud Admin always does;
 - changing where a source puts users (its org settings) or whom it adopts needs a Customer Cloud
   Admin when any of its rules grants an admin role, and otherwise ``manage_users`` in every org the
-  source would place users in (``check_source_settings_change``);
+  source would place users in; enabling adoption (or changing ``adopt_by``) needs ``manage_users``
+  in every org, since adoption may match any user (``check_source_settings_change``, review N2);
 - a rule may grant only roles whose powers the saver holds wherever the source places users
   (``check_rule_grants``), besides the Cloud-Admin-only admin roles of ``rules.validate_rule``.
 
@@ -34,7 +35,7 @@ from accounts.identity.privilege import PERM_LABELS, SIGN_IN_PERMS, SYSTEM, USER
 from accounts.identity.types import Actor
 from accounts.models import Organization, Role, UserProfile
 from accounts.roles import CUSTOMER_CLOUD_ADMIN
-from provisioning.models import MappingRule, Source
+from provisioning.models import Directory, MappingRule, Source
 
 ORG_SETTINGS = ("org_mode", "fixed_org_id", "org_attribute", "org_create_under_id", "fallback_org_id")
 ADOPTION_SETTINGS = ("adoption_enabled", "adopt_by")
@@ -67,7 +68,8 @@ def placement_orgs(source: Source) -> list[Organization] | None:
 
 def source_powers(source: Source) -> Powers:
     """Everything whoever controls ``source`` can do: the roles its rules grant, where it places users
-    and where its users are; the roles its users hold, in their orgs (sign-in permissions aside)."""
+    and where its users are; the roles its users hold, in their orgs (sign-in permissions aside); with
+    directory password sign-in on, resetting the passwords of the users it owns."""
     grants: dict[str, frozenset[str] | None] = {}
     cloud_admin = False
 
@@ -96,6 +98,9 @@ def source_powers(source: Source) -> Powers:
         for slug, scope, perm in rule_rows:
             cloud_admin = cloud_admin or slug == CUSTOMER_CLOUD_ADMIN
             add(perm, None if scope == Role.Scope.GLOBAL else reach)
+        # Directory password sign-in makes the directory decide its users' passwords (review N1).
+        if Directory.objects.filter(source_id=source.pk, password_sign_in=True).exists():
+            add("reset_passwords", user_paths)
     return Powers(grants=grants, cloud_admin=cloud_admin)
 
 
@@ -156,6 +161,14 @@ def check_source_settings_change(*, actor: Actor, source: Source, before: Source
             f"rules grant admin roles.", field="org_mode" if org_changed else "adoption_enabled")
     if org_changed:
         check_orgs_in_scope(actor=actor, orgs=placement_orgs(source), source=source)
+    if source.adoption_enabled and (adoption_changed or before is None) and not (
+            actor.user is not None and Access.of(actor.user).is_global("manage_users")):
+        # Adoption by a SCIM POST can match any user in any org (review N2).
+        raise PolicyDenied(
+            "source_needs_cloud_admin",
+            f"Only a Customer Cloud Admin, or an admin who manages users in every organization, may let "
+            f"{source.name} adopt existing users: it may match a user in any organization.",
+            field="adoption_enabled")
 
 
 def check_orgs_in_scope(*, actor: Actor, orgs: Iterable[Organization] | None, source: Source,

@@ -9,7 +9,7 @@ from accounts.backends import ConsoleModelBackend
 from accounts.identity.types import UserState
 from accounts.selectors import users_named
 from sso.attributes import Mapping, MappingFailed, map_identity
-from sso.signin import SignInRefused, password_sign_in_allowed, resolve_user
+from sso.signin import SignInRefused, directory_password_source, password_sign_in_allowed, resolve_user
 
 User = get_user_model()
 
@@ -74,6 +74,12 @@ class IdmModelBackend(ConsoleModelBackend):
                 # Decided before the password is checked, so right and wrong passwords get the same answer
                 # (and the same hashing cost, as Django does for unknown users): no password oracle.
                 # Several users under one normalised name (legacy rows, review F9): refused, never guessed.
+                User().set_password(password or "")
+                return None
+            if candidate is not None and directory_password_source(candidate) is not None:
+                # The directory holds this user's password (``IdmLDAPBackend`` checks it): the local one,
+                # left from before the link, no longer signs them in (review N10). Same cost; the answer is
+                # the directory backend's, which runs next.
                 User().set_password(password or "")
                 return None
             if candidate is not None:

@@ -70,6 +70,20 @@ def sso_provider_for(user) -> IdentityProvider | None:
     return provider
 
 
+def directory_password_source(user) -> str | None:
+    """The name of the directory that holds ``user``'s password, or ``None``: a directory with password
+    sign-in on that owns the user (enabled or not), unless the user's org signs in through SSO (then
+    the SSO rules apply, and its break-glass users keep their local password). Such a user's local
+    password is not used and no reset link is mailed to them (review N10): the directory decides."""
+    profile = _profile(user)
+    if profile is None or profile.owner_source_id is None or org_provider(profile.org) is not None:
+        return None
+    from provisioning.models import Directory
+
+    return (Directory.objects.filter(source_id=profile.owner_source_id, password_sign_in=True)
+            .values_list("source__name", flat=True).first())
+
+
 def password_sign_in_allowed(user) -> bool:
     """Users of SSO orgs sign in through their IdP, except the provider's break-glass users."""
     return sso_provider_for(user) is None

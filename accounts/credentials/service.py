@@ -46,6 +46,13 @@ def _audit(action: str, *, actor: Actor, user: User, new: dict | None = None, me
                  target_label=user.get_username(), new=new, message=message)
 
 
+def directory_password_source(user: User) -> str | None:
+    """The directory that holds ``user``'s password (``sso.signin.directory_password_source``), else ``None``."""
+    from sso.signin import directory_password_source as holder
+
+    return holder(user)
+
+
 def sso_provider_name(user: User) -> str | None:
     """The identity provider ``user`` must sign in with (passwords do not apply), else ``None``."""
     from sso.signin import sso_provider_for
@@ -69,6 +76,14 @@ def check_may_reset(*, actor: Actor, user: User) -> None:
     if provider:
         raise ValidationFailed("sso_user", f"{user.username} signs in with {provider}: passwords do not apply.")
     check_may_change(actor=actor, user=user)
+
+
+def check_password_is_local(user: User) -> None:
+    """Refuse to set or send a local password for a user whose password a directory holds (review N10)."""
+    directory = directory_password_source(user)
+    if directory:
+        raise ValidationFailed("directory_user", f"{user.username} signs in with the password of the directory "
+                               f"{directory}: reset it there.")
 
 
 def end_sessions(*, user: User, actor: Actor, reason: str, keep_session_key: str | None = None) -> int:
@@ -120,6 +135,7 @@ def _reset_mail(user: User, link: str) -> None:
 def send_reset_link(*, actor: Actor, user: User, base_url: str) -> None:
     """An admin emails ``user`` a reset link; the user's sessions end (the account may be compromised)."""
     check_may_reset(actor=actor, user=user)
+    check_password_is_local(user)
     if not user.email:
         raise ValidationFailed("no_email", f"{user.username} has no email address. Set a temporary password "
                                "instead, or add an email address first.")
@@ -161,7 +177,8 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
     """Self-service "forgot password": email a reset link to the local users ``identifier`` names.
 
     ``identifier`` is a username or an email address. Users of SSO orgs get an email telling them to
-    use their identity provider; blocked and deactivated users get nothing. The caller shows the same
+    use their identity provider; blocked and deactivated users, and users whose password a directory
+    holds (directory password sign-in), get nothing. The caller shows the same
     answer whatever happened, so the page does not reveal who exists.
     """
     identifier = identifier.strip()[:254].replace("\x00", "")
@@ -183,6 +200,10 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
         state = getattr(getattr(user, "profile", None), "state", None)
         if state not in (UserState.ACTIVE, UserState.INVITED) or not user.is_active:
             _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": False, "reason": state})
+            continue
+        if directory_password_source(user) is not None:
+            # The directory holds the password: no link, and the page answers as for an unknown user.
+            _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": False, "reason": "directory"})
             continue
         provider = sso_provider_name(user)
         if provider:
@@ -209,7 +230,8 @@ def link_is_valid(user: User | None, token: str, kind: str) -> bool:
         return False
     if kind == "invitation":
         return is_waiting_for_invitation(user) and invitation_tokens.check_token(user, token)
-    return reset_tokens.check_token(user, token) and sso_provider_name(user) is None
+    return (reset_tokens.check_token(user, token) and sso_provider_name(user) is None
+            and directory_password_source(user) is None)
 
 
 def set_password_from_link(*, user: User, password: str, request, kind: str, token: str) -> None:
@@ -285,6 +307,7 @@ def _generated_password() -> str:
 def set_temporary_password(*, actor: Actor, user: User) -> str:
     """A generated password the user must change at their next sign-in; returns it (shown once)."""
     check_may_reset(actor=actor, user=user)
+    check_password_is_local(user)
     password = _generated_password()
     with transaction.atomic():
         services.user_set_password(actor=actor, user=user, password=password)

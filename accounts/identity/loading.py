@@ -214,6 +214,13 @@ class BatchState:
 
         return frozenset(ProvisioningSource.objects.filter(adoption_enabled=True).values_list("pk", flat=True))
 
+    @cached_property
+    def password_sign_in_sources(self) -> frozenset[int]:
+        """Ids of the sources whose directory has password sign-in on (one query, when a change adopts)."""
+        from provisioning.models import Directory
+
+        return frozenset(Directory.objects.filter(password_sign_in=True).values_list("source_id", flat=True))
+
     def source_owns_org(self, owner: str, owner_provider: str) -> bool:
         """Does the provider owning a user (by its kind and slug) decide the user's org? Only a source
         whose rules place users (org mode "attribute" or "rules") does; a provider without a

@@ -493,7 +493,15 @@ def _plan_update(change: IdentityChange, state: BatchState, current: Current, to
             owner_source_id=profile.owner_source_id, source_id=change.owner_source_id, link=change.link,
             role_slugs=current.role_slugs, superuser=user.is_superuser, username=user.username,
             break_glass=any(uid == user.pk for _, uid in state.break_glass),
-            adoption_enabled=change.owner_source_id in state.adoption_enabled_sources)
+            adoption_enabled=change.owner_source_id in state.adoption_enabled_sources,
+            user_state=current.profile.state,
+            foreign_roles=privilege.role_tuples(state.roles.by_slug[s] for s in current.role_slugs - {
+                slug for slug, source_id in state.grant_rows.get(user.pk, ())
+                if source_id is not None and source_id == change.owner_source_id})
+            if actor.source in policy.PROVIDER_SOURCES else ())
+        if change.owner_source_id in state.password_sign_in_sources and not is_self:
+            policy.check_adoption_password_power(state.access, state.orgs.get(current.profile.org_id),
+                                                 username=user.username, source_label=policy.owner_label(*source))
         plan.event(state, "user.adopted", "owner", policy.owner_label(owner, owner_provider),
                    policy.owner_label(*source))
         profile.source, profile.source_provider = source

@@ -96,19 +96,31 @@ def check_update_scope(access: Any, org: Any, touched: Set[str], *, is_self: boo
     """Profile edits need modify_user_profile or manage_users in the user's org; the rest manage_users.
 
     Role changes are judged by ``check_roles_assignable``; a user may set their own password.
-    An adoption (the owner and the source's link, nothing else) is the identity admins' job: it
-    needs manage_identity or manage_users in the user's org (review F10); what the source may then
-    do with the user is bounded by the privilege rule (``privilege.check_planned_update``, judged
-    on the "link" change) and by ``privilege.check_provider_sign_in_change``.
+    An adoption (the owner and the source's link) hands the source the user's email, username and
+    state, so it needs manage_users in the user's org (review N1, superseding F10's manage_identity);
+    it is further bounded by the privilege rule (``privilege.check_planned_update``, judged on the
+    "link" change), by ``check_adoption_password_power`` and by ``privilege.check_provider_sign_in_change``.
     """
     if access is None:
         return
     perm_ok = access.can("manage_users", org) or (
         touched <= PROFILE_ONLY_FIELDS and access.can("modify_user_profile", org)
-    ) or (touched <= {"password"} and access.can("reset_passwords", org)) or (  # Help Desk resets
-        "owner" in touched and touched <= ADOPTION_FIELDS and access.can("manage_identity", org))
+    ) or (touched <= {"password"} and access.can("reset_passwords", org))  # Help Desk resets
     if touched - {"roles"} and not perm_ok and not (is_self and touched <= {"password"}):
         raise PolicyDenied("out_of_scope", f"You may not change users in {org.name}.")
+
+
+def check_adoption_password_power(access: Any, org: Any, *, username: str, source_label: str) -> None:
+    """Linking a user to a directory with password sign-in on makes the directory decide their password:
+    the acting admin must be able to reset it (review N1). ``access`` ``None``: system actor."""
+    if access is None or access.is_cloud_admin:
+        return
+    if access.is_global("reset_passwords") or (org is not None and access.can("reset_passwords", org)):
+        return
+    raise PolicyDenied(
+        "out_of_scope",
+        f"You may not link {username} to {source_label}: its users sign in with the directory password, and you "
+        f"may not reset passwords in {org.name if org is not None else 'their organization'}.")
 
 
 def check_roles_assignable(access: Any, roles: Iterable[Any], org: Any) -> None:
@@ -258,13 +270,19 @@ def check_group_membership_owner(actor: Actor, dgroups: Iterable[Any]) -> None:
 
 def check_adoption(*, actor: Actor, source: tuple[str, str] | None, owner: str, owner_provider: str,
                    owner_source_id: int | None, source_id: int, link: Any, role_slugs: Set[str],
-                   superuser: bool, break_glass: bool, username: str, adoption_enabled: bool = False) -> None:
+                   superuser: bool, break_glass: bool, username: str, adoption_enabled: bool = False,
+                   foreign_roles: Iterable[tuple[str, Iterable[str], str]] = (), user_state: str = "") -> None:
     """A source may take over (adopt) an existing user: asked by an admin or the system, or by the
     provider itself for its own source when an admin enabled adoption for it (``adoption_enabled``:
     a SCIM POST of an existing userName, issue 9); with the source's own link, never a break-glass
     user, never a Customer Cloud Admin, never a user another source owns (two sources never own one
     user: reported, not resolved). ``source`` is the adopting source's (kind, slug), None if it does
-    not exist."""
+    not exist.
+
+    A provider adopting by itself (review N2, N8) never takes a user an admin blocked or deactivated,
+    nor one holding a role with powers the source did not grant (``foreign_roles``, as
+    ``privilege.check_provider_sign_in_change`` judges a provider's sign-in changes): the adoption
+    would hand whoever holds the provider's credential that user's email, and so their account."""
     own_enabled_source = source is not None and adoption_enabled and (actor.source, actor.provider) == source
     if (actor.source in PROVIDER_SOURCES and not own_enabled_source) or actor.source == Source.SAML:
         raise PolicyDenied("adoption_not_allowed", "Only an administrator can apply an adoption.")
@@ -283,3 +301,13 @@ def check_adoption(*, actor: Actor, source: tuple[str, str] | None, owner: str, 
         raise PolicyDenied("owned_by_other_source",
                            f"{username} is managed by {owner_label(owner, owner_provider)}; "
                            f"two sources never own one user.")
+    if actor.source in PROVIDER_SOURCES:
+        if user_state in (UserState.BLOCKED, UserState.DEACTIVATED):
+            raise PolicyDenied("adoption_user_inactive",
+                               f"{username} was {user_state} by an administrator and is not adopted by a provider.")
+        powerful = sorted(slug for slug, perms, _scope in foreign_roles if set(perms) - SIGN_IN_PERMS)
+        if powerful:
+            raise PolicyDenied(
+                "role_not_from_source",
+                f"{username} holds {', '.join(powerful)}, which the source did not grant: an administrator who "
+                f"holds {'that role' if len(powerful) == 1 else 'those roles'} links them in the console.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from typing import Any
 from django.db import transaction
 from django.utils.text import slugify
 
-from accounts.exceptions import ValidationFailed
+from accounts.exceptions import PolicyDenied, ValidationFailed
+from accounts.identity import privilege
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
 from provisioning.dn import normalize_dn
@@ -133,6 +135,9 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
     if data.deactivation_threshold_percent > 100:
         raise ValidationFailed("threshold_invalid", "The threshold is a percentage (0-100).",
                                field="deactivation_threshold_percent")
+    if data.ca_bundle.strip() and not _is_pem_certificates(data.ca_bundle):
+        raise ValidationFailed("ca_bundle_invalid", "The CA bundle is not a PEM certificate (-----BEGIN "
+                               "CERTIFICATE----- ... -----END CERTIFICATE-----).", field="ca_bundle")
     if data.password_sign_in and not verified_tls_on_every_url(urls, data.tls_mode, data.verify_tls):
         # Sign-in sends the user's own password to the directory: never in clear text, never to a
         # server whose certificate was not checked.
@@ -140,6 +145,35 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
                                "passwords to the directory: choose LDAPS (ldaps:// URLs) or StartTLS (ldap:// "
                                "URLs) and keep certificate verification on.", field="password_sign_in")
     return dataclasses.replace(data, urls=urls, base_dns=base_dns)
+
+
+def _is_pem_certificates(pem: str) -> bool:
+    """Does ``pem`` hold one or more certificates OpenSSL can load (what libldap will read)?"""
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        return False
+    return True
+
+
+def check_password_sign_in_change(*, actor: Actor, directory: Directory | None, data: DirectorySettings) -> None:
+    """Turning on directory password sign-in, or changing the connection (URLs, TLS, CA bundle, bind DN)
+    of a directory that has it on, is a Customer Cloud Admin's decision (review N1): it makes an outside
+    server authoritative for the passwords of every user the directory owns, and the CA bundle then
+    decides which server that is. ``directory`` is the stored row (``None`` when creating)."""
+    if not data.password_sign_in:
+        return
+    turned_on = directory is None or not directory.password_sign_in
+    if not turned_on and not password_bound_changes(directory, data):
+        return
+    mine = privilege.powers_of_actor(actor)
+    if mine.kind == privilege.SYSTEM or mine.cloud_admin:
+        return
+    raise PolicyDenied(
+        "password_sign_in_needs_cloud_admin",
+        "Only a Customer Cloud Admin may turn on sign-in with the directory password or change the connection "
+        "of a directory that has it on: the directory then decides the passwords of every user it owns.",
+        field="password_sign_in")
 
 
 def _snapshot(directory: Directory) -> dict[str, Any]:
@@ -156,6 +190,7 @@ def directory_create(*, actor: Actor, name: str, data: DirectorySettings, bind_p
     """Create the source (kind ldap; new users go to ``org`` when given, else orgs are not managed)
     and its directory settings, audited."""
     data = validate_settings(data)
+    check_password_sign_in_change(actor=actor, directory=None, data=data)
     name = (name or "").strip()
     if not name:
         raise ValidationFailed("name_required", "Give the directory a name.", field="name")
@@ -200,6 +235,7 @@ def directory_update(*, actor: Actor, directory: Directory, data: DirectorySetti
     ``provisioning.policy``)."""
     check_may_administer_source(actor=actor, source=directory.source, action="change the connection of")
     data = validate_settings(data)
+    check_password_sign_in_change(actor=actor, directory=directory, data=data)
     changed = password_bound_changes(directory, data)
     if bind_password is None and changed and directory.bind_password_encrypted:
         raise ValidationFailed(

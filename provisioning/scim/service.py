@@ -20,19 +20,19 @@ from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.exceptions import IdentityError, MappingError
+from accounts.exceptions import IdentityError, MappingError, PolicyDenied
 from accounts.identity import groups as group_service
 from accounts.identity import links, memberships
 from accounts.identity.types import UNSET
 from accounts.models import DirectoryGroup
-from provisioning.adoption import AdoptionCandidate, apply_adoption, plan_adoption
+from provisioning.adoption import AdoptionCandidate, apply_adoption, journal_adoption_refusal, plan_adoption
 from provisioning.inbound import SourceUser, apply_source_users
 from provisioning.lifecycle import source_actor
 from provisioning.models import JournalEntry, ProvisioningRun, Source
 from provisioning.resolve import link_raw, source_links, stored_record
 from provisioning.rules import RuleSet, SourceRecord
 from provisioning.scim import resources as res
-from provisioning.scim.errors import ScimError
+from provisioning.scim.errors import CONFLICT_DETAILS, ScimError
 from provisioning.scim.filters import Compare
 from provisioning.scim.models import ScimResource, new_scim_id
 from provisioning.scim.patch import apply_patch, parse_operations
@@ -150,10 +150,18 @@ def user_create(*, source: Source, body: Any, request_id: str = "") -> ScimResou
     """POST /Users."""
     doc = res.clean_user(body)
     scim_id = new_scim_id()
+    try:
+        with transaction.atomic():
+            claimed = _claim_existing(source, doc, scim_id, request_id)
+    except _AdoptionRefused as refused:
+        # Rolled back; the reason goes to the journal and audit only. The provider gets the answer any
+        # taken userName gets, so refusals do not tell it who is an admin or blocked (review N4).
+        journal_adoption_refusal(source=source, actor=_actor(source, request_id), candidate=refused.candidate,
+                                 user_id=refused.user_id, code=refused.code, message=refused.message)
+        raise ScimError(409, CONFLICT_DETAILS["username_taken"], "uniqueness") from None
+    if claimed is not None:
+        return claimed
     with transaction.atomic():
-        claimed = _claim_existing(source, doc, scim_id, request_id)
-        if claimed is not None:
-            return claimed
         _apply_users(source, [_source_user(scim_id, doc, [])], request_id)
         user = User.objects.get(external_identities__source=source.kind, external_identities__provider=source.slug,
                                 external_identities__external_id=scim_id)
@@ -162,6 +170,14 @@ def user_create(*, source: Source, body: Any, request_id: str = "") -> ScimResou
             external_id=doc.get("externalId") or "", active=doc.get("active", True), document=_stored(doc))
     resource.user = user
     return resource
+
+
+class _AdoptionRefused(Exception):
+    """A POST matched a user the provider may not adopt (the reason is for the journal, not the provider)."""
+
+    def __init__(self, candidate: AdoptionCandidate, user_id: int, code: str, message: str):
+        super().__init__(message)
+        self.candidate, self.user_id, self.code, self.message = candidate, user_id, code, message
 
 
 def _claim_existing(source: Source, doc: dict, scim_id: str, request_id: str) -> ScimResource | None:
@@ -188,16 +204,29 @@ def _claim_existing(source: Source, doc: dict, scim_id: str, request_id: str) ->
     candidate = AdoptionCandidate(external_id=scim_id, username=doc["userName"],
                                   email=_primary_email(doc) if "emails" in doc else "")
     (decision,) = plan_adoption(source=source, candidates=[candidate])
-    if not decision.adopt or decision.user_id != user.pk:
+    if decision.user_id != user.pk:
         return None
-    # The provider is the actor: the admin's consent is the source's adoption setting (policy).
+    if not decision.adopt:
+        raise _AdoptionRefused(candidate, user.pk, decision.code, decision.message)
+    # The provider is the actor: the admin's consent is the source's adoption setting, bounded by the
+    # identity service's rules for provider adoption (``check_adoption``).
     run = apply_adoption(source=source, candidates=[candidate], actor=_actor(source, request_id))
     if run.counts.get("adopted") != 1:
-        return None
+        code, message = (JournalEntry.objects.filter(run=run, result=JournalEntry.Result.REFUSED)
+                         .order_by("id").values_list("code", "message").first() or ("adoption_refused", ""))
+        raise _AdoptionRefused(candidate, user.pk, code, message)
     resource = ScimResource.objects.create(source=source, kind=ScimResource.Kind.USER, scim_id=scim_id,
                                            user_id=user.pk, active=doc.get("active", True), version=0)
     resource = ScimResource.objects.select_related("user").get(pk=resource.pk)
-    return _user_update(source, resource, doc, request_id)
+    try:
+        return _user_update(source, resource, doc, request_id)
+    except PolicyDenied as error:
+        raise _AdoptionRefused(candidate, user.pk, error.code, error.message) from None
+    except ScimError as error:
+        if error.scim_type != "mutability":  # a bad value is the provider's to fix, not a refusal
+            raise
+        # A guard refused the adopted user's update (e.g. the sign-in guard on an admin's email).
+        raise _AdoptionRefused(candidate, user.pk, "adoption_update_refused", error.detail) from None
 
 
 def _user_update(source: Source, resource: ScimResource, doc: dict, request_id: str) -> ScimResource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -125,10 +126,12 @@ def test_with_the_password_entered_again_the_new_server_gets_that_password(
     {"urls": ("ldap://127.0.0.1:1",)},
     {"bind_dn": "cn=someone-else,dc=example,dc=org"},
     {"tls_mode": "starttls"},
-    {"ca_bundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
+    {"ca_bundle": "(the test CA)"},  # a real certificate: a garbage PEM is refused (review N1)
     {"verify_tls": False},
 ])
-def test_service_refuses_keeping_the_password_when_where_it_goes_changes(slapd_server, ou, change):
+def test_service_refuses_keeping_the_password_when_where_it_goes_changes(slapd_server, ou, test_pki, change):
+    if "ca_bundle" in change:
+        change = {"ca_bundle": Path(test_pki.ca_file).read_text()}
     actor = Actor.system("tests")
     directory = directory_create(actor=actor, name="Corp", data=_settings(slapd_server, ou),
                                  bind_password=slapd_server.root_pw)

@@ -251,28 +251,35 @@ def test_f5_resolve_org_reports_an_outside_org(root_org, sales, org_factory):
 # F10 -------------------------------------------------------------------------------------------
 
 
-def test_f10_ima_adoption_preview_matches_apply(ima_client, user_factory, provider, sales):
-    """F10: the preview refuses what apply refuses (an Org Admin is more privileged than an IMA), an
-    IMA can adopt a plain user, and every refusal row carries the user's name."""
+def test_f10_adoption_preview_matches_apply(ima_client, user_factory, provider, sales):
+    """F10, N1b: the preview refuses what apply refuses. Adopting hands the source the user's email,
+    username and state, so an IMA (manage_identity only) adopts nobody (out_of_scope); an IMA who is
+    also Org Admin of Sales adopts a plain Sales user but not a Help Desk (global resets, more
+    privileged); every refusal row carries the user's name."""
     source, _ = provider
     Source.objects.filter(pk=source.pk).update(adoption_enabled=True)
     user_factory("sara.sales", org=sales)
-    user_factory("eve.eng-admin", org=sales, roles=["org-admin"])
-    candidates = "x1,sara.sales,\nx2,eve.eng-admin,"
-    preview = ima_client.post(f"/provisioning/sources/{source.pk}/adopt/",
-                              {"candidates": candidates, "action": "preview"}).content.decode()
+    user_factory("hana.helpdesk", org=sales, roles=["help-desk"])
+    candidates = "x1,sara.sales,\nx2,hana.helpdesk,"
+    url = f"/provisioning/sources/{source.pk}/adopt/"
+    preview = ima_client.post(url, {"candidates": candidates, "action": "preview"}).content.decode()
+    assert re.findall(r'data-decision="([a-z_]+)"', preview) == ["out_of_scope", "out_of_scope"]
+    assert ima_client.post(url, {"candidates": candidates, "action": "apply"}).status_code in (200, 302)
+    sales_admin = _client(user_factory("ivan.sales", org=sales,
+                                       roles=["identity-management-administrator", "org-admin"]))
+    preview = sales_admin.post(url, {"candidates": candidates, "action": "preview"}).content.decode()
     assert re.findall(r'data-decision="([a-z_]+)"', preview) == ["adopt", "target_more_privileged"]
     assert "Adopt 1 user</button>" in preview
-    response = ima_client.post(f"/provisioning/sources/{source.pk}/adopt/", {"candidates": candidates, "action": "apply"})
+    response = sales_admin.post(url, {"candidates": candidates, "action": "apply"})
     assert response.status_code == 302
-    run = ProvisioningRun.objects.get(kind=ProvisioningRun.Kind.ADOPTION)
+    run = ProvisioningRun.objects.filter(kind=ProvisioningRun.Kind.ADOPTION).latest("pk")
     assert run.counts["adopted"] == 1
     refused = run.entries.get(result=JournalEntry.Result.REFUSED)
-    assert (refused.code, refused.user_label) == ("target_more_privileged", "eve.eng-admin")
+    assert (refused.code, refused.user_label) == ("target_more_privileged", "hana.helpdesk")
     from django.contrib.auth.models import User
-    profiles = dict(User.objects.filter(username__in=["sara.sales", "eve.eng-admin"])
+    profiles = dict(User.objects.filter(username__in=["sara.sales", "hana.helpdesk"])
                     .values_list("username", "profile__owner_source"))
-    assert profiles == {"sara.sales": source.pk, "eve.eng-admin": None}
+    assert profiles == {"sara.sales": source.pk, "hana.helpdesk": None}
 
 
 def test_f1a_ima_cannot_change_the_connection_of_a_directory_owning_a_help_desk(ima_client, admin_client, linked_user):
