@@ -46,9 +46,11 @@ def test_post_and_deactivate_load_orgs_and_roles_once_and_write_what_they_wrote(
     for queries in (post_queries, patch_queries):
         assert _loads(queries, ORG_LOAD) == 1, [q["sql"][:120] for q in queries.captured_queries]
         assert _loads(queries, ROLE_LOAD) == 1
-    # Before the shared lookups: 52 statements for the POST and 86 for the PATCH (SQLite, savepoints
-    # and the request log included).
-    assert len(post_queries) <= 42 and len(patch_queries) <= 70, (len(post_queries), len(patch_queries))
+    # Statements per request, savepoints and the request log included. Before the shared lookups,
+    # on SQLite: 52 for the POST and 86 for the PATCH. PostgreSQL adds its transaction settings.
+    ceiling = {"postgresql": (47, 72)}.get(connection.vendor, (42, 70))  # a little room: caches warm by test order
+    assert len(post_queries) <= ceiling[0] and len(patch_queries) <= ceiling[1], (
+        len(post_queries), len(patch_queries))
 
     alice = User.objects.get(username="alice")
     assert (alice.first_name, alice.email, alice.is_active, alice.profile.state) == (
