@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -451,7 +450,8 @@ def group_members_patch(*, source: Source, resource: ScimResource, add: list[str
 def _group_members_delta(source: Source, resource: ScimResource, add: list[str], remove: list[str], *,
                          request_id: str, versions: frozenset[int] | None = None) -> ScimResource:
     actor = _actor(source, request_id)
-    with transaction.atomic():
+    # No savepoint: an error here fails the whole request anyway, and each savepoint is a round trip.
+    with transaction.atomic(savepoint=False):
         added = memberships.group_members_add(actor=actor, dgroup=resource.group,
                                               user_ids=_member_user_ids(source, add)).added
         removed = memberships.group_members_remove(actor=actor, dgroup=resource.group,
@@ -463,15 +463,28 @@ def _group_members_delta(source: Source, resource: ScimResource, add: list[str],
 
 def _bump_version(resource: ScimResource, versions: frozenset[int] | None) -> None:
     """``version += 1`` in the database (takes the row lock until the commit); 412 when the stored
-    version is not one of ``versions``, 404 when the resource is gone."""
-    rows = ScimResource.objects.filter(pk=resource.pk, deleted_at__isnull=True)
+    version is not one of ``versions``, 404 when the resource is gone.
+
+    One statement that returns the new version (``UPDATE ... RETURNING``): every round trip after
+    it is time the next PATCH of the group waits."""
+    now = timezone.now()
+    updated_at = ScimResource._meta.get_field("updated_at").get_db_prep_save(now, connection)
+    # The conditions on the row itself, not in a subquery: PostgreSQL re-checks them on the newest
+    # version of the row after waiting for a concurrent bump (READ COMMITTED), so If-Match stays exact.
+    sql = (f"UPDATE {connection.ops.quote_name(ScimResource._meta.db_table)} "  # noqa: S608 - the model's own table
+           "SET version = version + 1, updated_at = %s WHERE id = %s AND deleted_at IS NULL")
+    params: list = [updated_at, resource.pk]
     if versions is not None:
-        rows = rows.filter(version__in=versions)
-    if not rows.update(version=F("version") + 1, updated_at=timezone.now()):
+        sql += f" AND version IN ({', '.join(['%s'] * len(versions))})" if versions else " AND FALSE"
+        params += sorted(versions)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING version", params)
+        row = cursor.fetchone()
+    if row is None:
         if ScimResource.objects.filter(pk=resource.pk, deleted_at__isnull=True).exists():
             raise ScimError(412, "The resource changed since the version given in If-Match.")
         raise not_found(resource.kind, resource.scim_id)
-    resource.refresh_from_db(fields=["version", "updated_at"])
+    resource.version, resource.updated_at = row[0], now
 
 
 @_identity_errors

@@ -164,7 +164,7 @@ def test_member_patch_does_its_work_before_it_waits_for_the_group_lock(api):
                 waiting = row[0]
                 break
             thread.join(0.1)
-        assert waiting.startswith('UPDATE "provisioning_scimresource" SET "version"'), waiting
+        assert waiting.startswith('UPDATE "provisioning_scimresource" SET version = version + 1'), waiting
     finally:
         holder.rollback()
         holder.close()
