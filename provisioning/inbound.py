@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from accounts.identity.lookups import org_index, shared_lookups
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UNSET, ExternalLink, IdentityChange, Mode
 from provisioning.journal import JournalRecorder, apply_journaled, finish_run, start_run
@@ -79,10 +80,17 @@ def apply_source_users(*, source: Source, users: Iterable[SourceUser], kind: str
 
 def _apply(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_run: bool, complete: bool,
            request_id: str = "") -> dict:
+    # One load of the orgs and roles for the identity step, the rules step and the lifecycle.
+    with shared_lookups():
+        return _apply_steps(source, users, run, dry_run, complete, request_id)
+
+
+def _apply_steps(source: Source, users: list[SourceUser], run: ProvisioningRun, dry_run: bool, complete: bool,
+                 request_id: str) -> dict:
     actor = replace(source_actor(source, job_id=run.run_id), request_id=request_id)
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
                   .values_list("external_id", "user_id"))
-    ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), OrgIndex()
+    ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), org_index()
     changes = []
     for user in users:
         link = ExternalLink(source=source.kind, provider=source.slug, external_id=user.external_id,

@@ -19,9 +19,9 @@ from django.contrib.auth.models import User
 from django.db.models import F, Func, TextField
 
 from accounts.exceptions import IdentityError
+from accounts.identity.lookups import org_index, role_index
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import UserState
-from accounts.models import Role
 from provisioning.models import RoleGrant, Source, UserBlock
 from provisioning.resolve import RECORD_KEY, resolve_org, role_catalogue, source_links, stored_record
 from provisioning.rules import OrgPolicy, Outcome, Rule, RuleSet, SourceRecord, evaluate, is_canonical
@@ -127,11 +127,11 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
     per chunk.
     """
     ruleset = RuleSet.of(rules)
-    evaluator = _Evaluator(ruleset, org_policy, role_catalogue(), OrgIndex())
+    evaluator = _Evaluator(ruleset, org_policy, role_catalogue(), org_index())
     evaluator.records = records or {}
     role_by_group, role_by_id = {}, {}
-    for role_id, group_id, slug in Role.objects.values_list("pk", "group_id", "slug"):
-        role_by_group[group_id], role_by_id[role_id] = slug, slug
+    for role in role_index().by_slug.values():
+        role_by_group[role.group_id], role_by_id[role.pk] = role.slug, role.slug
     selected = source_links(source) if user_ids is None else source_links(source).filter(user_id__in=list(user_ids))
     reads = evaluator.reads
     parts = {"_attributes_type": _Stored("attributes", as_type=True), "_groups_type": _Stored("groups", as_type=True),

@@ -8,8 +8,9 @@ import json
 from dataclasses import dataclass
 
 from accounts.exceptions import IdentityError
+from accounts.identity.lookups import role_index
 from accounts.identity.orgs import OrgIndex
-from accounts.models import ExternalIdentity, Role
+from accounts.models import ExternalIdentity
 from accounts.roles import ALL_PERMS, CUSTOMER_CLOUD_ADMIN
 from provisioning.models import Source
 from provisioning.rules import OrgTarget, RoleInfo, SourceRecord
@@ -26,7 +27,7 @@ def role_catalogue() -> dict[str, RoleInfo]:
     Admin's counts as Cloud Admin too, so copying the role cannot get around the rule."""
     everything = frozenset(ALL_PERMS)
     out: dict[str, RoleInfo] = {}
-    for role in Role.objects.prefetch_related("group__permissions"):
+    for role in role_index().by_slug.values():
         perms = {p.codename for p in role.group.permissions.all()}
         out[role.slug] = RoleInfo(
             slug=role.slug,

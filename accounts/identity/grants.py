@@ -18,6 +18,7 @@ from typing import Any
 
 from accounts.identity.bulkio import insert_rows
 from accounts.identity.loading import RoleIndex, chunks
+from accounts.identity.lookups import shared
 from accounts.identity.types import UNSET, Actor, Source
 
 PROVIDER_SOURCES = frozenset({Source.SCIM, Source.LDAP})
@@ -29,8 +30,8 @@ def origin_source_id(actor: Actor) -> int | None:
         return None
     from provisioning.models import Source as ProvisioningSource
 
-    return (ProvisioningSource.objects.filter(kind=actor.source, slug=actor.provider)
-            .values_list("pk", flat=True).first())
+    return shared(f"source:{actor.source}:{actor.provider}", lambda: (
+        ProvisioningSource.objects.filter(kind=actor.source, slug=actor.provider).values_list("pk", flat=True).first()))
 
 
 def record_grant_origins(plans: Sequence[Any], *, actor: Actor, roles: RoleIndex) -> None:

@@ -33,9 +33,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.exceptions import ConflictError, IdentityError
-from accounts.identity.loading import BatchState, RoleIndex, RunCarry
+from accounts.identity.loading import BatchState, RunCarry
 from accounts.identity.locks import admin_lock
-from accounts.identity.orgs import OrgIndex
+from accounts.identity.lookups import org_index, role_index
 from accounts.identity.planner import Plan, plan_change
 from accounts.identity.types import UNSET, Actor, BulkResult, ChangeResult, IdentityChange, Mode
 from accounts.identity.writer import write_plans
@@ -102,8 +102,8 @@ class _Run:
         self.actor = actor
         self.dry_run = dry_run
         self.keep_users = keep_users
-        self.orgs = OrgIndex()
-        self.roles = RoleIndex()
+        self.orgs = org_index()  # shared with the other steps of a request (lookups.py)
+        self.roles = role_index()
         self.carry = RunCarry() if dry_run else None
 
     def batch(self, changes: list[IdentityChange]) -> list[ChangeResult]:

@@ -312,6 +312,9 @@ class Attribute:
     externalId true). ``constant`` makes a virtual attribute with one fixed value for every row
     (``emails.type`` is always "work" when idm stores one email). ``compile`` takes over entirely:
     ``compile(op, value) -> Q`` for attributes stored in another shape (``active`` from a state).
+    ``indexed_text(value) -> Q``: a wider condition an index serves, added to ``co`` and ``ew``
+    (case-insensitive) so they do not scan the table; it must hold wherever the attribute's own
+    condition holds.
     """
 
     field: str = ""
@@ -320,6 +323,7 @@ class Attribute:
     constant: Any = None
     compile: Callable[[str, Any], Q] | None = None
     multi_valued: bool = False
+    indexed_text: Callable[[str], Q] | None = None
 
 
 def _bad_value(path: AttrPath, op: str, value: Any) -> ScimFilterError:
@@ -396,7 +400,12 @@ def _compare(path: AttrPath, spec: Attribute, op: str, value: Any) -> Q:
         if spec.kind != "string" and op != "eq":
             raise _bad_value(path, op, value)
         lookup = _STRING_OPS[op]
-        return Q(**{f"{field}__{'i' if insensitive else ''}{lookup}": typed})
+        condition = Q(**{f"{field}__{'i' if insensitive else ''}{lookup}": typed})
+        if op in ("co", "ew") and insensitive and spec.indexed_text is not None:
+            # A LIKE '%x' on one column has no index since the per-field trigram indexes went
+            # (accounts/0011): the joined search text's trigram index narrows, the column decides.
+            condition &= spec.indexed_text(typed)
+        return condition
     if op == "ne":
         if by_lower:
             same = Q(Exact(Lower(field), typed.lower()))

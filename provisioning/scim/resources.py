@@ -16,7 +16,9 @@ from typing import Any
 
 from django.db.models import F, Q
 from django.db.models.functions import Lower
+from django.db.models.lookups import IContains
 
+from accounts.selectors import UserSearchText
 from provisioning.scim.errors import ScimError
 from provisioning.scim.filters import Attribute, FilterCompiler
 from provisioning.scim.models import ScimResource
@@ -342,14 +344,24 @@ def _exact_id(field: str) -> Attribute:
     return Attribute(field, case_exact=True)
 
 
+def _in_user_search_text(value: str) -> Q:
+    """The user's joined search text contains ``value``: the expression of the trigram index
+    (``accounts.selectors.UserSearchText``), true wherever one of its fields contains it."""
+    return Q(IContains(UserSearchText(prefix="user__"), value))
+
+
+def _user_text(field: str) -> Attribute:
+    return Attribute(field, indexed_text=_in_user_search_text)
+
+
 USER_FILTERS = FilterCompiler(
     {
         "id": _exact_id("scim_id"),
         "externalId": _exact_id("external_id"),
-        "userName": Attribute("user__username"),
-        "name.givenName": Attribute("user__first_name"),
-        "name.familyName": Attribute("user__last_name"),
-        "emails.value": Attribute("user__email"),
+        "userName": _user_text("user__username"),
+        "name.givenName": _user_text("user__first_name"),
+        "name.familyName": _user_text("user__last_name"),
+        "emails.value": _user_text("user__email"),
         "emails.type": Attribute(constant="work"),
         "active": Attribute("active", kind="boolean"),
         "meta.created": Attribute("created_at", kind="datetime"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ from provisioning.models import JournalEntry, ProvisioningRun, Source
 from provisioning.resolve import link_raw, source_links, stored_record
 from provisioning.rules import RuleSet, SourceRecord
 from provisioning.scim import resources as res
-from provisioning.scim.errors import CONFLICT_DETAILS, ScimError
+from provisioning.scim.errors import CONFLICT_DETAILS, ScimError, not_found
 from provisioning.scim.filters import Compare
 from provisioning.scim.models import ScimResource, new_scim_id
 from provisioning.scim.patch import apply_patch, parse_operations
@@ -457,18 +457,71 @@ def group_patch(*, source: Source, resource: ScimResource, body: Any, base: str,
     return _group_update(source, resource, doc, old_members=old_members, request_id=request_id)
 
 
+def member_delta(body: Any) -> tuple[list[str], list[str]] | None:
+    """The SCIM ids a PATCH made only of member adds and removes adds and removes (see
+    ``_member_delta``); None for any other PATCH, including one that is not valid (the general path
+    reports its error)."""
+    try:
+        operations = parse_operations(body)
+        _check_mutability(body, ("id", "meta"))
+    except (ScimError, IdentityError):
+        return None
+    return _member_delta(operations)
+
+
+@_identity_errors
+def group_members_patch(*, source: Source, resource: ScimResource, add: list[str], remove: list[str],
+                        versions: frozenset[int] | None = None, request_id: str = "") -> ScimResource:
+    """PATCH /Groups/{id} made only of member adds and removes (``member_delta``), called inside a
+    transaction with ``resource`` read but not locked.
+
+    The group's row is locked by the version bump, the last statement before the commit, so
+    concurrent PATCHes of one group queue only for each other's commit, not for each other's reads,
+    rule checks and audit writes (issue 9: a 20k-member group's PATCHes waited ~200 ms for the lock).
+    No member is lost: each add and remove is its own membership row, inserted or deleted on its own.
+    ``versions``: the If-Match versions (None: any); the bump matches only those, and a miss is 412
+    with everything rolled back. A group deleted meanwhile is 404."""
+    return _group_members_delta(source, resource, add, remove, request_id=request_id, versions=versions)
+
+
 def _group_members_delta(source: Source, resource: ScimResource, add: list[str], remove: list[str], *,
-                         request_id: str) -> ScimResource:
+                         request_id: str, versions: frozenset[int] | None = None) -> ScimResource:
     actor = _actor(source, request_id)
-    with transaction.atomic():
+    # No savepoint: an error here fails the whole request anyway, and each savepoint is a round trip.
+    with transaction.atomic(savepoint=False):
         added = memberships.group_members_add(actor=actor, dgroup=resource.group,
                                               user_ids=_member_user_ids(source, add)).added
         removed = memberships.group_members_remove(actor=actor, dgroup=resource.group,
                                                    user_ids=_member_user_ids(source, remove, strict=False)).removed
-        resource.version += 1
-        resource.save(update_fields=["version", "updated_at"])
-    refresh_rules(source, added + removed, request_id)
+        refresh_rules(source, added + removed, request_id)
+        _bump_version(resource, versions)
     return resource
+
+
+def _bump_version(resource: ScimResource, versions: frozenset[int] | None) -> None:
+    """``version += 1`` in the database (takes the row lock until the commit); 412 when the stored
+    version is not one of ``versions``, 404 when the resource is gone.
+
+    One statement that returns the new version (``UPDATE ... RETURNING``): every round trip after
+    it is time the next PATCH of the group waits."""
+    now = timezone.now()
+    updated_at = ScimResource._meta.get_field("updated_at").get_db_prep_save(now, connection)
+    # The conditions on the row itself, not in a subquery: PostgreSQL re-checks them on the newest
+    # version of the row after waiting for a concurrent bump (READ COMMITTED), so If-Match stays exact.
+    sql = (f"UPDATE {connection.ops.quote_name(ScimResource._meta.db_table)} "  # noqa: S608 - the model's own table
+           "SET version = version + 1, updated_at = %s WHERE id = %s AND deleted_at IS NULL")
+    params: list = [updated_at, resource.pk]
+    if versions is not None:
+        sql += f" AND version IN ({', '.join(['%s'] * len(versions))})" if versions else " AND FALSE"
+        params += sorted(versions)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING version", params)
+        row = cursor.fetchone()
+    if row is None:
+        if ScimResource.objects.filter(pk=resource.pk, deleted_at__isnull=True).exists():
+            raise ScimError(412, "The resource changed since the version given in If-Match.")
+        raise not_found(resource.kind, resource.scim_id)
+    resource.version, resource.updated_at = row[0], now
 
 
 @_identity_errors

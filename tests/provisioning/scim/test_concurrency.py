@@ -132,3 +132,43 @@ def test_parallel_reposts_after_delete_give_one_201_and_one_409(api):
                            lambda name=name: api("POST", "/Users", {"userName": name}))
         assert _one_201_one_409(results, name) == created["id"]
         assert User.objects.get(username=name).profile.state == "active"
+
+
+def test_member_patch_does_its_work_before_it_waits_for_the_group_lock(api):
+    """The group's row lock is taken last (service.group_members_patch): while another transaction
+    holds the row, a member PATCH gets as far as its version bump -- membership, audit and rule
+    refresh done -- and waits only there; released, it completes and keeps its member."""
+    from django.db import connections
+
+    status, user = api("POST", "/Users", {"userName": "late.lock"})
+    assert status == 201
+    status, group = api("POST", "/Groups", {"displayName": "Locked"})
+    assert status == 201
+    holder = connections.create_connection("default")
+    holder.connect()
+    holder.set_autocommit(False)
+    results = []
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM provisioning_scimresource WHERE scim_id = %s FOR UPDATE", [group["id"]])
+        thread = threading.Thread(target=lambda: results.append(api("PATCH", f"/Groups/{group['id']}", {
+            "schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}]})))
+        thread.start()
+        waiting = ""
+        for _ in range(600):  # until the PATCH blocks (at most 60 s on a loaded machine)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                               "AND datname = current_database() AND pid <> pg_backend_pid()")
+                row = cursor.fetchone()
+            if row:
+                waiting = row[0]
+                break
+            thread.join(0.1)
+        assert waiting.startswith('UPDATE "provisioning_scimresource" SET version = version + 1'), waiting
+    finally:
+        holder.rollback()
+        holder.close()
+    thread.join(60)
+    assert [status for status, _ in results] == [204]
+    assert User.objects.filter(groups=DirectoryGroup.objects.get(display_name="Locked").group,
+                               username="late.lock").exists()

@@ -118,3 +118,26 @@ def test_every_event_of_a_user_patch_carries_the_request_id(scim, provider):
     events = list(AuditEvent.objects.filter(id__gt=first).values_list("actor_label", "request_id"))
     assert events and set(events) == {("Okta", "blockreq1")}
     assert not User.objects.get(username="a").is_active
+
+
+def test_member_patch_if_match_is_checked_when_the_lock_is_taken_and_a_miss_changes_nothing(scim):
+    """The member-only PATCH takes the group's row lock last (views._members_patch): If-Match is
+    compared there, and a stale version rolls the membership, audit and rule refresh back."""
+    a, b = new_user(scim, "ima"), new_user(scim, "imb")
+    gid = scim.post("/Groups", {"displayName": "Eng"}).doc["id"]
+    body = {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": a}]}]}
+    stale = scim.patch(f"/Groups/{gid}", body, HTTP_IF_MATCH='W/"7"')
+    assert stale.status_code == 412, stale.doc
+    assert scim.get(f"/Groups/{gid}").doc["members"] == []
+    assert not AuditEvent.objects.filter(action="group.member_added").exists()
+    assert not stored_groups("ima")
+    ok = scim.patch(f"/Groups/{gid}", body, HTTP_IF_MATCH='"1", W/"9"')
+    assert ok.status_code == 204 and ok["ETag"] == 'W/"2"'
+    both = scim.patch(f"/Groups/{gid}?attributes=members", {"schemas": [PATCH_OP], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": b}]},
+        {"op": "remove", "path": f'members[value eq "{a}"]'}]}, HTTP_IF_MATCH="*")
+    assert both.status_code == 200 and [m["value"] for m in both.doc["members"]] == [b]
+    assert both["ETag"] == 'W/"3"'
+    assert scim.delete(f"/Groups/{gid}").status_code == 204
+    gone = scim.patch(f"/Groups/{gid}", body)
+    assert gone.status_code == 404, gone.doc
