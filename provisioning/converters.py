@@ -1,6 +1,7 @@
 """URL converters for server-assigned ids, so text that cannot be an id never reaches a query.
 
-SCIM resource ids (``new_scim_id``) and run ids (``new_run_id``) are 32 lowercase hex digits. With a
+SCIM resource ids (``new_scim_id``) and run ids (``new_run_id``) are 32 lowercase hex digits; a bulk
+upload's run takes the upload's id, a dashed UUID (``run_id``), so runs also accept that form. With a
 plain ``<str:...>`` converter any path text reached the database: a NUL (``%00``) made PostgreSQL
 raise ``DataError`` and the request a 500 (second review, N5). A converter that matches only the id
 format sends everything else to the URL resolver's "no match" -- a 404 page on the console and the
@@ -22,4 +23,11 @@ class ServerIdConverter:
         return value
 
 
+class RunIdConverter(ServerIdConverter):
+    """A run id: ``uuid4().hex``, or the dashed UUID a bulk upload's run shares with the upload."""
+
+    regex = "[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
 register_converter(ServerIdConverter, "server_id")
+register_converter(RunIdConverter, "run_id")

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from provisioning import (
-    converters,  # noqa: F401  (registers <server_id:>)
+    converters,  # noqa: F401  (registers <server_id:> and <run_id:>)
     views,
 )
 from provisioning.ldap import views as directory_views
@@ -33,7 +33,7 @@ urlpatterns = [
     path("sources/<int:pk>/directory/test/", directory_views.directory_test, name="directory_test"),
     path("sources/<int:pk>/directory/sync/", directory_views.directory_sync, name="directory_sync"),
     path("sources/<int:pk>/directory/link/", directory_views.directory_link, name="directory_link"),
-    path("runs/<server_id:run_id>/", views.run_detail, name="run_detail"),
-    path("runs/<server_id:run_id>/journal.csv", views.run_export, name="run_export"),
-    path("runs/<server_id:run_id>/progress.json", views.run_progress, name="run_progress"),
+    path("runs/<run_id:run_id>/", views.run_detail, name="run_detail"),
+    path("runs/<run_id:run_id>/journal.csv", views.run_export, name="run_export"),
+    path("runs/<run_id:run_id>/progress.json", views.run_progress, name="run_progress"),
 ]

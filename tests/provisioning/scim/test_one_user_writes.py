@@ -48,7 +48,9 @@ def test_post_and_deactivate_load_orgs_and_roles_once_and_write_what_they_wrote(
         assert _loads(queries, ROLE_LOAD) == 1
     # Statements per request, savepoints and the request log included. Before the shared lookups,
     # on SQLite: 52 for the POST and 86 for the PATCH. PostgreSQL adds its transaction settings.
-    ceiling = {"postgresql": (47, 72)}.get(connection.vendor, (42, 70))  # a little room: caches warm by test order
+    # SQLite's POST has one statement more since the username checks of the reviews (the NFKC /
+    # case-folded uniqueness lookup), measured 43 at the merge.
+    ceiling = {"postgresql": (47, 72)}.get(connection.vendor, (43, 70))  # a little room: caches warm by test order
     assert len(post_queries) <= ceiling[0] and len(patch_queries) <= ceiling[1], (
         len(post_queries), len(patch_queries))
 
