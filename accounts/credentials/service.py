@@ -32,6 +32,7 @@ from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
 from accounts.identity.privilege import check_may_change_credentials
 from accounts.identity.types import Actor, UserState
+from accounts.selectors import users_named
 from accounts.throttle import bump, summary_due
 
 Kind = RequiredAction.Kind
@@ -193,8 +194,12 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
             record_event(actor=actor, action="auth.password_reset_throttled", target_type="user",
                          target_label=identifier[:150], new={"refused_requests": refused, "limit": limit})
         return ForgotResult(sent=0, throttled=True)
-    field = "email__iexact" if "@" in identifier else "username__iexact"
-    users = list(User.objects.select_related("profile__org").filter(**{field: identifier}).exclude(email="")[:5])
+    if "@" in identifier:
+        users = list(User.objects.select_related("profile__org").filter(email__iexact=identifier)
+                     .exclude(email="")[:5])
+    else:  # the sign-in page's lookup: one user by normalised name, none when legacy look-alikes clash
+        named = users_named(identifier)
+        users = [u for u in named if u.email] if len(named) == 1 else []
     sent = 0
     for user in users:
         state = getattr(getattr(user, "profile", None), "state", None)

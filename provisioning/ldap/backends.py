@@ -41,6 +41,7 @@ from accounts.backends import SignInFailure, account_may_sign_in, note_sign_in_f
 from accounts.exceptions import IdentityError, MappingError
 from accounts.identity.types import Source
 from accounts.models import ExternalIdentity
+from accounts.selectors import users_named
 from provisioning.ldap.client import directory_error_for
 from provisioning.ldap.directories import ca_bundle_file, preset_of, verified_tls_on_every_url
 from provisioning.ldap.secrets import decrypt_secret
@@ -196,8 +197,9 @@ class IdmLDAPBackend(LDAPBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if not isinstance(username, str) or not password or "\x00" in username or not username.strip():
             return None
-        user = (get_user_model()._default_manager.select_related("profile__org")
-                .filter(username__iexact=username.strip()).first())
+        # The one lookup sign-in uses (NFKC, case-folded; two legacy look-alike rows refuse, never pick one).
+        found = users_named(username.strip())
+        user = found[0] if len(found) == 1 else None
         directory = directory_for_sign_in(user) if user is not None else None
         if directory is None:
             return None  # not a directory sign-in: ModelBackend's answer stands

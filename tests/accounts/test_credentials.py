@@ -228,6 +228,13 @@ def test_forgot_password_same_answer_whether_or_not_the_account_exists(client, d
     assert sorted(e.new_value["sent"] for e in events) == [False, True, True]
 
 
+def test_forgot_password_finds_the_user_as_sign_in_does(client, directory):
+    """The username is looked up as at sign-in (``users_named``: NFKC, case-folded), so a fullwidth or
+    upper-case spelling reaches the one user it names (``username__iexact`` found nobody)."""
+    client.post("/sign-in/forgot/", {"identifier": "\uff25\uff2e\uff27.USER"})  # fullwidth "ENG"
+    assert [m.to for m in mail.outbox] == [[directory.eng_user.email]]
+
+
 def test_forgot_password_tells_sso_users_to_use_their_idp(client, sso_org, user_factory):
     user = user_factory("sso.person", org=sso_org, password=None, state="active")
     resp = client.post("/sign-in/forgot/", {"identifier": "sso.person"})
