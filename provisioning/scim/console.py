@@ -78,17 +78,26 @@ def provider_add(request: HttpRequest) -> HttpResponse:
     return _page(request, shown=creds, token_for=creds.source, token=creds.token)
 
 
+def _overlap(request: HttpRequest) -> timedelta | None:
+    """The validated overlap of a token or basic-password rotation, or ``None`` with the form's error
+    shown (finite, 0–720 hours: review F8)."""
+    form = TokenRotateForm(request.POST)
+    if form.is_valid():
+        return form.overlap()
+    error = form.errors.as_data()["overlap_hours"][0]
+    messages.error(request, f"{error.messages[0]} ({error.code or 'invalid'})")
+    return None
+
+
 @requires_manage_identity
 @require_POST
 def provider_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk, kind=Source.Kind.SCIM)
-    form = TokenRotateForm(request.POST)
-    if not form.is_valid():
-        error = form.errors.as_data()["overlap_hours"][0]
-        messages.error(request, f"{error.messages[0]} ({error.code or 'invalid'})")
+    overlap = _overlap(request)
+    if overlap is None:
         return _page(request, status=400)
     try:
-        token = providers.token_rotate(actor=_actor(request), source=source, overlap=form.overlap())
+        token = providers.token_rotate(actor=_actor(request), source=source, overlap=overlap)
     except IdentityError as error:
         messages.error(request, f"{error.message} ({error.code})")
         return _page(request, status=403)
@@ -105,12 +114,10 @@ def provider_basic(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "enable":
             creds = providers.basic_enable(actor=_actor(request), source=source)
         elif action == "rotate":
-            form = TokenRotateForm(request.POST)
-            if not form.is_valid():
-                error = form.errors.as_data()["overlap_hours"][0]
-                messages.error(request, f"{error.messages[0]} ({error.code or 'invalid'})")
+            overlap = _overlap(request)
+            if overlap is None:
                 return _page(request, status=400)
-            creds = providers.basic_rotate(actor=_actor(request), source=source, overlap=form.overlap())
+            creds = providers.basic_rotate(actor=_actor(request), source=source, overlap=overlap)
         elif action == "disable":
             providers.basic_disable(actor=_actor(request), source=source)
             messages.success(request, f"HTTP basic is off for {source.name}.")
