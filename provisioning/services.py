@@ -45,12 +45,14 @@ def source_save(*, actor: Actor, source: Source) -> Source:
     settings, may point it there (review F1a, F1b).
     """
     validate_org_policy(source.org_policy())
-    stored = Source.objects.get(pk=source.pk) if source.pk else None
-    source_policy.check_source_settings_change(actor=actor, source=source, before=stored)
-    source_policy.check_may_administer_source(actor=actor, source=source,
-                                              action="change" if stored is not None else "create")
-    before = _source_snapshot(stored) if stored is not None else None
     with transaction.atomic():
+        # Lock, then read and judge: rule writes take the same row lock (``_lock_source``), so an
+        # admin-granting rule saved meanwhile is seen by the checks, never raced past them.
+        stored = _lock_source(source) if source.pk else None
+        source_policy.check_source_settings_change(actor=actor, source=source, before=stored)
+        source_policy.check_may_administer_source(actor=actor, source=source,
+                                                  action="change" if stored is not None else "create")
+        before = _source_snapshot(stored) if stored is not None else None
         source.save()
         after = _source_snapshot(source)
         if before is None:
@@ -62,6 +64,12 @@ def source_save(*, actor: Actor, source: Source) -> Source:
                              target_id=source.pk, target_label=source.name, field=name,
                              old=before[name], new=after[name])
     return source
+
+
+def _lock_source(source: Source) -> Source:
+    """The stored source, its row locked until the transaction ends. Settings changes, rule writes
+    and credential rotations take this lock first and only then read what their checks judge."""
+    return Source.objects.select_for_update().get(pk=source.pk)
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,16 @@ def rule_save(*, actor: Actor, source: Source, data: RuleInput, rule: MappingRul
     Raises ``MappingError`` (bad rule, forbidden role) or ``PolicyDenied`` (a non-Cloud-Admin
     touching a rule that grants admin roles).
     """
+    with transaction.atomic():
+        _lock_source(source)  # one writer per source's settings and rules; judged on what is stored now
+        if rule is not None:
+            rule = MappingRule.objects.filter(pk=rule.pk).first()
+            if rule is None:
+                raise NotFound("rule_not_found", "No such rule for this source.")
+        return _rule_save(actor=actor, source=source, data=data, rule=rule)
+
+
+def _rule_save(*, actor: Actor, source: Source, data: RuleInput, rule: MappingRule | None) -> MappingRule:
     cloud_admin = actor_is_cloud_admin(actor)
     if rule is not None and rule.source_id != source.pk:
         raise NotFound("rule_not_found", "No such rule for this source.")
@@ -129,10 +147,14 @@ def rule_save(*, actor: Actor, source: Source, data: RuleInput, rule: MappingRul
 
 def rule_delete(*, actor: Actor, rule: MappingRule) -> None:
     """Delete one rule (audited with its old values)."""
-    if not actor_is_cloud_admin(actor) and _needs_cloud_admin(rule):
-        raise PolicyDenied("rule_needs_cloud_admin", "Only a Customer Cloud Admin may delete a rule that grants "
-                           "admin roles.")
     with transaction.atomic():
+        _lock_source(rule.source)
+        rule = MappingRule.objects.filter(pk=rule.pk).first()
+        if rule is None:
+            raise NotFound("rule_not_found", "No such rule for this source.")
+        if not actor_is_cloud_admin(actor) and _needs_cloud_admin(rule):
+            raise PolicyDenied("rule_needs_cloud_admin", "Only a Customer Cloud Admin may delete a rule that grants "
+                               "admin roles.")
         before = rule.snapshot()
         source = rule.source
         rule_id = rule.pk

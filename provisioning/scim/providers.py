@@ -125,10 +125,12 @@ def token_rotate(*, actor: Actor, source: Source, overlap: timedelta = DEFAULT_O
     """A new token; tokens issued before it stay valid for ``overlap`` (zero: revoked now)."""
     if source.kind != Source.Kind.SCIM:
         raise ValidationFailed("not_a_scim_provider", "Only SCIM providers have tokens.")
-    # A token acts with every power of the provider (review F1a).
-    check_may_administer_source(actor=actor, source=source, action="rotate the token of")
     now = timezone.now()
     with transaction.atomic():
+        # A token acts with every power of the provider (review F1a): judged with the source's row
+        # locked, as its settings and rules are written (provisioning.services._lock_source).
+        Source.objects.select_for_update().get(pk=source.pk)
+        check_may_administer_source(actor=actor, source=source, action="rotate the token of")
         ScimToken.objects.filter(source=source).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)) \
             .update(expires_at=now + overlap)
         token = _new_token(source, actor)
