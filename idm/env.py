@@ -52,8 +52,18 @@ def secret_key() -> str:
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(64)
-    # Create with 0600 so the key is never world-readable, even for an instant.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    # Written whole to a private temporary file (0600, never world-readable even for an instant), then
+    # hard-linked into place: the link is atomic and fails if another process got there first (two
+    # test runs start side by side on a fresh checkout), which then reads that process's whole key.
+    tmp = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return key

@@ -28,6 +28,26 @@ def test_secret_key_generated_once_and_kept_private(tmp_path):
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
 
 
+def test_secret_key_lost_race_reads_the_winners_key(tmp_path, monkeypatch):
+    """Two processes start side by side on a fresh checkout (CI runs SQLite and PostgreSQL at once):
+    both see no key file, the other one writes it first. The late one must use that key, whole, and
+    not fail with FileExistsError (seen in CI on a clean clone) nor leave a temporary file behind."""
+    from pathlib import Path
+
+    from idm import env
+
+    monkeypatch.setenv("IDM_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    key_file = tmp_path / "var" / "secret_key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text("the-winners-key")
+    real_exists = Path.exists
+    # This process checked before the winner wrote: it saw no file.
+    monkeypatch.setattr(Path, "exists", lambda self: False if self == key_file else real_exists(self))
+    assert env.secret_key() == "the-winners-key"
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["secret_key"]
+
+
 def test_debug_off_by_default_and_sqlite_default(tmp_path):
     code = "from django.conf import settings; print(settings.DEBUG, settings.DATABASES['default']['ENGINE'])"
     out = _manage(["shell", "-c", code], {}, tmp_path)
