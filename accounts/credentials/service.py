@@ -340,6 +340,7 @@ def invite(*, actor: Actor, user: User, base_url: str, email: bool) -> tuple[str
         raise ValidationFailed("not_invited", f"{user.username} is not waiting for an invitation: they have "
                                "a password. Send a password reset instead.")
     check_may_reset(actor=actor, user=user)
+    check_password_is_local(user)  # accepting sets a local password the directory's would not let in
     if email and not user.email:
         raise ValidationFailed("no_email", f"{user.username} has no email address: copy the link instead.")
     now = timezone.now()
@@ -361,9 +362,11 @@ def invite(*, actor: Actor, user: User, base_url: str, email: bool) -> tuple[str
 
 
 def is_waiting_for_invitation(user: User | None) -> bool:
-    """An invited local user without a password: they sign in by accepting their invitation."""
+    """An invited local user without a password: they sign in by accepting their invitation. Not a
+    user whose password a directory holds (an invitation taken over by a directory is void)."""
     return (user is not None and not user.has_usable_password()
-            and getattr(getattr(user, "profile", None), "state", None) == UserState.INVITED)
+            and getattr(getattr(user, "profile", None), "state", None) == UserState.INVITED
+            and directory_password_source(user) is None)
 
 
 # --------------------------------------------------------------------------------------------

@@ -173,3 +173,33 @@ def test_n10_linked_user_signs_in_only_through_the_directory(client, slapd_serve
             action()
         assert info.value.code == "directory_user"
     assert mail.outbox == []
+
+
+def test_invitation_of_a_user_a_password_directory_took_over_is_refused_and_void(
+        client, slapd_server, ou, root_org, test_pki):
+    """A local user invited before a password-sign-in directory took them over: accepting the
+    invitation would set a local password beside the directory's. The admin cannot send a new one,
+    and the link already sent no longer works (the invitation page refuses it, no password is set)."""
+    from accounts.credentials.tokens import encode_uid, invitation_tokens
+    from accounts.models import UserState
+
+    synced_directory(slapd_server, ou, root_org, test_pki, "sara")
+    sara = User.objects.select_related("profile").get(username="sara")
+    sara.set_unusable_password()
+    sara.save(update_fields=["password"])
+    sara.profile.state = UserState.INVITED  # as it was when the invitation went out
+    sara.profile.save(update_fields=["state"])
+    token = invitation_tokens.make_token(sara)
+    assert not credentials.is_waiting_for_invitation(sara)
+    assert not credentials.link_is_valid(sara, token, "invitation")
+    with pytest.raises(ValidationFailed) as info:
+        credentials.invite(actor=ACTOR, user=sara, base_url="http://testserver", email=True)
+    assert info.value.code == "directory_user"
+    assert mail.outbox == []
+
+    url = reverse("accounts:invitation_accept", kwargs={"uidb64": encode_uid(sara), "token": token})
+    page = client.post(url, {"password1": LOCAL_PASSWORD, "password2": LOCAL_PASSWORD}, follow=True)
+    assert page.status_code in (200, 400, 404)
+    sara.refresh_from_db()
+    assert not sara.has_usable_password()
+    assert sign_in(client, "sara", LOCAL_PASSWORD).status_code == 400
