@@ -20,7 +20,6 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts import console_actions, selectors
@@ -48,6 +47,7 @@ from accounts.mfa import flow as mfa_flow
 from accounts.models import Organization, Role
 from accounts.pagination import DeferredJoinPaginator
 from accounts.params import int_param
+from accounts.redirects import local_path
 
 PAGE_SIZE = 50
 
@@ -193,15 +193,11 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 
 def _local_next(request: HttpRequest, candidate: str) -> str:
-    """``candidate`` if it is a path on this site ("/…", not "//host"), else the users list.
+    """``candidate`` if it is a path on this site, else the users list.
 
     Never handed to ``redirect()``: that would try ``x`` as a URL name (NoReverseMatch, a 500).
     """
-    if (candidate.startswith("/") and not candidate.startswith(("//", "/\\"))
-            and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                                require_https=request.is_secure())):
-        return candidate
-    return reverse("accounts:user_list")
+    return local_path(candidate, reverse("accounts:user_list"))
 
 
 @requires("manage_users")

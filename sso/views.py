@@ -25,7 +25,6 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -45,6 +44,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor, Source
+from accounts.redirects import local_path
 from sso import binding as browser_binding
 from sso import replay, setup_test
 from sso.authn import AuthnStartFailed, start_authn_request
@@ -92,12 +92,7 @@ def reference_id(request) -> str:
 
 def safe_next(value: str | None, default: str | None = None) -> str:
     """A local path to return to: never another host or scheme (no open redirect)."""
-    fallback = default or resolve_url(settings.LOGIN_REDIRECT_URL)
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return fallback
-    if not url_has_allowed_host_and_scheme(value, allowed_hosts=set(), require_https=False):
-        return fallback
-    return value
+    return local_path(value, default or resolve_url(settings.LOGIN_REDIRECT_URL))
 
 
 def audit_sign_in(request, *, provider: IdentityProvider | None, username: str, ok: bool, reason: str = "",

@@ -15,6 +15,8 @@ from django.dispatch import receiver
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from accounts.redirects import local_path
+
 REQUIRED_KEY = "_idm_required_password_change"
 NEXT_KEY = "_idm_required_next"
 RECOVERY_CODES_KEY = "_idm_new_recovery_codes"
@@ -50,6 +52,6 @@ class RequiredActionsMiddleware:
             allowed = (target, reverse("accounts:logout"), reverse("accounts:recovery_codes"))
             if request.path not in allowed and not request.path.startswith(settings.STATIC_URL):
                 if request.method == "GET" and NEXT_KEY not in session:
-                    session[NEXT_KEY] = request.get_full_path()[:500]
+                    session[NEXT_KEY] = local_path(request.get_full_path()[:500], reverse("accounts:home"))
                 return redirect(target)
         return self.get_response(request)

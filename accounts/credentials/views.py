@@ -26,6 +26,7 @@ from accounts.credentials.tokens import decode_uid, reset_tokens
 from accounts.decorators import requires
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
+from accounts.redirects import local_path
 from accounts.views import _visible_user
 
 CREDENTIAL_PERMS = ("reset_passwords", "manage_users")
@@ -278,7 +279,7 @@ def required_password(request: HttpRequest) -> HttpResponse:
             update_session_auth_hash(request, request.user)
             request.session.pop(REQUIRED_KEY, None)
             messages.success(request, "Your password has been changed.")
-            return redirect(request.session.pop(NEXT_KEY, None) or reverse("accounts:home"))
+            return redirect(local_path(request.session.pop(NEXT_KEY, None), reverse("accounts:home")))
     return render(request, "credentials/required_password.html", {"form": form},
                   status=400 if form.errors else 200)
 
@@ -298,7 +299,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         codes = service.generate_recovery_codes(actor=_actor(request), user=user)
     return render(request, "credentials/recovery_codes.html", {
         "codes": codes, "left": service.recovery_codes_left(user),
-        "next": request.session.pop(NEXT_KEY, None) if codes else None,
+        "next": local_path(request.session.pop(NEXT_KEY, None), reverse("accounts:home")) if codes else None,
     })
 
 

@@ -170,6 +170,44 @@ def test_temporary_password_must_be_changed_at_next_sign_in(client, directory, h
     assert actions(target)[-1] == "auth.required_action_completed"
 
 
+@pytest.mark.parametrize("next_path", ["/%2F%2Fevil.example/phish", "/%252F%252Fevil.example/phish",
+                                       "/%2F%5Cevil.example/"])
+def test_required_password_change_never_returns_to_another_host(client, directory, help_desk, next_path):
+    """Review 3, M1: a double-encoded ``next`` survives the sign-in page as ``/%2F%2Fevil.example``,
+    Django decodes that path to ``//evil.example`` and the interrupted page used to be stored and
+    redirected to after the password change: a scheme-relative URL to another host."""
+    target = directory.eng_user
+    client.force_login(help_desk)
+    temp = client.post(reverse("accounts:user_temporary_password", args=[target.pk])).context["password"]
+    user_client = Client()
+    first = sign_in(user_client, target.username, temp, next_path=next_path)
+    assert first.status_code == 302 and not first["Location"].startswith("//")
+    # The browser follows the sign-in's redirect; that page is interrupted by the required change.
+    assert user_client.get(first["Location"])["Location"] == "/account/new-password/"
+    done = user_client.post("/account/new-password/", {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert done.status_code == 302
+    location = done["Location"]
+    assert urlsplit(location).netloc == "" and location.startswith("/")
+    assert not location.startswith(("//", "/\\")) and "\\" not in location
+
+
+@pytest.mark.parametrize("link", ["/%2F%2Fevil.example/phish", "/%2F%5Cevil.example/", "/%5C%5Cevil.example/"])
+def test_a_link_opened_while_the_password_change_is_pending_is_not_returned_to(client, directory, help_desk,
+                                                                               link):
+    """The same through a link the user opens while the change is pending (no ``next`` involved)."""
+    target = directory.eng_user
+    client.force_login(help_desk)
+    temp = client.post(reverse("accounts:user_temporary_password", args=[target.pk])).context["password"]
+    user_client = Client()
+    assert sign_in(user_client, target.username, temp).status_code == 302
+    assert user_client.get(link)["Location"] == "/account/new-password/"
+    done = user_client.post("/account/new-password/", {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert done.status_code == 302
+    location = done["Location"]
+    assert urlsplit(location).netloc == "" and location.startswith("/")
+    assert not location.startswith(("//", "/\\")) and "\\" not in location
+
+
 def test_first_admin_generated_password_must_be_changed(db, capsys):
     call_command("create_first_admin", "--username", "root.admin")
     out = capsys.readouterr().out
