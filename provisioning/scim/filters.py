@@ -366,11 +366,18 @@ def _typed(path: AttrPath, spec: Attribute, op: str, value: Any) -> Any:
             raise _bad_value(path, op, value)
         return value
     if spec.kind == "datetime":
-        parsed = parse_datetime(value) if isinstance(value, str) else None
-        if parsed is None or op in {"co", "sw", "ew"}:
-            raise ScimFilterError(f"{path} needs an RFC 3339 date-time such as \"2026-11-29T12:00:00Z\".")
-        # RFC 3339 requires an offset; a client that leaves it out means UTC in practice.
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        problem = ScimFilterError(f"{path} needs an RFC 3339 date-time such as \"2026-11-29T12:00:00Z\".")
+        if not isinstance(value, str) or op in {"co", "sw", "ew"}:
+            raise problem
+        try:
+            parsed = parse_datetime(value)
+            if parsed is None:
+                raise problem
+            # RFC 3339 requires an offset; a client that leaves it out means UTC in practice. In UTC, as
+            # the database compares: 0001-01-01T00:00:00+01:00 has no UTC year to be stored in.
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):  # month 99, offset +99:99, a year before 1 or after 9999 in UTC
+            raise problem from None
     raise ScimFilterError(f"{path} cannot be filtered.")
 
 

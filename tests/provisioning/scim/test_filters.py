@@ -263,6 +263,15 @@ def test_multi_valued_attributes_ask_for_distinct(people):
     ('x-logins eq true', "'eq' cannot compare x-logins with true."),
     ('meta.created gt "yesterday"', 'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
     ('meta.created co "2020"', 'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
+    # Review 3, L2: dates parse_datetime matches but cannot build were a 500 (ValueError, OverflowError).
+    ('meta.created gt "9999-99-99T00:00:00Z"',
+     'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
+    ('meta.created gt "2020-01-01T00:00:00+99:99"',
+     'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
+    ('meta.created lt "0001-01-01T00:00:00+01:00"',
+     'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
+    ('meta.created gt "9999-12-31T23:59:59-23:00"',
+     'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
     ('emails[type eq "work" and emails[value pr]]', "A value filter cannot contain another value filter."),
 ])
 def test_unknown_attributes_and_bad_values_are_refused_not_ignored(db, text, message):

@@ -74,6 +74,9 @@ def test_filter_and_paging_errors(scim):
     error(scim.get('/Users?filter=userName eq "a" and'), 400, "invalidFilter")
     error(scim.get("/Users?filter=active eq \"yes\""), 400, "invalidFilter")
     error(scim.get('/Groups?filter=userName eq "a"'), 400, "invalidFilter")
+    # Review 3, L2: a date with month 99 or offset +99:99 was a 500 through the real view.
+    error(scim.get('/Users?filter=meta.lastModified gt "9999-99-99T00:00:00Z"'), 400, "invalidFilter")
+    error(scim.get('/Users?filter=meta.lastModified gt "2020-01-01T00:00:00%2B99:99"'), 400, "invalidFilter")
     assert error(scim.get("/Users?startIndex=one"), 400, "invalidValue") == "startIndex must be an integer."
     error(scim.get("/Users?count=1.5"), 400, "invalidValue")
 
