@@ -63,7 +63,16 @@ def source_save(*, actor: Actor, source: Source) -> Source:
                 record_event(actor=actor, action="provisioning_source_updated", target_type="source",
                              target_id=source.pk, target_label=source.name, field=name,
                              old=before[name], new=after[name])
+        source.revoked_credentials = _revoke_beyond_issuers(actor, source) if stored is not None else 0
     return source
+
+
+def _revoke_beyond_issuers(actor: Actor, source: Source) -> int:
+    """After a write that may raise a source's powers: its credentials whose issuer may no longer
+    administer it stop working (``provisioning.scim.providers.revoke_beyond_issuers``); how many."""
+    from provisioning.scim.providers import revoke_beyond_issuers  # the SCIM layer sits above this one
+
+    return revoke_beyond_issuers(actor=actor, source=source)
 
 
 def _lock_source(source: Source) -> Source:
@@ -142,6 +151,7 @@ def _rule_save(*, actor: Actor, source: Source, data: RuleInput, rule: MappingRu
         record_event(actor=actor, action="provisioning_rule_created" if before is None else "provisioning_rule_updated",
                      target_type="source", target_id=source.pk, target_label=source.name,
                      field=f"rule:{rule.pk}", old=before, new=after)
+        rule.revoked_credentials = _revoke_beyond_issuers(actor, source)
     return rule
 
 

@@ -60,6 +60,13 @@ def source_list(request: HttpRequest) -> HttpResponse:
     return render(request, "provisioning/source_list.html", {"sources": sources})
 
 
+def _say_revoked(request: HttpRequest, count: int) -> None:
+    if count:
+        messages.warning(request, f"{count} credential(s) of this provider stopped working: they were issued by "
+                         "someone who may not administer it with its new powers. Issue a new token and paste it "
+                         "into the identity provider.")
+
+
 @requires_manage_identity
 def source_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     source = get_object_or_404(Source, pk=pk) if pk else None
@@ -71,6 +78,7 @@ def source_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             add_identity_error(form, exc)
         else:
             messages.success(request, f"Saved {saved.name}.")
+            _say_revoked(request, saved.revoked_credentials)
             return redirect("provisioning:source_detail", pk=saved.pk)
     return render(request, "provisioning/source_form.html", {"form": form, "source": source})
 
@@ -126,8 +134,9 @@ def source_rules(request: HttpRequest, pk: int, rule_pk: int | None = None) -> H
                 preview = preview_rules(source=source, rules=_proposed_rules(source, form, editing, cloud_admin, actor),
                                         org_policy=source.org_policy())
             else:
-                rule_save(actor=actor, source=source, data=form.rule_input(), rule=editing)
+                saved = rule_save(actor=actor, source=source, data=form.rule_input(), rule=editing)
                 messages.success(request, "Rule saved. Re-apply the rules to update the source's users.")
+                _say_revoked(request, saved.revoked_credentials)
                 return redirect("provisioning:source_rules", pk=source.pk)
         except IdentityError as exc:
             add_identity_error(form, exc, {"target_org": "target_org", "roles": "roles"})

@@ -32,6 +32,9 @@ class ScimToken(models.Model):
     hint = models.CharField(max_length=20)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_label = models.CharField(max_length=255, blank=True)
+    # The console user who issued it (NULL: a setup command, or issued before issuers were kept). A
+    # credential lives only while its issuer may administer the source (``revoke_beyond_issuers``).
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
@@ -57,6 +60,7 @@ class ScimBasicCredential(models.Model):
     password_hash = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_label = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

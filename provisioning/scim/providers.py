@@ -36,6 +36,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import Q
@@ -49,7 +50,7 @@ from accounts.identity.types import Actor
 from accounts.models import Organization
 from accounts.throttle import bump
 from provisioning.models import Source
-from provisioning.policy import check_may_administer_source
+from provisioning.policy import check_may_administer_source, may_administer_source
 from provisioning.scim.models import ScimBasicCredential, ScimToken
 from provisioning.services import source_save
 
@@ -76,10 +77,44 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _issuer(actor: Actor):
+    """The console user issuing a credential; ``None`` for setup commands (system actors)."""
+    return actor.user if getattr(actor.user, "pk", None) else None
+
+
+def revoke_beyond_issuers(*, actor: Actor, source: Source) -> int:
+    """Revoke now every live credential of ``source`` whose issuer may no longer administer it; how many.
+
+    A token or basic password acts with every power of its provider, and an issuer keeps the secret
+    they were shown. So when a rule or setting raises those powers (a Cloud Admin adds a rule granting
+    an admin role), credentials issued by someone who would not be allowed to issue them now stop
+    working (review 3): otherwise an Identity Management Administrator who rotated the token last week
+    could use it to push users into the new admin role. Called by ``provisioning.services`` after a
+    rule or settings write, with the source's row locked. Credentials of setup commands are kept.
+    Like Okta's API tokens, a credential acts as far as the admin who issued it may act.
+    """
+    if source.kind != Source.Kind.SCIM:
+        return 0
+    now = timezone.now()
+    live = Q(source=source, created_by__isnull=False) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    issuer_ids = (set(ScimToken.objects.filter(live).values_list("created_by_id", flat=True))
+                  | set(ScimBasicCredential.objects.filter(live).values_list("created_by_id", flat=True)))
+    lesser = [user.pk for user in User.objects.filter(pk__in=issuer_ids).select_related("profile")
+              if not may_administer_source(Actor.for_user(user), source)]
+    if not lesser:
+        return 0
+    tokens = ScimToken.objects.filter(live, created_by_id__in=lesser).update(expires_at=now)
+    basic = ScimBasicCredential.objects.filter(live, created_by_id__in=lesser).update(expires_at=now)
+    record_event(actor=actor, action="scim_credentials_revoked", target_type="source", target_id=source.pk,
+                 target_label=source.name, new={"tokens": tokens, "basic_passwords": basic,
+                                                "reason": "issued by someone who may no longer administer it"})
+    return tokens + basic
+
+
 def _new_token(source: Source, actor: Actor) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     ScimToken.objects.create(source=source, token_hash=hash_token(token), hint=token[:len(TOKEN_PREFIX) + 4],
-                             created_by_label=actor.label)
+                             created_by_label=actor.label, created_by=_issuer(actor))
     return token
 
 
@@ -250,7 +285,7 @@ def _basic_issue(actor: Actor, source: Source, action: str, detail: dict) -> Bas
     username = basic_username(source)
     with transaction.atomic():
         ScimBasicCredential.objects.create(source=source, username=username, password_hash=make_password(password),
-                                           created_by_label=actor.label)
+                                           created_by_label=actor.label, created_by=_issuer(actor))
         record_event(actor=actor, action=action, target_type="source", target_id=source.pk,
                      target_label=source.name, new={"username": username, **detail})
     return BasicCredentials(username=username, password=password)

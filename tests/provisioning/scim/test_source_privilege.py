@@ -17,6 +17,7 @@ from provisioning.models import JournalEntry, MappingRule, ProvisioningRun, Sour
 from provisioning.resolve import resolve_org
 from provisioning.rules import OrgTarget, SourceRecord
 from provisioning.scim.models import ScimToken
+from tests.provisioning.scim.conftest import ScimClient
 
 pytestmark = pytest.mark.django_db
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -342,3 +343,48 @@ def test_basic_rotate_overlap_is_validated(admin_user, admin_client, provider):
     providers.basic_enable(actor=Actor.for_user(admin_user), source=source)
     response = admin_client.post(f"/provisioning/scim/{source.pk}/basic/", {"action": "rotate", "overlap_hours": "nan"})
     assert response.status_code == 400
+
+
+# Review 3: a credential lives only while its issuer may administer the source ------------------
+
+
+def test_credentials_an_ima_issued_stop_working_when_a_cloud_admin_raises_the_providers_powers(
+        ima, ima_client, admin_client, admin_user, provider):
+    """An IMA may take the token of a plain provider. Once a Cloud Admin adds a rule granting roles the
+    IMA does not hold, that token (and the IMA's HTTP basic password) would push users into those
+    roles: they stop working at once, the console says so, and the audit records it. Credentials the
+    Cloud Admin issued keep working."""
+    from django.contrib.messages import get_messages
+
+    from provisioning.scim import providers
+
+    source, setup_token = provider
+    ima_token = TOKEN.search(ima_client.post(f"/provisioning/scim/{source.pk}/rotate/", {"overlap_hours": "0"})
+                             .content.decode()).group(1)
+    basic = providers.basic_enable(actor=Actor.for_user(ima), source=source)
+    scim = ScimClient(ima_token)
+    assert scim.get("/Users").status_code == 200
+    assert ScimClient(setup_token).get("/Users").status_code == 401  # rotated with no overlap
+    assert providers.authenticate_basic(basic.username, basic.password) is not None
+
+    # Within the IMA's powers: nothing is revoked.
+    assert ima_client.post(f"/provisioning/sources/{source.pk}/rules/",
+                           {**HELPERS_RULE, "roles": ["desktop-user"]}).status_code == 302
+    assert scim.get("/Users").status_code == 200
+
+    response = admin_client.post(f"/provisioning/sources/{source.pk}/rules/", HELPERS_RULE)
+    assert response.status_code == 302
+    assert any("stopped working" in str(m) for m in get_messages(response.wsgi_request))
+    assert scim.get("/Users").status_code == 401
+    assert providers.authenticate_basic(basic.username, basic.password) is None
+    event = AuditEvent.objects.get(action="scim_credentials_revoked")
+    assert (event.actor_label, event.new_value["tokens"], event.new_value["basic_passwords"]) == (
+        admin_user.username, 1, 1)
+
+    # The Cloud Admin's own token survives the next powerful rule.
+    admin_token = TOKEN.search(admin_client.post(f"/provisioning/scim/{source.pk}/rotate/", {"overlap_hours": "0"})
+                               .content.decode()).group(1)
+    assert admin_client.post(f"/provisioning/sources/{source.pk}/rules/",
+                             {**HELPERS_RULE, "position": "3", "value": "Admins"}).status_code == 302
+    assert ScimClient(admin_token).get("/Users").status_code == 200
+    assert AuditEvent.objects.filter(action="scim_credentials_revoked").count() == 1
