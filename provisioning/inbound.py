@@ -17,8 +17,8 @@ Everything after that is shared:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from accounts.identity.lookups import org_index, shared_lookups
@@ -42,6 +42,9 @@ class SourceUser:
     email: Any = UNSET
     first_name: Any = UNSET
     last_name: Any = UNSET
+    # Front-door data kept on the link beside the record (a directory's entry fingerprints,
+    # ``provisioning.ldap.fingerprint``), written whenever the link is.
+    link_extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def _new_user_placement(user: SourceUser, ruleset: RuleSet, source: Source, roles: dict,
@@ -93,8 +96,9 @@ def _apply_steps(source: Source, users: list[SourceUser], run: ProvisioningRun, 
     ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), org_index()
     changes = []
     for user in users:
-        link = ExternalLink(source=source.kind, provider=source.slug, external_id=user.external_id,
-                            raw=link_raw(user.record))
+        raw = link_raw(user.record)
+        raw.update(user.link_extra)
+        link = ExternalLink(source=source.kind, provider=source.slug, external_id=user.external_id, raw=raw)
         fields = {"username": user.username, "email": user.email, "first_name": user.first_name,
                   "last_name": user.last_name}
         if user.external_id in linked:

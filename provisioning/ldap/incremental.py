@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 
 from accounts.identity.types import UNSET
 from provisioning.inbound import SourceUser
+from provisioning.ldap.fingerprint import CHECK_KEY, ENTRY_KEY, FIELDS_KEY, check_digest, groups_digest
 from provisioning.ldap.translate import DirectoryPreset
 from provisioning.resolve import source_links, stored_record
 from provisioning.rules import SourceRecord
@@ -105,6 +106,12 @@ def regrouped_users(source, *, affected: set[str], closure: dict[str, frozenset[
         rebuilt = SourceRecord.build(attributes=dict(record.attributes), groups=new_groups, dn=record.dn,
                                      active=record.active)
         if rebuilt.groups != record.groups:
+            # The entry itself did not change: its fingerprint and fields stay valid, with the new
+            # groups in its check.
+            extra = {}
+            if raw.get(ENTRY_KEY) and raw.get(FIELDS_KEY):
+                extra = {ENTRY_KEY: raw[ENTRY_KEY], FIELDS_KEY: raw[FIELDS_KEY],
+                         CHECK_KEY: check_digest(raw[ENTRY_KEY], groups_digest(rebuilt.groups))}
             out.append(SourceUser(external_id=external_id, record=rebuilt, username=UNSET, email=UNSET,
-                                  first_name=UNSET, last_name=UNSET))
+                                  first_name=UNSET, last_name=UNSET, link_extra=extra))
     return out

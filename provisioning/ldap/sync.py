@@ -39,12 +39,13 @@ from types import MappingProxyType
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from accounts.exceptions import IdentityError, MappingError
 from accounts.identity.groups import group_create, group_delete, group_update
+from accounts.identity.links import link_records_refresh
 from accounts.identity.memberships import group_members_replace
 from accounts.identity.types import UserState
 from accounts.models import DirectoryGroup, UserProfile
@@ -54,10 +55,23 @@ from provisioning.ldap import incremental
 from provisioning.ldap.alerts import alert_run
 from provisioning.ldap.client import DirectoryError
 from provisioning.ldap.directories import open_client, preset_of
+from provisioning.ldap.fingerprint import (
+    CHECK_KEY,
+    FIELDS_KEY,
+    check_digest,
+    entry_base,
+    entry_digest,
+    groups_digest,
+    link_extra,
+)
 from provisioning.ldap.translate import (
     DirectoryGroupEntry,
+    cached_normalize_dn,
     decode_anchor,
+    entry_first,
+    entry_inactive_reason,
     expand_memberships,
+    lower_names,
     translate_group,
     translate_user,
 )
@@ -131,6 +145,8 @@ class _State:
     present: set[str] = field(default_factory=set)
     written: int = 0  # entries handed to the identity service (progress)
     dn_cache: dict[str, str] = field(default_factory=dict)  # raw DN -> normalised (members, then entries)
+    # A full run's links, read once (``_preload_links``); None: compare batch by batch.
+    links: dict | None = None
 
 
 class GroupRefs:
@@ -141,6 +157,7 @@ class GroupRefs:
     def __init__(self, closure: dict[str, frozenset[str]], names: dict[str, str]):
         self.closure, self.names = closure, names
         self._of_group: dict[str, frozenset[str]] = {}
+        self._digests: dict[frozenset[str], str] = {}
 
     def _group(self, group_dn: str) -> frozenset[str]:
         refs = self._of_group.get(group_dn)
@@ -155,6 +172,15 @@ class GroupRefs:
         if not group_dns:
             return frozenset()
         return frozenset().union(*(self._group(g) for g in group_dns))
+
+    def digest(self, dn: str) -> str:
+        """``fingerprint.groups_digest`` of ``of(dn)``, computed once per set of groups (users often
+        share one)."""
+        group_dns = self.closure.get(dn) or frozenset()
+        found = self._digests.get(group_dns)
+        if found is None:
+            found = self._digests[group_dns] = groups_digest(self.of(dn))
+        return found
 
 
 def _record(user, group_refs: GroupRefs) -> SourceRecord:
@@ -192,33 +218,112 @@ def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder
     return list(groups.values())
 
 
-def _user_batches(client, directory: Directory, preset, group_refs: GroupRefs, recorder: JournalRecorder,
-                  state: _State, user_filter: str) -> Iterator[list[SourceUser]]:
-    now = timezone.now()
-    batch: list[SourceUser] = []
+@dataclass(frozen=True)
+class _RawEntry:
+    """A user entry as read, before translation (``anchor`` "" when it has none readable: translating
+    it reports why)."""
+
+    dn: str
+    attributes: dict
+    lowered: dict
+    anchor: str
+    base: bytes  # fingerprint.entry_base
+
+
+def _entry_batches(client, directory: Directory, preset, user_filter: str) -> Iterator[list[_RawEntry]]:
+    anchor_name = preset.anchor.lower()
+    batch: list[_RawEntry] = []
     for base in directory.base_dns:
         for page in client.search(base_dn=base, filter=user_filter, attributes=preset.user_attributes,
                                   page_size=directory.page_size):
             for entry in page:
-                try:
-                    user = translate_user(entry.dn, entry.attributes, preset, now=now, dn_cache=state.dn_cache)
-                except MappingError as exc:
-                    state.counts["errors"] += 1
-                    recorder.add(subject="entry", result=JournalEntry.Result.REFUSED, code=exc.code,
-                                 message=exc.message, ref=entry.dn)
-                    continue
-                if user.anchor in state.seen:
-                    continue
-                state.seen.add(user.anchor)
-                state.high_water = incremental.later(preset, state.high_water, user.changed)
-                batch.append(SourceUser(
-                    external_id=user.anchor, record=_record(user, group_refs), username=user.username,
-                    email=user.email, first_name=user.first_name, last_name=user.last_name))
+                lowered = lower_names(entry.attributes)
+                values = lowered.get(anchor_name)
+                anchor = ""
+                if values:
+                    try:
+                        anchor = decode_anchor(values[0], is_guid=preset.anchor_is_guid)
+                    except MappingError:
+                        pass
+                batch.append(_RawEntry(entry.dn, entry.attributes, lowered, anchor,
+                                       entry_base(entry.dn, entry.attributes)))
                 if len(batch) >= BATCH:
                     yield batch
                     batch = []
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class _Preloaded:
+    """A link as a full run's skip of unchanged entries reads it (``_preload_links``)."""
+
+    user_id: int
+    blocked: bool  # by this source
+    check: str | None  # fingerprint.CHECK_KEY
+    fields_equal: bool | None  # the user's profile fields equal fingerprint.FIELDS_KEY
+
+
+def _preload_links(source: Source) -> dict[str, _Preloaded]:
+    """Every link of the source with what the skip needs, in one query: a full run reads every entry,
+    and a query per batch of 1,000 anchors cost a scan of the links each (O(n²) at 100k users)."""
+    fields_equal = Q()
+    for name in ("username", "email", "first_name", "last_name"):
+        fields_equal &= Q(**{f"user__{name}": KT(f"raw__{FIELDS_KEY}__{name}")})
+    blocked = Exists(UserBlock.objects.filter(user_id=OuterRef("user_id"), source=source))
+    links = source_links(source).annotate(
+        blocked_by_source=blocked, fields_equal=ExpressionWrapper(fields_equal, output_field=BooleanField()))
+    return {ext: _Preloaded(*rest) for ext, *rest in links.values_list(
+        "external_id", "user_id", "blocked_by_source", KT(f"raw__{CHECK_KEY}"), "fields_equal",
+    ).iterator(chunk_size=10_000)}
+
+
+def _apply_entries(directory: Directory, entries: list[_RawEntry], run: ProvisioningRun, dry_run: bool,
+                   closure, state: _State, *, preset, group_refs: GroupRefs, recorder: JournalRecorder,
+                   now) -> None:
+    """Apply one batch of read entries. In a full run with the config unchanged (``state.links``
+    preloaded), an entry whose fingerprint equals the one its link keeps
+    (``provisioning.ldap.fingerprint``) is unchanged and is not even translated; the others are
+    translated and go to ``_apply_batch``, which compares them through their records."""
+    preloaded = state.links
+    users: list[SourceUser] = []
+    changed_name = preset.changed.lower()
+    for entry in entries:
+        if entry.anchor in state.seen:
+            continue  # overlapping base DNs list an entry twice
+        row = preloaded.pop(entry.anchor, None) if preloaded is not None else None
+        if row is not None and row.check and row.fields_equal:
+            active = not entry_inactive_reason(entry.lowered, now=now)
+            dn = cached_normalize_dn(entry.dn, state.dn_cache, remember=False)
+            # A user this source blocked is planned when the entry says active (see _without_unchanged).
+            if not (row.blocked and active) and row.check == check_digest(
+                    entry_digest(entry.base, active=active), group_refs.digest(dn)):
+                state.seen.add(entry.anchor)
+                state.high_water = incremental.later(preset, state.high_water,
+                                                     entry_first(entry.lowered, changed_name))
+                if dn in closure:
+                    state.member_user_ids[dn] = row.user_id
+                continue
+        try:
+            user = translate_user(entry.dn, entry.attributes, preset, now=now, dn_cache=state.dn_cache)
+        except MappingError as exc:
+            state.counts["errors"] += 1
+            recorder.add(subject="entry", result=JournalEntry.Result.REFUSED, code=exc.code,
+                         message=exc.message, ref=entry.dn)
+            continue
+        if user.anchor in state.seen:
+            continue
+        state.seen.add(user.anchor)
+        state.high_water = incremental.later(preset, state.high_water, user.changed)
+        record = _record(user, group_refs)
+        fields = {"username": user.username, "email": user.email, "first_name": user.first_name,
+                  "last_name": user.last_name}
+        users.append(SourceUser(
+            external_id=user.anchor, record=record, **fields,
+            link_extra=link_extra(entry=entry_digest(entry.base, active=user.active),
+                                  groups=groups_digest(record.groups), fields=fields)))
+    if users:
+        _apply_batch(directory, users, run, dry_run, closure, state)
 
 
 def _read_anchors(client, directory: Directory, preset, state: _State) -> None:
@@ -267,7 +372,33 @@ def config_digest(directory: Directory) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _without_unchanged(source: Source, batch: list[SourceUser]) -> tuple[list[SourceUser], dict[str, int]]:
+@dataclass(frozen=True)
+class _LinkRow:
+    """What the skip of unchanged entries reads of a link (and its user)."""
+
+    user_id: int
+    blocked: bool  # by this source
+    digest: str | None  # of the stored record
+    check: str | None  # fingerprint.CHECK_KEY
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+
+
+def _link_rows(source: Source, external_ids: list[str]) -> dict[str, _LinkRow]:
+    """The links of ``external_ids`` as the skip reads them, in one query: digests, not records."""
+    if not external_ids:
+        return {}
+    links = source_links(source).filter(external_id__in=external_ids)
+    blocked = Exists(UserBlock.objects.filter(user_id=OuterRef("user_id"), source=source))
+    return {ext: _LinkRow(*rest) for ext, *rest in links.annotate(blocked_by_source=blocked).values_list(
+        "external_id", "user_id", "blocked_by_source", KT(f"raw__{DIGEST_KEY}"), KT(f"raw__{CHECK_KEY}"),
+        "user__username", "user__email", "user__first_name", "user__last_name")}
+
+
+def _without_unchanged(source: Source, batch: list[SourceUser], rows: dict[str, _LinkRow] | None = None,
+                       *, dry_run: bool = False) -> tuple[list[SourceUser], dict[str, int]]:
     """The batch minus entries whose directory data equals what the last run stored for the linked
     user (record and profile fields), and the user ids of the batch's linked entries (by anchor).
 
@@ -277,29 +408,35 @@ def _without_unchanged(source: Source, batch: list[SourceUser]) -> tuple[list[So
 
     The stored record is compared through its digest (``resolve.record_digest``, kept beside it), so
     the database sends 64 characters per user instead of the whole record; links stored before
-    digests existed are compared record by record. One query per batch (two with such links)."""
-    links = source_links(source).filter(external_id__in=[u.external_id for u in batch])
-    blocked = Exists(UserBlock.objects.filter(user_id=OuterRef("user_id"), source=source))
-    rows = {ext: rest for ext, *rest in links.annotate(blocked_by_source=blocked).values_list(
-        "external_id", "user_id", "blocked_by_source", KT(f"raw__{DIGEST_KEY}"), "user__username", "user__email",
-        "user__first_name", "user__last_name")}
-    undigested = [ext for ext, row in rows.items() if not row[2]]
-    stored_records = dict(links.filter(external_id__in=undigested).values_list("external_id", f"raw__{RECORD_KEY}")
-                          ) if undigested else {}
+    digests existed are compared record by record. One query per batch (two with such links), none
+    when the caller read ``rows`` (``_link_rows``) already. An unchanged user whose link lacks the
+    entry's current fingerprints (``user.link_extra``: written before them) gets them, so the next
+    run skips it without translating."""
+    if rows is None:
+        rows = _link_rows(source, [u.external_id for u in batch])
+    undigested = [ext for ext in (u.external_id for u in batch) if ext in rows and not rows[ext].digest]
+    stored_records = dict(source_links(source).filter(external_id__in=undigested).values_list(
+        "external_id", f"raw__{RECORD_KEY}")) if undigested else {}
     changed = []
+    refresh: dict[int, dict] = {}
     for user in batch:
         row = rows.get(user.external_id)
-        if row is None or (row[1] and user.record.active is not False):
+        if row is None or (row.blocked and user.record.active is not False):
             changed.append(user)
             continue
-        _user_id, _blocked, digest, username, email, first_name, last_name = row
-        if (username, email, first_name, last_name) != (user.username, user.email, user.first_name, user.last_name):
+        if (row.username, row.email, row.first_name, row.last_name) != (
+                user.username, user.email, user.first_name, user.last_name):
             changed.append(user)
             continue
         data = user.record.to_json()
-        if (record_digest(data) != digest) if digest else (stored_records.get(user.external_id) != data):
+        digest = record_digest(data)
+        if (digest != row.digest) if row.digest else (stored_records.get(user.external_id) != data):
             changed.append(user)
-    return changed, {ext: row[0] for ext, row in rows.items()}
+        elif user.link_extra and row.check != user.link_extra.get(CHECK_KEY):
+            refresh[row.user_id] = {RECORD_KEY: data, DIGEST_KEY: digest, **user.link_extra}
+    if refresh and not dry_run:
+        link_records_refresh(source=source.kind, provider=source.slug, raws=refresh)
+    return changed, {ext: row.user_id for ext, row in rows.items()}
 
 
 def _apply_batch(directory: Directory, batch: list[SourceUser], run: ProvisioningRun, dry_run: bool,
@@ -310,7 +447,7 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
     members = [u for u in batch if u.record.dn in closure]
     known: dict[str, int] = {}  # anchor -> user id of skipped (unchanged) entries
     if state.skip_unchanged:
-        batch, linked_before = _without_unchanged(source, batch)
+        batch, linked_before = _without_unchanged(source, batch, dry_run=dry_run)
         planned = {u.external_id for u in batch}
         known = {ext: uid for ext, uid in linked_before.items() if ext not in planned}
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in batch])
@@ -527,10 +664,15 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
             lock.heartbeat()
             record_progress(run, phase="users", read=0)
             group_refs = GroupRefs(closure, names)
-            for batch in _user_batches(client, directory, preset, group_refs, recorder, state, user_filter):
-                _apply_batch(directory, batch, run, dry_run, closure, state)
+            now = timezone.now()
+            if state.skip_unchanged and not is_incremental:
+                state.links = _preload_links(directory.source)
+            for entries in _entry_batches(client, directory, preset, user_filter):
+                _apply_entries(directory, entries, run, dry_run, closure, state, preset=preset,
+                               group_refs=group_refs, recorder=recorder, now=now)
                 lock.heartbeat()
                 record_progress(run, phase="users", read=len(state.seen), written=state.written)
+            state.links = None
             if reconcile:
                 record_progress(run, phase="anchors")
                 _read_anchors(client, directory, preset, state)
