@@ -141,6 +141,8 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
     if reads.groups:
         parts["_groups"] = _Stored("groups")
     parts.update({f"_attr{i}": _Stored("attributes", key) for i, key in enumerate(reads.attributes)})
+    if user_ids is not None and records and all(uid in records for uid in user_ids):
+        parts = {}  # every record is given (a sync's batch): the stored ones are not read
     links = (selected.order_by("user_id").annotate(**parts)
              .values_list("user_id", "user__username", "user__profile__org_id", "user__profile__state", *parts)
              .iterator(chunk_size=CHUNK))
