@@ -39,6 +39,7 @@ from types import MappingProxyType
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import DatabaseError, connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
@@ -48,7 +49,7 @@ from accounts.identity.groups import group_create, group_delete, group_update
 from accounts.identity.links import link_records_refresh
 from accounts.identity.memberships import group_members_replace
 from accounts.identity.types import UserState
-from accounts.models import DirectoryGroup, UserProfile
+from accounts.models import DirectoryGroup, ExternalIdentity, UserProfile
 from provisioning.inbound import SourceUser, apply_source_batch
 from provisioning.journal import JournalRecorder, finish_run, run_actor, start_run
 from provisioning.ldap import incremental
@@ -473,6 +474,41 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
             state.member_user_ids[user.record.dn] = user_id
 
 
+class PlannerStatistics:
+    """Keeps PostgreSQL's statistics of the tables a sync looks users up in roughly current while the
+    sync itself fills them, as autovacuum would (it may be off, or not have run yet mid-sync).
+
+    Without statistics the planner takes the source's links for a handful of rows and answers "the
+    links of these 1,000 anchors" by scanning all of the source's links, so each batch of a first
+    sync cost more than the one before (O(n²): at 100k users ~75 ms per lookup, several per batch,
+    against ~5 ms with statistics). ``ANALYZE`` of the looked-up columns only, each time the links
+    have doubled since the last one (at 1k, 2k, 4k ... created: a few tenths of a second for 100k
+    users in all). A database user that does not own the tables gets a warning from PostgreSQL,
+    not an error."""
+
+    MIN_GROWTH = 1000
+
+    def __init__(self, linked_before: int):
+        self.linked_before = self.analyzed_at = linked_before
+
+    def after_batch(self, *, created: int) -> None:
+        """``created``: the users the run has created so far."""
+        linked_now = self.linked_before + created
+        if linked_now - self.analyzed_at < max(self.MIN_GROWTH, self.analyzed_at) or connection.vendor != "postgresql":
+            return
+        self.analyzed_at = linked_now
+        tables = [(ExternalIdentity, ("source", "provider", "external_id", "user")), (User, ("id", "username")),
+                  (UserProfile, ("user", "org", "state")), (User.groups.through, ("user", "group"))]
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                for model, names in tables:
+                    quote = connection.ops.quote_name
+                    columns = ", ".join(quote(model._meta.get_field(name).column) for name in names)
+                    cursor.execute(f"ANALYZE {quote(model._meta.db_table)} ({columns})")
+        except DatabaseError:
+            log.warning("directory sync: could not refresh the planner statistics", exc_info=True)
+
+
 def _threshold(directory: Directory, linked_count: int) -> int:
     return max(math.ceil(linked_count * directory.deactivation_threshold_percent / 100),
                directory.deactivation_threshold_min)
@@ -667,11 +703,14 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
             now = timezone.now()
             if state.skip_unchanged and not is_incremental:
                 state.links = _preload_links(directory.source)
+            statistics = PlannerStatistics(len(state.links) if state.links is not None
+                                           else source_links(directory.source).count())
             for entries in _entry_batches(client, directory, preset, user_filter):
                 _apply_entries(directory, entries, run, dry_run, closure, state, preset=preset,
                                group_refs=group_refs, recorder=recorder, now=now)
                 lock.heartbeat()
                 record_progress(run, phase="users", read=len(state.seen), written=state.written)
+                statistics.after_batch(created=state.counts["created"])
             state.links = None
             if reconcile:
                 record_progress(run, phase="anchors")
