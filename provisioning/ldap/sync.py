@@ -81,7 +81,7 @@ from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source
 from provisioning.preview import user_diffs
 from provisioning.progress import record_progress
 from provisioning.resolve import DIGEST_KEY, RECORD_KEY, record_digest, source_links
-from provisioning.rules import SourceRecord
+from provisioning.rules import RuleSet, SourceRecord, evaluate_active
 
 log = logging.getLogger("idm.provisioning.sync")
 COUNT_KEYS = ("created", "updated", "unchanged", "blocked", "deactivated", "reactivated", "held", "errors")
@@ -454,10 +454,15 @@ def _apply_batch(directory: Directory, batch: list[SourceUser], run: Provisionin
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in batch])
                   .values_list("external_id", "user_id")) if batch else {}
     if linked:
-        by_user = {linked[u.external_id]: u for u in batch if u.external_id in linked}
+        # Only a user the source or its rules call inactive can be newly blocked: the others need no
+        # diff (it was every linked user's, computed again by the rules step after the write).
+        ruleset = RuleSet.of(source.rule_set())
+        by_user = {linked[u.external_id]: u for u in batch
+                   if u.external_id in linked and not evaluate_active(ruleset, u.record)}
         would_block = {diff.user_id for diff in user_diffs(
-            source=source, rules=source.rule_set(), org_policy=source.org_policy(), user_ids=list(by_user),
-            records={uid: u.record for uid, u in by_user.items()}) if diff is not None and diff.inactive}
+            source=source, rules=ruleset, org_policy=source.org_policy(), user_ids=list(by_user),
+            records={uid: u.record for uid, u in by_user.items()}) if diff is not None and diff.inactive
+        } if by_user else set()
         if would_block:
             state.deferred += [by_user[uid] for uid in would_block]
             batch = [u for u in batch if linked.get(u.external_id) not in would_block]

@@ -182,3 +182,25 @@ def test_links_without_fingerprints_are_compared_by_record_and_get_them(slapd_se
     spies.clear()
     full_run(directory)
     assert (spies.translated, spies.planned) == ([], [])
+
+
+def test_users_an_inactive_rule_newly_blocks_go_through_the_safety_valve(slapd_server, ou, root_org):
+    from provisioning.models import MappingRule, ProvisioningRun
+
+    names = ["oli", "pia", "quy", "ras"]
+    slapd_server.ldapadd(people_ldif(ou, *names))
+    directory = make_directory(slapd_server, ou, root_org, deactivation_threshold_min=1,
+                               deactivation_threshold_percent=0)
+    sync_directory(directory)
+    MappingRule.objects.create(source=directory.source, kind="active", condition="attribute_equals",
+                               attribute="sn", value="Gone")
+    conn = admin(slapd_server)
+    for name in names[:2]:
+        conn.modify_s(f"uid={name},{ou}", [(ldap.MOD_REPLACE, "sn", [b"Gone"])])
+    held = sync_directory(Directory.objects.get(pk=directory.pk))
+    assert (held.status, held.counts["held"]) == (ProvisioningRun.Status.HELD, 2)
+    assert {state_of(n) for n in names} == {UserState.ACTIVE}
+    forced = sync_directory(Directory.objects.get(pk=directory.pk), force=True)
+    assert forced.counts["blocked"] == 2
+    assert [state_of(n) for n in names] == [UserState.BLOCKED, UserState.BLOCKED, UserState.ACTIVE,
+                                            UserState.ACTIVE]
