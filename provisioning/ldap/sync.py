@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ from provisioning.models import Directory, JournalEntry, ProvisioningRun, Source
 from provisioning.preview import user_diffs
 from provisioning.progress import record_progress
 from provisioning.resolve import DIGEST_KEY, RECORD_KEY, record_digest, source_links
-from provisioning.rules import RuleSet, SourceRecord, evaluate_active
+from provisioning.rules import RuleSet, SourceRecord, evaluate_active, is_canonical
 
 log = logging.getLogger("idm.provisioning.sync")
 COUNT_KEYS = ("created", "updated", "unchanged", "blocked", "deactivated", "reactivated", "held", "errors")
@@ -109,6 +110,7 @@ class RunLock:
     def __init__(self, directory: Directory):
         self.directory = directory
         self.token = uuid.uuid4().hex
+        self._renewed = time.monotonic()
 
     def _rows(self):
         return Directory.objects.filter(pk=self.directory.pk)
@@ -117,6 +119,7 @@ class RunLock:
         now = timezone.now()
         taken = self._rows().filter(Q(lock_expires_at__isnull=True) | Q(lock_expires_at__lt=now)).update(
             lock_owner=self.token, lock_expires_at=now + timedelta(seconds=lock_seconds()))
+        self._renewed = time.monotonic()
         if not taken:
             raise DirectoryError(
                 "already_running",
@@ -124,6 +127,11 @@ class RunLock:
             )
 
     def heartbeat(self) -> None:
+        """Extend the lease, at most every tenth of its length: each extension is a commit, and a run
+        calls this after every batch (100 times at 100k users)."""
+        if time.monotonic() - self._renewed < lock_seconds() / 10:
+            return
+        self._renewed = time.monotonic()
         self._rows().filter(lock_owner=self.token).update(
             lock_expires_at=timezone.now() + timedelta(seconds=lock_seconds()))
 
@@ -184,32 +192,36 @@ class GroupRefs:
         return found
 
 
-def _record(user, group_refs: GroupRefs) -> SourceRecord:
-    """The entry as the rules read it; equal to ``SourceRecord.build`` of the same data (the skip of
-    unchanged entries compares it with the stored one). ``translate_user`` already lower-cased the
-    attribute names, decoded the values and normalised the DN, so only unusual names (not ASCII)
-    go through ``build`` again."""
+def _record(user, groups: frozenset[str]) -> SourceRecord:
+    """The entry as the rules read it, with ``groups`` (normalised references, ``GroupRefs.of``);
+    equal to ``SourceRecord.build`` of the same data (the skip of unchanged entries compares it with
+    the stored one). ``translate_user`` already lower-cased the attribute names, decoded the values
+    and normalised the DN, so only unusual names (not ASCII) go through ``build`` again."""
     attributes = user.attributes
     if not all(name == name.casefold() and name == name.strip() for name in attributes):
-        return SourceRecord.build(attributes=attributes, groups=group_refs.of(user.dn), dn=user.dn,
-                                  active=user.active)
-    return SourceRecord(attributes=MappingProxyType(dict(attributes)), groups=group_refs.of(user.dn), dn=user.dn,
-                        active=user.active)
+        return SourceRecord.build(attributes=attributes, groups=groups, dn=user.dn, active=user.active)
+    return SourceRecord(attributes=MappingProxyType(dict(attributes)), groups=groups, dn=user.dn, active=user.active)
 
 
-def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder, state: _State
-                 ) -> list[DirectoryGroupEntry]:
+def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder, state: _State, *,
+                 members: bool = True, report: bool = True) -> list[DirectoryGroupEntry]:
+    """The directory's groups (each once) with their change marks (``state.group_changed``).
+    ``members=False``: without their members (a fraction of the transfer: an incremental run's check
+    whether any group changed). ``report=False``: refused groups were journaled already."""
+    attributes = preset.group_attributes if members else tuple(
+        name for name in preset.group_attributes if name.lower() not in (preset.member.lower(), "uniquemember"))
     groups: dict[str, DirectoryGroupEntry] = {}
     for base in directory.base_dns:
-        for page in client.search(base_dn=base, filter=preset.group_filter, attributes=preset.group_attributes,
+        for page in client.search(base_dn=base, filter=preset.group_filter, attributes=attributes,
                                   page_size=directory.page_size):
             for entry in page:
                 try:
                     group = translate_group(entry.dn, entry.attributes, preset, dn_cache=state.dn_cache)
                 except MappingError as exc:
-                    state.counts["errors"] += 1
-                    recorder.add(subject="group", result=JournalEntry.Result.REFUSED, code=exc.code,
-                                 message=exc.message, ref=entry.dn)
+                    if report:
+                        state.counts["errors"] += 1
+                        recorder.add(subject="group", result=JournalEntry.Result.REFUSED, code=exc.code,
+                                     message=exc.message, ref=entry.dn)
                     continue
                 groups[group.dn] = group  # overlapping base DNs list a group once
                 mark = next((v[0].decode("ascii", "replace") for k, v in entry.attributes.items()
@@ -217,6 +229,45 @@ def _read_groups(client, directory: Directory, preset, recorder: JournalRecorder
                 state.group_changed[group.dn] = mark
                 state.high_water = incremental.later(preset, state.high_water, mark)
     return list(groups.values())
+
+
+class GroupView:
+    """The directory's groups as a run needs them: read whole (members included) before the users by
+    a full run, or by an incremental run in which a group changed.
+
+    An incremental run in which no group changed (by the groups' change marks, read without members)
+    reads the members of no group: a user's memberships are values of the groups, so with no group
+    changed a changed user keeps the groups its stored record lists, as long as its DN is the same.
+    A user without a stored record, or with another DN, makes the run read the groups whole after
+    all (``load``), as before. At 100k users the members are 170k DNs to transfer and normalise."""
+
+    def __init__(self, load):
+        self._load = load
+        self.groups: list[DirectoryGroupEntry] | None = None
+        self.closure: dict[str, frozenset[str]] = {}
+        self.names: dict[str, str] = {}
+        self.refs = GroupRefs({}, {})
+
+    @property
+    def loaded(self) -> bool:
+        return self.groups is not None
+
+    def load(self) -> None:
+        if self.groups is None:
+            self.groups = self._load()
+            self.closure = expand_memberships(self.groups)
+            self.names = {g.dn: g.name for g in self.groups}
+            self.refs = GroupRefs(self.closure, self.names)
+
+
+def _stored_groups(source: Source, external_ids: list[str]) -> dict[str, tuple[str, frozenset[str]]]:
+    """Anchor -> (DN, groups) of the stored records of ``external_ids`` (canonical ones only)."""
+    out = {}
+    for ext, dn, groups in source_links(source).filter(external_id__in=external_ids).values_list(
+            "external_id", f"raw__{RECORD_KEY}__dn", f"raw__{RECORD_KEY}__groups"):
+        if type(dn) is str and type(groups) is list and all(type(g) is str and is_canonical(g) for g in groups):
+            out[ext] = (dn, frozenset(groups))
+    return out
 
 
 @dataclass(frozen=True)
@@ -280,8 +331,7 @@ def _preload_links(source: Source) -> dict[str, _Preloaded]:
 
 
 def _apply_entries(directory: Directory, entries: list[_RawEntry], run: ProvisioningRun, dry_run: bool,
-                   closure, state: _State, *, preset, group_refs: GroupRefs, recorder: JournalRecorder,
-                   now) -> None:
+                   view: GroupView, state: _State, *, preset, recorder: JournalRecorder, now) -> None:
     """Apply one batch of read entries. In a full run with the config unchanged (``state.links``
     preloaded), an entry whose fingerprint equals the one its link keeps
     (``provisioning.ldap.fingerprint``) is unchanged and is not even translated; the others are
@@ -289,6 +339,8 @@ def _apply_entries(directory: Directory, entries: list[_RawEntry], run: Provisio
     preloaded = state.links
     users: list[SourceUser] = []
     changed_name = preset.changed.lower()
+    group_refs, closure = view.refs, view.closure
+    stored = {} if view.loaded else _stored_groups(directory.source, [e.anchor for e in entries if e.anchor])
     for entry in entries:
         if entry.anchor in state.seen:
             continue  # overlapping base DNs list an entry twice
@@ -316,7 +368,14 @@ def _apply_entries(directory: Directory, entries: list[_RawEntry], run: Provisio
             continue
         state.seen.add(user.anchor)
         state.high_water = incremental.later(preset, state.high_water, user.changed)
-        record = _record(user, group_refs)
+        dn_and_groups = None if view.loaded else stored.get(user.anchor)
+        if dn_and_groups is not None and dn_and_groups[0] == user.dn:
+            record = _record(user, dn_and_groups[1])
+        else:
+            if not view.loaded:
+                view.load()
+                group_refs, closure = view.refs, view.closure
+            record = _record(user, group_refs.of(user.dn))
         fields = {"username": user.username, "email": user.email, "first_name": user.first_name,
                   "last_name": user.last_name}
         users.append(SourceUser(
@@ -324,7 +383,7 @@ def _apply_entries(directory: Directory, entries: list[_RawEntry], run: Provisio
             link_extra=link_extra(entry=entry_digest(entry.base, active=user.active),
                                   groups=groups_digest(record.groups), fields=fields)))
     if users:
-        _apply_batch(directory, users, run, dry_run, closure, state)
+        _apply_batch(directory, users, run, dry_run, view.closure, state)
 
 
 def _read_anchors(client, directory: Directory, preset, state: _State) -> None:
@@ -699,20 +758,25 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
                     is_incremental, reconcile, user_filter = False, False, preset.user_filter
                     mark_went_back = True
             record_progress(run, phase="groups")
-            groups = _read_groups(client, directory, preset, recorder, state)
-            closure = expand_memberships(groups)
-            names = {g.dn: g.name for g in groups}
+            view = GroupView(lambda: _read_groups(client, directory, preset, recorder, state,
+                                                  report=not is_incremental))
+            if is_incremental:
+                marks = _read_groups(client, directory, preset, recorder, state, members=False)
+                if any(incremental.changed_since(preset, state.group_changed[g.dn], directory.high_water)
+                       for g in marks):
+                    view.load()
+            else:
+                view.load()
             lock.heartbeat()
             record_progress(run, phase="users", read=0)
-            group_refs = GroupRefs(closure, names)
             now = timezone.now()
             if state.skip_unchanged and not is_incremental:
                 state.links = _preload_links(directory.source)
             statistics = PlannerStatistics(len(state.links) if state.links is not None
                                            else source_links(directory.source).count())
             for entries in _entry_batches(client, directory, preset, user_filter):
-                _apply_entries(directory, entries, run, dry_run, closure, state, preset=preset,
-                               group_refs=group_refs, recorder=recorder, now=now)
+                _apply_entries(directory, entries, run, dry_run, view, state, preset=preset,
+                               recorder=recorder, now=now)
                 lock.heartbeat()
                 record_progress(run, phase="users", read=len(state.seen), written=state.written)
                 statistics.after_batch(created=state.counts["created"])
@@ -729,13 +793,13 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
         if is_incremental:
             changed_groups = {dn for dn, mark in state.group_changed.items()
                               if incremental.changed_since(preset, mark, directory.high_water)}
-            if changed_groups:
-                affected = incremental.affected_groups(changed_groups, closure)
+            if changed_groups:  # the view was loaded before the users were read
+                affected = incremental.affected_groups(changed_groups, view.closure)
                 regrouped = incremental.regrouped_users(
-                    directory.source, affected=affected, closure=closure,
-                    names=names, skip=state.seen, member_user_ids=state.member_user_ids)
+                    directory.source, affected=affected, closure=view.closure,
+                    names=view.names, skip=state.seen, member_user_ids=state.member_user_ids)
                 for start in range(0, len(regrouped), BATCH):
-                    _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, closure, state)
+                    _apply_batch(directory, regrouped[start:start + BATCH], run, dry_run, view.closure, state)
                     lock.heartbeat()
         if not is_incremental or reconcile:
             linked = source_links(directory.source).count()
@@ -752,7 +816,8 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
         record_progress(run, phase="lifecycle", written=state.written)
         if not dry_run and (not is_incremental or changed_groups):
             record_progress(run, phase="mirror")
-            _mirror_groups(directory, groups, closure, run, state, only=affected)
+            view.load()  # loaded already (a full run, or groups changed); never mirror an unread list
+            _mirror_groups(directory, view.groups, view.closure, run, state, only=affected)
         if not dry_run:
             record_progress(run, phase="deactivating")
             state.counts["deactivated"] = deactivate_due(source=directory.source).deactivated

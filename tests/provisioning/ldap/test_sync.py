@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from types import SimpleNamespace
 
 import ldap
 import pytest
@@ -256,6 +257,22 @@ def test_a_second_trigger_while_running_is_refused(slapd_server, ou, root_org):
     stale.acquire()
     Directory.objects.filter(pk=directory.pk).update(lock_expires_at=directory.source.created_at)
     assert sync_directory(directory).status == ProvisioningRun.Status.SUCCEEDED
+
+
+def test_the_lock_is_extended_at_most_every_tenth_of_its_lease(slapd_server, ou, root_org, monkeypatch):
+    directory = make_directory(slapd_server, ou, root_org)
+    clock = [1000.0]
+    monkeypatch.setattr(sync_mod, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    lock = RunLock(directory)
+    lock.acquire()
+    expires = Directory.objects.get(pk=directory.pk).lock_expires_at
+    clock[0] += sync_mod.lock_seconds() / 10 - 1
+    lock.heartbeat()  # each batch calls it: no UPDATE yet
+    assert Directory.objects.get(pk=directory.pk).lock_expires_at == expires
+    clock[0] += 1
+    lock.heartbeat()
+    assert Directory.objects.get(pk=directory.pk).lock_expires_at > expires
+    lock.release()
 
 
 def test_bind_failure_fails_the_run_with_a_hint(slapd_server, ou, root_org):
