@@ -48,9 +48,22 @@ class SourceUser:
 
 
 def _new_user_placement(user: SourceUser, ruleset: RuleSet, source: Source, roles: dict,
-                        index: OrgIndex) -> tuple[Any, Any]:
-    """(org_id, roles) for a user the source creates; UNSET lets the service use its defaults."""
-    outcome = evaluate(rules=ruleset, record=user.record, org_policy=source.org_policy(), roles=roles)
+                        index: OrgIndex, memo: dict | None = None) -> tuple[Any, Any]:
+    """(org_id, roles) for a user the source creates; UNSET lets the service use its defaults.
+    ``memo``: placements by ``RuleSet.relevant`` of the record (users whose records agree on
+    everything the rules read are placed alike; a first sync creates 100k of them)."""
+    policy = source.org_policy()
+    key = ruleset.relevant(user.record, policy) if memo is not None else None
+    if key is not None and key in memo:
+        return memo[key]
+    placement = _placement(user, ruleset, policy, roles, index)
+    if key is not None:
+        memo[key] = placement
+    return placement
+
+
+def _placement(user: SourceUser, ruleset: RuleSet, policy, roles: dict, index: OrgIndex) -> tuple[Any, Any]:
+    outcome = evaluate(rules=ruleset, record=user.record, org_policy=policy, roles=roles)
     resolved = resolve_org(outcome.org, index, is_new=True)
     org_id = resolved.org_id if resolved is not None and resolved.org_id is not None else UNSET
     if org_id is UNSET and resolved is not None and resolved.create_name:
@@ -94,6 +107,7 @@ def _apply_steps(source: Source, users: list[SourceUser], run: ProvisioningRun, 
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
                   .values_list("external_id", "user_id"))
     ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), org_index()
+    placements: dict = {}
     changes = []
     for user in users:
         raw = link_raw(user.record)
@@ -105,7 +119,7 @@ def _apply_steps(source: Source, users: list[SourceUser], run: ProvisioningRun, 
             changes.append(IdentityChange(user_id=linked[user.external_id], link=link, mode=Mode.UPDATE,
                                           ref=user.external_id, **fields))
         else:
-            org_id, role_slugs = _new_user_placement(user, ruleset, source, roles, index)
+            org_id, role_slugs = _new_user_placement(user, ruleset, source, roles, index, placements)
             changes.append(IdentityChange(org_id=org_id, roles=role_slugs, link=link, mode=Mode.CREATE,
                                           ref=user.external_id, **fields))
     # The service's writer refreshes each matched link's record and last_seen_at, and the profile's
