@@ -20,7 +20,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.identity.bulkio import insert_rows
-from accounts.identity.types import UNSET, Actor, IdentityChange
+from accounts.identity.types import UNSET, Actor, IdentityChange, Mode
 from accounts.models import ExternalIdentity, Role, UserProfile
 from provisioning.models import JournalEntry, ProvisioningRun, Source
 
@@ -163,7 +163,10 @@ def record_change_results(
 
 
 def _matched_user_ids(changes: Sequence[IdentityChange]) -> set[int]:
-    """Users the changes will probably match (by id, username or link), read before the write."""
+    """Users the changes will probably match (by id, username or link), read before the write.
+    A create-only change never changes the user it matches (the service refuses it), so it needs
+    no state from before (a first directory sync looked up 100k usernames for nothing)."""
+    changes = [c for c in changes if c.mode != Mode.CREATE]
     ids = {c.user_id for c in changes if c.user_id}
     names = {c.username.lower() for c in changes if isinstance(c.username, str)}
     if names:
