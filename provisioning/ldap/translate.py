@@ -234,7 +234,8 @@ def entry_inactive_reason(lowered: Mapping[str, list[bytes]], *, now: datetime) 
     """``translate_user(...).inactive_reason`` of a raw entry (``lower_names``), decoding only the
     state attributes: a sync recognises an unchanged entry without translating it, but an expiry
     date passes with time, so the state is judged again on every run."""
-    return _inactive_reason({name: _decode(lowered[name]) for name in _STATE_NAMES if name in lowered}, now=now)
+    decoded = {name: _decode(lowered[name]) for name in _STATE_NAMES if name in lowered}
+    return _inactive_reason(decoded, now=now) if decoded else ""  # most entries carry no state attribute
 
 
 def cached_normalize_dn(dn: str, cache: dict[str, str] | None, *, remember: bool = True) -> str:
