@@ -9,10 +9,12 @@ The high-water mark (``Directory.high_water``) is where the last run's reading e
   (one-second steps). ``>=``: an entry changed in the mark's instant after it was read is not
   missed; the entry read again is skipped as unchanged.
 
-Groups are always read whole (a directory has few), so nesting is always current. A membership-only
-change modifies the *group* entry, not the user's: users of changed groups (and of the groups those
-are nested in) whose entries did not change get their stored record with the new group list
-(``regrouped_users``), so their roles follow without reading their entries.
+Every group's change mark is read (without members). When a group changed, the groups are read whole
+(a directory has few), so nesting is current: a membership-only change modifies the *group* entry,
+not the user's, so users of changed groups (and of the groups those are nested in) whose entries did
+not change get their stored record with the new group list (``regrouped_users``), and their roles
+follow without reading their entries. When none changed, no member list is read: a changed user keeps
+the groups of its stored record while its DN is the same (``sync.GroupView``).
 
 Deletions cannot be seen by a query for changes: an incremental run blocks nobody as gone; a full run
 (every ``Directory.full_every``, default 24 h, or ``--full``, or whenever the rules changed) reads

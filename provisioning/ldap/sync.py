@@ -5,10 +5,13 @@ One run (``sync_directory``):
 
 1. takes the directory's run lock (one conditional UPDATE; a second trigger gets ``already_running``)
    and starts a ``ProvisioningRun``;
-2. reads the groups (paged) and resolves nesting once (``translate.expand_memberships``), then reads
-   the users page by page: each entry is translated, given its groups (DNs and names, nested ones
-   included) and applied in batches through ``provisioning.inbound.apply_source_batch`` — the core's
-   one write path — so memory stays flat and nothing runs per user;
+2. reads the groups (paged) and resolves nesting once (``translate.expand_memberships``; an
+   incremental run in which no group changed reads only their change marks, ``GroupView``), then
+   reads the users page by page: each entry is translated, given its groups (DNs and names, nested
+   ones included) and applied in batches through ``provisioning.inbound.apply_source_batch`` — the
+   core's one write path — so memory stays flat and nothing runs per user. A full run skips entries
+   whose fingerprint equals the one their link keeps before translating them
+   (``provisioning.ldap.fingerprint``);
 3. users the rules would newly block (disabled in the directory, or an "inactive" rule) are set aside
    until the whole search has been read; so are users gone from it. Only then, after a complete
    search, are they counted against the **safety valve**: up to the threshold (max(10 % of the
