@@ -14,8 +14,10 @@ changed (incremental) <= 5 s. Exits non-zero unless the counts are exactly right
 
 from __future__ import annotations
 
+import cProfile
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _common import (
@@ -35,8 +37,37 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=1_000)
     parser.add_argument("--page-size", type=int, default=1_000)
     parser.add_argument("--change-percent", type=float, default=1.0)
+    parser.add_argument("--profile", metavar="DIR",
+                        help="write a cProfile of each sync to DIR/<step>.prof (slows the runs down)")
     args = parser.parse_args()
     setup_django(args)
+
+    from django.db import connection as db
+
+    steps: dict[str, tuple[float, int]] = {}  # step -> (CPU seconds of this process, queries)
+
+    def measured(step: str, run):
+        """Run one sync, recording this process's CPU time and the queries it sent (the wall time is
+        the caller's ``timed``); with --profile, also its cProfile."""
+        queries = [0]
+
+        def count(execute, sql, params, many, context):
+            queries[0] += 1
+            return execute(sql, params, many, context)
+
+        profiler = cProfile.Profile() if args.profile else None
+        cpu = time.process_time()
+        with db.execute_wrapper(count):
+            if profiler is not None:
+                profiler.enable()
+            try:
+                return run()
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    profiler.dump_stats(str(Path(args.profile) / f"{step}.prof"))
+                steps[step] = (time.process_time() - cpu, queries[0])
 
     import ldap
 
@@ -69,15 +100,15 @@ def main() -> int:
             data=DirectorySettings(urls=(server.ldap_uri,), base_dns=(SUFFIX,), bind_dn=server.root_dn,
                                    page_size=args.page_size, operation_timeout=600))
         with timed() as first_time:
-            first = sync_directory(directory)
+            first = measured("first", lambda: sync_directory(directory))
         rss_first = peak_rss_mib()
         # A scheduled full run (full_every passed), not ``full=True`` (which re-plans everyone):
         # every entry is read, unchanged ones are skipped before the planner.
         Directory.objects.filter(pk=directory.pk).update(last_full_at=None)
         with timed() as full_time:
-            full = sync_directory(directory)
+            full = measured("full", lambda: sync_directory(directory))
         with timed() as incr_idle_time:
-            idle = sync_directory(directory)
+            idle = measured("idle", lambda: sync_directory(directory))
         changed = max(1, int(args.rows * args.change_percent / 100))
         admin = ldap.initialize(server.ldap_uri)
         admin.simple_bind_s(server.root_dn, server.root_pw)
@@ -85,7 +116,7 @@ def main() -> int:
         for index in range(0, step * changed, step):
             admin.modify_s(user_dn(index), [(ldap.MOD_REPLACE, "sn", [f"Changed{index}".encode()])])
         with timed() as incr_time:
-            incr = sync_directory(directory)
+            incr = measured("incr", lambda: sync_directory(directory))
         # Deletions: invisible to an incremental run's query for changes; the anchor reconciliation
         # (due every reconcile_every) reads every anchor and blocks the users gone.
         deleted = [index for index in range(1, step * changed, step) if index % 500 != 499][:max(1, changed // 10)]
@@ -94,7 +125,7 @@ def main() -> int:
         admin.unbind_s()
         Directory.objects.filter(pk=directory.pk).update(last_reconciled_at=None)
         with timed() as reconcile_time:
-            recon = sync_directory(directory)
+            recon = measured("reconcile", lambda: sync_directory(directory))
     finally:
         server.stop()
 
@@ -107,6 +138,10 @@ def main() -> int:
          and recon.counts.get("anchors_checked") == args.rows - len(deleted), f"reconcile: {count_line(recon.counts)}"),
     ]
     failures = [message for ok, message in expect if not ok]
+
+    def cpu(step: str) -> str:
+        seconds, queries = steps[step]
+        return f"cpu {seconds:.1f} s, {queries:,} queries"
     print_figures(
         "Directory sync (bench/directory_sync.py)",
         {"machine": machine_label(), "database": backend_label(), "directory": f"slapd on loopback, {counts}",
@@ -114,15 +149,17 @@ def main() -> int:
         [
             ("floor: raw paged search of the users", f"{floor():.2f} s ({read:,} entries)"),
             ("first full sync", f"{first_time():.1f} s ({first_time() / floor():.1f}x floor), peak RSS "
-                                f"{rss_first:.0f} MiB"),
+                                f"{rss_first:.0f} MiB; {cpu('first')}"),
             ("  counts", count_line(first.counts)),
-            ("full re-run, nothing changed", f"{full_time():.1f} s ({full_time() / floor():.1f}x floor)"),
-            ("incremental re-run, nothing changed", f"{incr_idle_time():.1f} s (read {idle.counts['read']:,})"),
+            ("full re-run, nothing changed", f"{full_time():.1f} s ({full_time() / floor():.1f}x floor; "
+                                             f"{cpu('full')})"),
+            ("incremental re-run, nothing changed", f"{incr_idle_time():.1f} s (read {idle.counts['read']:,}; "
+                                                    f"{cpu('idle')})"),
             (f"incremental, {changed:,} users changed", f"{incr_time():.1f} s (read {incr.counts['read']:,}, "
-                                                          f"updated {incr.counts['updated']:,})"),
+                                                          f"updated {incr.counts['updated']:,}; {cpu('incr')})"),
             (f"incremental + anchor reconciliation, {len(deleted):,} users deleted",
              f"{reconcile_time():.1f} s (anchors {recon.counts.get('anchors_checked', 0):,}, "
-             f"blocked {recon.counts['blocked']:,})"),
+             f"blocked {recon.counts['blocked']:,}; {cpu('reconcile')})"),
             ("peak RSS", f"{peak_rss_mib():.0f} MiB"),
         ],
     )

@@ -17,8 +17,8 @@ Everything after that is shared:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from accounts.identity.lookups import org_index, shared_lookups
@@ -42,12 +42,28 @@ class SourceUser:
     email: Any = UNSET
     first_name: Any = UNSET
     last_name: Any = UNSET
+    # Front-door data kept on the link beside the record (a directory's entry fingerprints,
+    # ``provisioning.ldap.fingerprint``), written whenever the link is.
+    link_extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def _new_user_placement(user: SourceUser, ruleset: RuleSet, source: Source, roles: dict,
-                        index: OrgIndex) -> tuple[Any, Any]:
-    """(org_id, roles) for a user the source creates; UNSET lets the service use its defaults."""
-    outcome = evaluate(rules=ruleset, record=user.record, org_policy=source.org_policy(), roles=roles)
+                        index: OrgIndex, memo: dict | None = None) -> tuple[Any, Any]:
+    """(org_id, roles) for a user the source creates; UNSET lets the service use its defaults.
+    ``memo``: placements by ``RuleSet.relevant`` of the record (users whose records agree on
+    everything the rules read are placed alike; a first sync creates 100k of them)."""
+    policy = source.org_policy()
+    key = ruleset.relevant(user.record, policy) if memo is not None else None
+    if key is not None and key in memo:
+        return memo[key]
+    placement = _placement(user, ruleset, policy, roles, index)
+    if key is not None:
+        memo[key] = placement
+    return placement
+
+
+def _placement(user: SourceUser, ruleset: RuleSet, policy, roles: dict, index: OrgIndex) -> tuple[Any, Any]:
+    outcome = evaluate(rules=ruleset, record=user.record, org_policy=policy, roles=roles)
     resolved = resolve_org(outcome.org, index, is_new=True)
     org_id = resolved.org_id if resolved is not None and resolved.org_id is not None else UNSET
     if org_id is UNSET and resolved is not None and resolved.create_name:
@@ -91,17 +107,19 @@ def _apply_steps(source: Source, users: list[SourceUser], run: ProvisioningRun, 
     linked = dict(source_links(source).filter(external_id__in=[u.external_id for u in users])
                   .values_list("external_id", "user_id"))
     ruleset, roles, index = RuleSet.of(source.rule_set()), role_catalogue(), org_index()
+    placements: dict = {}
     changes = []
     for user in users:
-        link = ExternalLink(source=source.kind, provider=source.slug, external_id=user.external_id,
-                            raw=link_raw(user.record))
+        raw = link_raw(user.record)
+        raw.update(user.link_extra)
+        link = ExternalLink(source=source.kind, provider=source.slug, external_id=user.external_id, raw=raw)
         fields = {"username": user.username, "email": user.email, "first_name": user.first_name,
                   "last_name": user.last_name}
         if user.external_id in linked:
             changes.append(IdentityChange(user_id=linked[user.external_id], link=link, mode=Mode.UPDATE,
                                           ref=user.external_id, **fields))
         else:
-            org_id, role_slugs = _new_user_placement(user, ruleset, source, roles, index)
+            org_id, role_slugs = _new_user_placement(user, ruleset, source, roles, index, placements)
             changes.append(IdentityChange(org_id=org_id, roles=role_slugs, link=link, mode=Mode.CREATE,
                                           ref=user.external_id, **fields))
     # The service's writer refreshes each matched link's record and last_seen_at, and the profile's

@@ -19,11 +19,13 @@ from django.contrib.auth.models import User
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.identity.types import UNSET, Actor, IdentityChange
+from accounts.identity.bulkio import insert_rows
+from accounts.identity.types import UNSET, Actor, IdentityChange, Mode
 from accounts.models import ExternalIdentity, Role, UserProfile
 from provisioning.models import JournalEntry, ProvisioningRun, Source
 
 FLUSH_EVERY = 2000
+COPY_MIN = 50  # fewer entries than this are inserted with one INSERT
 _SECRET_SUBJECTS = frozenset({"password", "password_hash"})
 
 
@@ -101,26 +103,32 @@ def _user_id(result: Any) -> int | None:
 
 
 class JournalRecorder:
-    """Collects journal entries of one run and inserts them in batches."""
+    """Collects journal entries of one run and inserts them in batches (``COPY`` on PostgreSQL: a
+    first directory sync journals 100k created users, and Django's ``bulk_create`` of the model
+    instances was a tenth of it)."""
+
+    COLUMNS = ("run_id", "user_id", "user_label", "subject", "old_value", "new_value", "result", "code", "message",
+               "ref")
 
     def __init__(self, run: ProvisioningRun):
         self.run = run
-        self.pending: list[JournalEntry] = []
+        self.pending: list[tuple] = []  # rows of COLUMNS
         self.written = 0
 
     def add(self, *, subject: str, result: str, user_id: int | None = None, user_label: str = "",
             old: Any = None, new: Any = None, code: str = "", message: str = "", ref: Any = "") -> None:
-        self.pending.append(JournalEntry(
-            run=self.run, user_id=user_id, user_label=str(user_label)[:255], subject=subject[:64],
-            old_value=old, new_value=new, result=result, code=code[:64], message=message,
-            ref="" if ref is None else str(ref)[:255],
-        ))
+        self.pending.append((self.run.pk, user_id, str(user_label)[:255], subject[:64], old, new, result, code[:64],
+                             message, "" if ref is None else str(ref)[:255]))
         if len(self.pending) >= FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
-            JournalEntry.objects.bulk_create(self.pending, batch_size=FLUSH_EVERY)
+            if len(self.pending) >= COPY_MIN:
+                insert_rows(JournalEntry, self.COLUMNS, self.pending)
+            else:  # a statement, not a sequence lookup and a COPY
+                JournalEntry.objects.bulk_create([JournalEntry(**dict(zip(self.COLUMNS, row, strict=True)))
+                                                  for row in self.pending])
             self.written += len(self.pending)
             self.pending = []
 
@@ -155,7 +163,10 @@ def record_change_results(
 
 
 def _matched_user_ids(changes: Sequence[IdentityChange]) -> set[int]:
-    """Users the changes will probably match (by id, username or link), read before the write."""
+    """Users the changes will probably match (by id, username or link), read before the write.
+    A create-only change never changes the user it matches (the service refuses it), so it needs
+    no state from before (a first directory sync looked up 100k usernames for nothing)."""
+    changes = [c for c in changes if c.mode != Mode.CREATE]
     ids = {c.user_id for c in changes if c.user_id}
     names = {c.username.lower() for c in changes if isinstance(c.username, str)}
     if names:

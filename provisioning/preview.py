@@ -141,6 +141,8 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
     if reads.groups:
         parts["_groups"] = _Stored("groups")
     parts.update({f"_attr{i}": _Stored("attributes", key) for i, key in enumerate(reads.attributes)})
+    if user_ids is not None and records and all(uid in records for uid in user_ids):
+        parts = {}  # every record is given (a sync's batch): the stored ones are not read
     links = (selected.order_by("user_id").annotate(**parts)
              .values_list("user_id", "user__username", "user__profile__org_id", "user__profile__state", *parts)
              .iterator(chunk_size=CHUNK))
@@ -148,6 +150,10 @@ def user_diffs(*, source: Source, rules: Iterable[Rule], org_policy: OrgPolicy,
     for chunk in _chunks(links, CHUNK):
         low, high = chunk[0][0], chunk[-1][0]
         in_range = {"user_id__gte": low, "user_id__lte": high}
+        if high - low >= 4 * len(chunk):
+            # Sparse ids (a sync's batch of changed users among 100k): a range would read the roles,
+            # grants and blocks of every user between them.
+            in_range = {"user_id__in": [row[0] for row in chunk]}
         held: dict[int, set[str]] = defaultdict(set)
         for user_id, group_id in User.groups.through.objects.filter(
                 **in_range, group_id__in=list(role_by_group)).values_list("user_id", "group_id"):

@@ -454,6 +454,12 @@ def _reason(code: str, rule: Rule | None = None, detail: str = "") -> Reason:
     return Reason(code, rule_id=rule.rule_id, position=rule.position, detail=detail)
 
 
+def evaluate_active(rules: Iterable[Rule] | RuleSet, record: SourceRecord) -> bool:
+    """``evaluate(...).active`` alone: the source's own flag and the "inactive" rules, without the org
+    and roles (a sync asks it of every changed user to find the few it may block)."""
+    return _evaluate_active(RuleSet.of(rules), record, [])
+
+
 def _evaluate_active(rules: RuleSet, record: SourceRecord, reasons: list[Reason]) -> bool:
     if record.active is False:
         reasons.append(_reason("source_inactive"))

@@ -38,7 +38,7 @@ MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_nam
 _AUDITED = ("urls", "tls_mode", "ca_bundle", "verify_tls", "bind_dn", "base_dns", "user_filter", "group_filter",
             "page_size", "connect_timeout", "operation_timeout", "interval", "preset", "attribute_map",
             "deactivation_threshold_percent", "deactivation_threshold_min", "password_sign_in",
-            "reconcile_every")
+            "reconcile_every", "full_every")
 # Where and how the bind password is sent: changing any of these needs the password entered again,
 # so the stored one never goes to a server it was not saved for (review F3: repoint the URL, keep
 # the password, press "Test connection" and a listener receives the simple bind in clear text).
@@ -68,6 +68,14 @@ class DirectorySettings:
     password_sign_in: bool = False
     # How often an incremental run also checks every anchor (deleted / moved-out users); 0: every run.
     reconcile_every: timedelta = timedelta(hours=1)
+    # How often a run reads every entry (a full run, which also re-reads unchanged entries' groups and
+    # finds deletions); 0: every run is full. Between full runs, runs are incremental.
+    full_every: timedelta = timedelta(hours=24)
+
+
+# The longest schedule a directory may have (a year and a day): timedelta and the database's duration
+# columns overflow far above it, and a bigger number is a typo (review F8: never a 500).
+MAX_SCHEDULE = timedelta(hours=24 * 366)
 
 
 def _check_filter(value: str, field_name: str) -> None:
@@ -125,9 +133,14 @@ def validate_settings(data: DirectorySettings) -> DirectorySettings:
         raise ValidationFailed("timeout_invalid", "Timeouts are positive numbers of seconds.", field="timeouts")
     if data.interval < timedelta(minutes=5):
         raise ValidationFailed("interval_too_short", "Sync at most every 5 minutes.", field="interval")
-    if data.reconcile_every < timedelta(0):
-        raise ValidationFailed("reconcile_every_invalid", "Check for deleted users every 0 or more hours.",
+    if data.interval > MAX_SCHEDULE:
+        raise ValidationFailed("interval_too_long", "Sync at least every 8784 hours (366 days).", field="interval")
+    if not timedelta(0) <= data.reconcile_every <= MAX_SCHEDULE:
+        raise ValidationFailed("reconcile_every_invalid", "Check for deleted users every 0 to 8784 hours.",
                                field="reconcile_every")
+    if not timedelta(0) <= data.full_every <= MAX_SCHEDULE:
+        raise ValidationFailed("full_every_invalid", "Read every entry every 0 to 8784 hours (0: every run).",
+                               field="full_every")
     unknown = set(data.attribute_map) - set(MAPPABLE)
     if unknown:
         raise ValidationFailed("attribute_map_unknown", f"Cannot map {', '.join(sorted(unknown))}; mappable: "

@@ -43,9 +43,15 @@ class DirectoryForm(forms.Form):
     # Upper bounds keep timedelta and PostgreSQL's integer columns from overflowing into a 500 (review F8).
     interval_hours = forms.FloatField(label="Sync every (hours)", min_value=0.1, max_value=24 * 366, initial=12)
     reconcile_hours = forms.FloatField(
-        label="Check for deleted or moved-out users every (hours)", min_value=0, initial=1, required=False,
+        label="Check for deleted or moved-out users every (hours)", min_value=0, max_value=24 * 366, initial=1,
+        required=False,
         help_text="Incremental runs only see changed entries; this often one also reads every user's anchor. "
                   "0: every run. Empty: 1 hour.")
+    full_hours = forms.FloatField(
+        label="Read every entry (full run) every (hours)", min_value=0, max_value=24 * 366, initial=24,
+        required=False,
+        help_text="Between full runs, a sync reads only the entries changed since the last one. "
+                  "0: every run is full. Empty: 24 hours.")
     deactivation_threshold_percent = forms.IntegerField(label="Hold deactivations above (% of users)", min_value=0,
                                                         max_value=100, initial=10)
     deactivation_threshold_min = forms.IntegerField(label="…or above (users), whichever is larger", min_value=0,
@@ -65,6 +71,7 @@ class DirectoryForm(forms.Form):
                 "attribute_map": "\n".join(f"{k}={v}" for k, v in (directory.attribute_map or {}).items()),
                 "page_size": directory.page_size, "interval_hours": directory.interval.total_seconds() / 3600,
                 "reconcile_hours": directory.reconcile_every.total_seconds() / 3600,
+                "full_hours": directory.full_every.total_seconds() / 3600,
                 "deactivation_threshold_percent": directory.deactivation_threshold_percent,
                 "deactivation_threshold_min": directory.deactivation_threshold_min,
                 "password_sign_in": directory.password_sign_in,
@@ -92,6 +99,7 @@ class DirectoryForm(forms.Form):
             verify_tls=data["verify_tls"], user_filter=data["user_filter"], group_filter=data["group_filter"],
             page_size=data["page_size"], interval=timedelta(hours=data["interval_hours"]),
             reconcile_every=timedelta(hours=1 if data.get("reconcile_hours") is None else data["reconcile_hours"]),
+            full_every=timedelta(hours=24 if data.get("full_hours") is None else data["full_hours"]),
             attribute_map=data["attribute_map"],
             deactivation_threshold_percent=data["deactivation_threshold_percent"],
             deactivation_threshold_min=data["deactivation_threshold_min"],

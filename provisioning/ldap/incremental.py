@@ -9,10 +9,12 @@ The high-water mark (``Directory.high_water``) is where the last run's reading e
   (one-second steps). ``>=``: an entry changed in the mark's instant after it was read is not
   missed; the entry read again is skipped as unchanged.
 
-Groups are always read whole (a directory has few), so nesting is always current. A membership-only
-change modifies the *group* entry, not the user's: users of changed groups (and of the groups those
-are nested in) whose entries did not change get their stored record with the new group list
-(``regrouped_users``), so their roles follow without reading their entries.
+Every group's change mark is read (without members). When a group changed, the groups are read whole
+(a directory has few), so nesting is current: a membership-only change modifies the *group* entry,
+not the user's, so users of changed groups (and of the groups those are nested in) whose entries did
+not change get their stored record with the new group list (``regrouped_users``), and their roles
+follow without reading their entries. When none changed, no member list is read: a changed user keeps
+the groups of its stored record while its DN is the same (``sync.GroupView``).
 
 Deletions cannot be seen by a query for changes: an incremental run blocks nobody as gone; a full run
 (every ``Directory.full_every``, default 24 h, or ``--full``, or whenever the rules changed) reads
@@ -25,6 +27,7 @@ from collections.abc import Iterable, Iterator
 
 from accounts.identity.types import UNSET
 from provisioning.inbound import SourceUser
+from provisioning.ldap.fingerprint import CHECK_KEY, ENTRY_KEY, FIELDS_KEY, check_digest, groups_digest
 from provisioning.ldap.translate import DirectoryPreset
 from provisioning.resolve import source_links, stored_record
 from provisioning.rules import SourceRecord
@@ -105,6 +108,12 @@ def regrouped_users(source, *, affected: set[str], closure: dict[str, frozenset[
         rebuilt = SourceRecord.build(attributes=dict(record.attributes), groups=new_groups, dn=record.dn,
                                      active=record.active)
         if rebuilt.groups != record.groups:
+            # The entry itself did not change: its fingerprint and fields stay valid, with the new
+            # groups in its check.
+            extra = {}
+            if raw.get(ENTRY_KEY) and raw.get(FIELDS_KEY):
+                extra = {ENTRY_KEY: raw[ENTRY_KEY], FIELDS_KEY: raw[FIELDS_KEY],
+                         CHECK_KEY: check_digest(raw[ENTRY_KEY], groups_digest(rebuilt.groups))}
             out.append(SourceUser(external_id=external_id, record=rebuilt, username=UNSET, email=UNSET,
-                                  first_name=UNSET, last_name=UNSET))
+                                  first_name=UNSET, last_name=UNSET, link_extra=extra))
     return out

@@ -66,6 +66,7 @@ class DirectoryPreset:
 
 _STATE_ATTRIBUTES = ("userAccountControl", "accountExpires", "shadowExpire", "nsAccountLock",
                      "pwdAccountLockedTime")
+_STATE_NAMES = frozenset(name.lower() for name in _STATE_ATTRIBUTES)
 
 ACTIVE_DIRECTORY = DirectoryPreset(
     key="active-directory",
@@ -155,6 +156,11 @@ def _first(attrs: Mapping[str, list[bytes]], name: str) -> str:
     return values[0].strip() if values else ""
 
 
+def entry_first(lowered: Mapping[str, list[bytes]], name: str) -> str:
+    """The first text value of attribute ``name`` of a raw entry (``lower_names``), stripped; "" if none."""
+    return _first(lowered, name)
+
+
 def decode_anchor(raw: bytes, *, is_guid: bool) -> str:
     """The anchor as text: AD's 16-byte little-endian objectGUID as its usual UUID string."""
     if is_guid:
@@ -219,7 +225,20 @@ def _inactive_reason(decoded: Mapping[str, tuple[str, ...]], *, now: datetime) -
     return ""
 
 
-def _normalized(dn: str, cache: dict[str, str] | None, *, remember: bool = True) -> str:
+def lower_names(attributes: Mapping[str, list[bytes]]) -> dict[str, list[bytes]]:
+    """The entry's attributes by lower-cased name (the last spelling wins, as in ``translate_user``)."""
+    return {name.lower(): values for name, values in attributes.items()}
+
+
+def entry_inactive_reason(lowered: Mapping[str, list[bytes]], *, now: datetime) -> str:
+    """``translate_user(...).inactive_reason`` of a raw entry (``lower_names``), decoding only the
+    state attributes: a sync recognises an unchanged entry without translating it, but an expiry
+    date passes with time, so the state is judged again on every run."""
+    decoded = {name: _decode(lowered[name]) for name in _STATE_NAMES if name in lowered}
+    return _inactive_reason(decoded, now=now) if decoded else ""  # most entries carry no state attribute
+
+
+def cached_normalize_dn(dn: str, cache: dict[str, str] | None, *, remember: bool = True) -> str:
     """``normalize_dn(dn)``, looked up in (and with ``remember``, added to) ``cache`` when one is
     given: a sync meets each user's DN as a member of each of its groups, then once as an entry."""
     if cache is None:
@@ -256,7 +275,7 @@ def translate_user(dn: str, attributes: Mapping[str, list[bytes]], preset: Direc
     reason = _inactive_reason(decoded, now=now)
     anchor_name = preset.anchor.lower()
     return DirectoryUser(
-        dn=_normalized(dn, dn_cache, remember=False),  # an entry is read once
+        dn=cached_normalize_dn(dn, dn_cache, remember=False),  # an entry is read once
         anchor=decode_anchor(raw_anchor[0], is_guid=preset.anchor_is_guid),
         username=username,
         email=_first_text(decoded, preset.email),
@@ -283,7 +302,7 @@ def translate_group(dn: str, attributes: Mapping[str, list[bytes]], preset: Dire
             # uniqueMember may carry "#'0101'B" (an optional UID suffix): drop it.
             value = value.split("#", 1)[0] if name == "uniquemember" else value
             try:
-                members.add(_normalized(value, dn_cache))
+                members.add(cached_normalize_dn(value, dn_cache))
             except MappingError:
                 continue
     return DirectoryGroupEntry(

@@ -25,7 +25,8 @@ from provisioning.models import Directory
 from provisioning.tasks import sync_directory_task
 
 requires_manage_identity = requires("manage_identity")
-_FIELD_MAP = {"timeouts": "page_size", "interval": "interval_hours", "reconcile_every": "reconcile_hours"}
+_FIELD_MAP = {"timeouts": "page_size", "interval": "interval_hours", "reconcile_every": "reconcile_hours",
+              "full_every": "full_hours"}
 SYNC_MODES = {"sync": "Sync", "dry_run": "Dry run", "force": "Apply anyway"}
 
 

@@ -1,5 +1,6 @@
 """``manage.py directory add NAME --url URL ...``: create an LDAP / AD directory as the console does
 (same service code, ``provisioning.ldap.directories``), for automation and for checking a fresh install.
+The schedule (``--interval``, ``--reconcile-every``, ``--full-every``, in hours) is the console's too.
 
 The bind password is read from a file (``--bind-password-file``; ``-`` for standard input), never from
 the command line, where other users of the machine could read it.
@@ -7,7 +8,10 @@ the command line, where other users of the machine could read it.
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -15,8 +19,21 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.exceptions import IdentityError
 from accounts.identity.orgs import OrgIndex
 from accounts.identity.types import Actor
-from provisioning.ldap.directories import DirectorySettings, directory_create
+from provisioning.ldap.directories import MAX_SCHEDULE, DirectorySettings, directory_create
 from provisioning.models import Directory
+
+MAX_HOURS = MAX_SCHEDULE.total_seconds() / 3600
+
+
+def _hours(text: str) -> timedelta:
+    """A schedule given in hours (fractions allowed), bounded like the console form's fields."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not math.isfinite(hours) or not 0 <= hours <= MAX_HOURS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of hours, 0 to {MAX_HOURS:g}")
+    return timedelta(hours=hours)
 
 
 class Command(BaseCommand):
@@ -38,6 +55,14 @@ class Command(BaseCommand):
                          help="Default: ldaps for ldaps:// URLs, else none.")
         add.add_argument("--ca-file", help="PEM file of the CA that signed the server certificate.")
         add.add_argument("--page-size", type=int, default=500)
+        defaults = DirectorySettings(urls=(), base_dns=())
+        add.add_argument("--interval", type=_hours, default=defaults.interval, metavar="HOURS",
+                         help="Sync every HOURS (default 12; at least 5 minutes).")
+        add.add_argument("--reconcile-every", type=_hours, default=defaults.reconcile_every, metavar="HOURS",
+                         help="Between full runs, check every user's anchor for deleted or moved-out users "
+                              "every HOURS (default 1; 0: every run).")
+        add.add_argument("--full-every", type=_hours, default=defaults.full_every, metavar="HOURS",
+                         help="Read every entry (a full run) every HOURS (default 24; 0: every run is full).")
         add.add_argument("--disabled", action="store_true", help="Create it switched off.")
         add.add_argument("--password-sign-in", action="store_true",
                          help="Let the users it manages sign in with their directory password (needs LDAPS or "
@@ -66,7 +91,8 @@ class Command(BaseCommand):
         data = DirectorySettings(
             urls=tuple(opts["url"]), base_dns=tuple(opts["base_dn"]), preset=opts["preset"],
             bind_dn=opts["bind_dn"], tls_mode=tls, ca_bundle=ca_bundle, user_filter=opts["user_filter"],
-            group_filter=opts["group_filter"], page_size=opts["page_size"],
+            group_filter=opts["group_filter"], page_size=opts["page_size"], interval=opts["interval"],
+            reconcile_every=opts["reconcile_every"], full_every=opts["full_every"],
             password_sign_in=opts["password_sign_in"],
         )
         try:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -42,6 +43,7 @@ def test_create_stores_the_password_encrypted_and_audits_without_it(root_org):
     created = AuditEvent.objects.get(action="directory_created")
     assert created.new_value["bind_password"] == "(set)"
     assert created.new_value["interval"] == 12 * 3600
+    assert (created.new_value["reconcile_every"], created.new_value["full_every"]) == (3600, 24 * 3600)
 
 
 def test_update_keeps_the_password_unless_given_and_audits_each_field():
@@ -66,6 +68,12 @@ def test_update_keeps_the_password_unless_given_and_audits_each_field():
     ({"page_size": 0}, "page_size_invalid", "page_size"),
     ({"tls_mode": "ldaps"}, "tls_mode_mismatch", "urls"),
     ({"attribute_map": {"password": "userPassword"}}, "attribute_map_unknown", "attribute_map"),
+    ({"interval": timedelta(minutes=4)}, "interval_too_short", "interval"),
+    ({"interval": timedelta(days=367)}, "interval_too_long", "interval"),
+    ({"reconcile_every": timedelta(hours=-1)}, "reconcile_every_invalid", "reconcile_every"),
+    ({"reconcile_every": timedelta(days=367)}, "reconcile_every_invalid", "reconcile_every"),
+    ({"full_every": timedelta(seconds=-1)}, "full_every_invalid", "full_every"),
+    ({"full_every": timedelta(days=9999)}, "full_every_invalid", "full_every"),
 ])
 def test_bad_settings_are_refused_with_a_code_and_nothing_is_created(overrides, code, field):
     with pytest.raises(ValidationFailed) as caught:
@@ -121,3 +129,37 @@ def test_manage_py_directory_add_reports_a_coded_error(tmp_path):
         call_command("directory", "add", "X", "--url", "ldap://x", "--base-dn", "dc=x", "--preset", "openldap",
                      "--bind-password-file", str(tmp_path / "missing"))
     assert str(caught.value) == "Cannot read the bind password file: No such file or directory"
+
+
+def test_manage_py_directory_add_takes_the_schedule():
+    call_command("directory", "add", "Sched", "--url", "ldap://127.0.0.1:3899/", "--base-dn", "dc=example,dc=org",
+                 "--preset", "openldap", "--interval", "0.5", "--reconcile-every", "0", "--full-every", "168",
+                 stdout=io.StringIO())
+    directory = Directory.objects.get()
+    assert (directory.interval, directory.reconcile_every, directory.full_every) == (
+        timedelta(minutes=30), timedelta(0), timedelta(days=7))
+    created = AuditEvent.objects.get(action="directory_created")
+    assert (created.new_value["interval"], created.new_value["reconcile_every"], created.new_value["full_every"]) == (
+        1800, 0, 7 * 24 * 3600)
+
+
+def test_manage_py_directory_add_defaults_to_the_console_schedule():
+    call_command("directory", "add", "Plain", "--url", "ldap://127.0.0.1:3899/", "--base-dn", "dc=example,dc=org",
+                 "--preset", "openldap", stdout=io.StringIO())
+    directory = Directory.objects.get()
+    assert (directory.interval, directory.reconcile_every, directory.full_every) == (
+        timedelta(hours=12), timedelta(hours=1), timedelta(hours=24))
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--full-every", "-1", "give a number of hours, 0 to 8784"),
+    ("--full-every", "nan", "give a number of hours, 0 to 8784"),
+    ("--reconcile-every", "1e300", "give a number of hours, 0 to 8784"),
+    ("--interval", "soon", "give a number of hours, 0 to 8784"),
+    ("--interval", "0.01", "interval_too_short: Sync at most every 5 minutes."),
+])
+def test_manage_py_directory_add_refuses_a_bad_schedule(option, value, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("directory", "add", "X", "--url", "ldap://x", "--base-dn", "dc=x", "--preset", "openldap",
+                     option, value)
+    assert not Directory.objects.exists()

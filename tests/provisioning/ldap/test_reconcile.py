@@ -107,6 +107,39 @@ def test_the_reconciliation_interval_is_a_directory_setting(admin_client, slapd_
     assert "an anchor check every 0:15:00" in page
 
 
+def test_the_full_run_schedule_is_a_directory_setting_and_0_makes_every_run_full(admin_client, slapd_server, ou,
+                                                                                  root_org):
+    from django.urls import reverse
+
+    from accounts.models import AuditEvent
+    from tests.provisioning.ldap.test_directory_views import _form
+
+    slapd_server.ldapadd(people_ldif(ou, "hal", "ivy"))
+    directory = make_directory(slapd_server, ou, root_org)
+    assert directory.full_every == timedelta(hours=24)
+    url = reverse("provisioning:directory_edit", args=[directory.source_id])
+    assert 'name="full_hours" value="24.0"' in admin_client.get(url).content.decode()
+    assert sync_directory(directory).counts["incremental"] == 0
+    assert sync_directory(fresh(directory)).counts["incremental"] == 1  # within 24 hours of the full run
+
+    for bad in ("-1", "1e300", "nan"):
+        response = admin_client.post(url, _form(slapd_server, ou, bind_password="", full_hours=bad))
+        assert response.status_code == 200 and 'data-code="' in response.content.decode()
+        assert fresh(directory).full_every == timedelta(hours=24)
+    assert admin_client.post(url, _form(slapd_server, ou, bind_password="", full_hours="0")).status_code == 302
+    assert fresh(directory).full_every == timedelta(0)
+    event = AuditEvent.objects.get(action="directory_updated", field="full_every")
+    assert (event.old_value, event.new_value) == (24 * 3600, 0)
+    run = sync_directory(fresh(directory))
+    assert (run.counts["incremental"], run.counts["read"]) == (0, 2)
+    page = admin_client.get(reverse("provisioning:source_detail", args=[directory.source_id])).content.decode()
+    assert "found by a full run every 0:00:00" in page
+
+    # An empty field is the default, as for the anchor check.
+    assert admin_client.post(url, _form(slapd_server, ou, bind_password="", full_hours="")).status_code == 302
+    assert fresh(directory).full_every == timedelta(hours=24)
+
+
 def test_incremental_runs_mirror_only_the_groups_that_changed(slapd_server, ou, root_org, monkeypatch):
     import ldap
 

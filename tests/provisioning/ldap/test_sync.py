@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from types import SimpleNamespace
 
 import ldap
 import pytest
@@ -258,6 +259,22 @@ def test_a_second_trigger_while_running_is_refused(slapd_server, ou, root_org):
     assert sync_directory(directory).status == ProvisioningRun.Status.SUCCEEDED
 
 
+def test_the_lock_is_extended_at_most_every_tenth_of_its_lease(slapd_server, ou, root_org, monkeypatch):
+    directory = make_directory(slapd_server, ou, root_org)
+    clock = [1000.0]
+    monkeypatch.setattr(sync_mod, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    lock = RunLock(directory)
+    lock.acquire()
+    expires = Directory.objects.get(pk=directory.pk).lock_expires_at
+    clock[0] += sync_mod.lock_seconds() / 10 - 1
+    lock.heartbeat()  # each batch calls it: no UPDATE yet
+    assert Directory.objects.get(pk=directory.pk).lock_expires_at == expires
+    clock[0] += 1
+    lock.heartbeat()
+    assert Directory.objects.get(pk=directory.pk).lock_expires_at > expires
+    lock.release()
+
+
 def test_bind_failure_fails_the_run_with_a_hint(slapd_server, ou, root_org):
     slapd_server.ldapadd(people_ldif(ou, "pat"))
     directory = make_directory(slapd_server, ou, root_org)
@@ -347,9 +364,10 @@ def test_unchanged_entries_are_found_by_digest_and_links_stored_without_one_by_r
     # A link written before digests existed: compared record by record, still skipped when equal.
     xena = links.get(user__username="xena")
     ExternalIdentity.objects.filter(pk=xena.pk).update(raw={RECORD_KEY: xena.raw[RECORD_KEY]})
-    # A digest that no longer matches the entry (its stored record differs): planned again.
+    # A digest that no longer matches the entry (its stored record differs) and no fingerprint of
+    # the raw entry (provisioning.ldap.fingerprint, tested in test_fingerprint.py): planned again.
     yuri = links.get(user__username="yuri")
-    ExternalIdentity.objects.filter(pk=yuri.pk).update(raw=dict(yuri.raw, **{DIGEST_KEY: "0" * 64}))
+    ExternalIdentity.objects.filter(pk=yuri.pk).update(raw={RECORD_KEY: yuri.raw[RECORD_KEY], DIGEST_KEY: "0" * 64})
     planned: list[list[str]] = []
 
     def spy(**kwargs):

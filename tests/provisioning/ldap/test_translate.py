@@ -337,7 +337,7 @@ def test_a_sync_builds_the_same_record_as_source_record_build():
     group_dns = closure[user.dn]
     expected = SourceRecord.build(attributes=user.attributes, dn=user.dn, active=user.active,
                                   groups=list(group_dns) + [names[dn] for dn in group_dns])
-    refs = GroupRefs(closure, names)
+    refs = GroupRefs(closure, names).of(user.dn)
     assert _record(user, refs) == expected
     assert _record(user, refs).to_json() == expected.to_json()
     assert len(expected.groups) == 6 and expected.active is False
