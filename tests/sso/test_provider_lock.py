@@ -66,23 +66,42 @@ def _grant(admin_user, user, *roles):
         actor=Actor.for_user(admin_user))
 
 
+def _set_roles(admin_user, sso_user_factory, sso_org):
+    sara = sso_user_factory("sara.sales", roles=["console-user"])
+    return _grant(admin_user, sara, "console-user", "cross-org-admin")
+
+
+def _assign_role(admin_user, sso_user_factory, sso_org):  # roles_add: the console's "assign role"
+    from accounts.console_actions import role_assign
+
+    sara = sso_user_factory("sara.sales", roles=["console-user"])
+    return lambda: role_assign(actor=Actor.for_user(admin_user), user=sara, role="cross-org-admin")
+
+
+def _create_admin(admin_user, sso_user_factory, sso_org):  # a new Cross Org Admin in the SSO org
+    return lambda: apply_identity_change(
+        change=IdentityChange(username="sara.sales", email="sara@example.com", org_id=sso_org.pk,
+                              roles=frozenset({"console-user", "cross-org-admin"}), mode=Mode.CREATE),
+        actor=Actor.for_user(admin_user))
+
+
 @pytest.fixture
 def needs_postgres():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: two sessions and an advisory lock (SQLite has one writer)")
 
 
-def test_metadata_change_waits_for_a_role_grant_and_sees_it(needs_postgres, user_factory, sso_user_factory,
-                                                           admin_user, provider, attacker_idp):
+@pytest.mark.parametrize("grant", [_set_roles, _assign_role, _create_admin])
+def test_metadata_change_waits_for_a_role_grant_and_sees_it(needs_postgres, grant, user_factory, sso_user_factory,
+                                                           sso_org, admin_user, provider, attacker_idp):
     ivan = user_factory("ivan.identity", roles=["identity-management-administrator"])
-    sara = sso_user_factory("sara.sales", roles=["console-user"])
     before = provider.metadata_xml
 
     def swap_certificate():
         mine = IdentityProvider.objects.get(pk=provider.pk)
         provider_save(actor=Actor.for_user(ivan), provider=mine, metadata_xml=attacker_idp.metadata())
 
-    outcome = _race(_grant(admin_user, sara, "console-user", "cross-org-admin"), swap_certificate)
+    outcome = _race(grant(admin_user, sso_user_factory, sso_org), swap_certificate)
     assert outcome == {"grant": "ok", "change": "provider_more_privileged"}, outcome
     provider.refresh_from_db()
     assert provider.metadata_xml == before
