@@ -119,6 +119,17 @@ def test_identity_admin_cannot_point_the_metadata_url_at_their_own_metadata(clie
     assert (provider.metadata_url, provider.metadata_xml) == ("", before)
 
 
+def test_detail_page_says_why_and_offers_no_delete(client, ivan, sara, provider, admin_user):
+    client.force_login(ivan)
+    page = client.get(f"/sso/providers/{provider.pk}/").content.decode()
+    assert 'data-code="provider_more_privileged"' in page
+    assert f"/sso/providers/{provider.pk}/delete/" not in page
+    client.force_login(admin_user)
+    page = client.get(f"/sso/providers/{provider.pk}/").content.decode()
+    assert 'data-code="provider_more_privileged"' not in page
+    assert f"/sso/providers/{provider.pk}/delete/" in page
+
+
 def test_identity_admin_may_rename_a_provider_of_more_privileged_users(client, ivan, sara, provider):
     client.force_login(ivan)
     response = post_edit(client, provider, name="Corp IdP")
