@@ -179,9 +179,11 @@ def break_glass_set(*, actor: Actor, provider: IdentityProvider, users: list) ->
     new = set(users)
     if old == new:
         return
+    # The admin lock first, then judge: a role granted to one of them meanwhile is seen (role changes
+    # take the lock too), never raced past.
+    password_admins_before = locked_password_sign_in_admins()
     for user in sorted(old ^ new, key=lambda u: u.username):
         check_may_change_user(actor, user)
-    password_admins_before = locked_password_sign_in_admins()
     provider.break_glass_users.set(new)
     # Removing the last break-glass Cloud Admin of an SSO org would lock every admin out (issue 7 §2).
     check_password_admins_kept(password_admins_before, provider=provider, field="break_glass_users")

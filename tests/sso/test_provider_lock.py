@@ -121,3 +121,20 @@ def test_pointing_an_org_at_a_provider_waits_for_a_role_grant_and_sees_it(needs_
     assert outcome == {"grant": "ok", "change": "target_more_privileged"}, outcome
     sales.refresh_from_db()
     assert sales.auth_provider_id is None
+
+
+def test_break_glass_change_waits_for_a_role_grant_and_sees_it(needs_postgres, user_factory, sso_user_factory,
+                                                              admin_user, provider):
+    """Making someone break-glass changes how they sign in: judged after the admin lock, like the rest."""
+    from sso.services import break_glass_set
+
+    ivan = user_factory("ivan.identity", roles=["identity-management-administrator"])
+    sara = sso_user_factory("sara.sales", roles=["console-user"])
+
+    def make_sara_break_glass():
+        break_glass_set(actor=Actor.for_user(ivan), provider=IdentityProvider.objects.get(pk=provider.pk),
+                        users=[sara])
+
+    outcome = _race(_grant(admin_user, sara, "console-user", "cross-org-admin"), make_sara_break_glass)
+    assert outcome == {"grant": "ok", "change": "target_more_privileged"}, outcome
+    assert not provider.break_glass_users.exists()
