@@ -21,6 +21,7 @@ from sso.console_errors import plain_metadata_error
 from sso.forms import BreakGlassForm, ProviderForm, ProviderMetadataForm, ProviderNameForm
 from sso.metadata import expiring_certs, metadata_warnings
 from sso.models import IdentityProvider
+from sso.policy import may_administer_provider
 from sso.services import break_glass_set, metadata_refresh, provider_save
 
 requires_manage_identity = requires("manage_identity")
@@ -56,6 +57,7 @@ def provider_detail(request, pk: int):
         "metadata_warnings": metadata_warnings(provider.metadata_summary, provider.metadata_xml),
         "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider), "sp": _sp_urls(request, provider),
         "break_glass": provider.break_glass_users.order_by("username"), "sp_keys": keys.key_status(),
+        "may_change": may_administer_provider(_actor(request), provider),
     })
 
 

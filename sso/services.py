@@ -14,12 +14,14 @@ from django.utils import timezone
 
 from accounts.exceptions import PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
+from accounts.identity.locks import admin_lock
 from accounts.identity.orgs import check_password_admins_kept, locked_password_sign_in_admins
 from accounts.identity.privilege import check_may_change_user
 from accounts.identity.types import Actor
 from sso import keys
 from sso import metadata as md
 from sso.models import IdentityProvider, ServiceProviderKey
+from sso.policy import check_may_administer_provider, guarded_changes
 
 AUDITED_FIELDS = (
     "name", "enabled", "metadata_url", "metadata_verify_tls", "use_default_mapping", "mapping_preset",
@@ -56,16 +58,17 @@ def apply_metadata(provider: IdentityProvider, xml: str, *, entity_id: str = "")
     return parsed
 
 
-@transaction.atomic
 def provider_save(*, actor: Actor, provider: IdentityProvider, metadata_xml: str | None = None,
                   fetch: bool = False) -> IdentityProvider:
     """Create or update a provider; with ``fetch`` (URL) or ``metadata_xml`` (upload) load its metadata.
 
-    Metadata problems are refused as ``ValidationFailed`` with the admin-facing fix.
+    Metadata problems are refused as ``ValidationFailed`` with the admin-facing fix. A change to
+    anything but the name changes how the provider's users sign in, so it needs an actor who holds
+    every power of those users (``sso.policy``, ``provider_more_privileged``); judged with the admin
+    lock held and the stored row locked, on what is stored then (a concurrent role grant is seen).
     """
     creating = provider.pk is None
-    old = IdentityProvider.objects.get(pk=provider.pk) if not creating else None
-    try:
+    try:  # parsed (and fetched) before any lock is taken: a slow IdP must not hold the admin lock
         if metadata_xml:
             apply_metadata(provider, metadata_xml, entity_id=provider.entity_id)
         elif fetch and provider.metadata_url:
@@ -74,20 +77,35 @@ def provider_save(*, actor: Actor, provider: IdentityProvider, metadata_xml: str
     except md.MetadataError as exc:
         raise ValidationFailed(exc.code, exc.message, field="metadata") from exc
     provider.full_clean(exclude=["break_glass_users"])
-    provider.save()
-    if creating:
-        _audit(actor, "sso.provider_created", provider, new={"name": provider.name, "entity_id": provider.entity_id})
-        return provider
-    for field in AUDITED_FIELDS:
-        before, after = _plain(getattr(old, field)), _plain(getattr(provider, field))
-        if before != after:
-            action = "sso.provider_updated"
-            if field == "enabled":  # its own action, so "who turned SSO off" is one filter away
-                action = "sso.provider_enabled" if after else "sso.provider_disabled"
-            _audit(actor, action, provider, field, before, after)
-    if metadata_xml or fetch:
-        _audit(actor, "sso.metadata_updated", provider, "metadata", _metadata_facts(old), _metadata_facts(provider))
+    with transaction.atomic():
+        old = _lock_provider(provider) if not creating else None
+        if guarded_changes(old, provider, metadata=bool(metadata_xml or fetch)):
+            check_may_administer_provider(actor=actor, provider=provider,
+                                          action="create" if creating else "change")
+        provider.save()
+        if creating:
+            _audit(actor, "sso.provider_created", provider,
+                   new={"name": provider.name, "entity_id": provider.entity_id})
+            return provider
+        for field in AUDITED_FIELDS:
+            before, after = _plain(getattr(old, field)), _plain(getattr(provider, field))
+            if before != after:
+                action = "sso.provider_updated"
+                if field == "enabled":  # its own action, so "who turned SSO off" is one filter away
+                    action = "sso.provider_enabled" if after else "sso.provider_disabled"
+                _audit(actor, action, provider, field, before, after)
+        if metadata_xml or fetch:
+            _audit(actor, "sso.metadata_updated", provider, "metadata", _metadata_facts(old),
+                   _metadata_facts(provider))
     return provider
+
+
+def _lock_provider(provider: IdentityProvider) -> IdentityProvider:
+    """The stored provider, read after taking the admin lock and with its row locked until the
+    transaction ends: role changes, org sign-in settings and moves take the admin lock too, so the
+    privilege check that follows sees them (``sso.policy``)."""
+    admin_lock()
+    return IdentityProvider.objects.select_for_update().get(pk=provider.pk)
 
 
 def _metadata_facts(provider: IdentityProvider) -> dict:
@@ -139,7 +157,10 @@ def metadata_refresh(*, provider: IdentityProvider, actor: Actor | None = None) 
 
 @transaction.atomic
 def provider_delete(*, actor: Actor, provider: IdentityProvider) -> None:
-    """Delete a provider no org uses."""
+    """Delete a provider no org uses (judged with the admin lock held, which org sign-in settings
+    take too: an org pointed at it meanwhile is seen, never a foreign-key error)."""
+    provider = _lock_provider(provider)
+    check_may_administer_provider(actor=actor, provider=provider, action="delete")
     if provider.organizations.exists():
         raise PolicyDenied("provider_in_use", "Organizations still use this provider; switch them to another "
                            "authentication method first.")
@@ -158,9 +179,11 @@ def break_glass_set(*, actor: Actor, provider: IdentityProvider, users: list) ->
     new = set(users)
     if old == new:
         return
+    # The admin lock first, then judge: a role granted to one of them meanwhile is seen (role changes
+    # take the lock too), never raced past.
+    password_admins_before = locked_password_sign_in_admins()
     for user in sorted(old ^ new, key=lambda u: u.username):
         check_may_change_user(actor, user)
-    password_admins_before = locked_password_sign_in_admins()
     provider.break_glass_users.set(new)
     # Removing the last break-glass Cloud Admin of an SSO org would lock every admin out (issue 7 §2).
     check_password_admins_kept(password_admins_before, provider=provider, field="break_glass_users")

@@ -4,6 +4,11 @@ sign in with a password: user batches (``service``), org auth settings and moves
 break-glass list (``sso.services``). Each takes it *before* reading the admins (lock first, then read),
 so the second of two concurrent writers sees what the first committed.
 
+It also serialises the checks that judge the powers of a whole set of users (third review, H1):
+identity provider changes (``sso.policy``) and org sign-in changes (``orgs.check_may_change_sign_in``)
+read those powers under it, and a user batch that could grant a role with powers beyond sign-in
+(``service._gives_powers``: ``roles`` or ``roles_add``, on create or update) takes it too.
+
 SQLite has one writer at a time and needs nothing.
 """
 

@@ -140,7 +140,8 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
         raise ConflictError("org_name_taken", f"{new_parent.name} already has a sub-organization named {org.name!r}.",
                             field="parent")
     old_parent = org.parent
-    password_admins_before = locked_password_sign_in_admins()
+    password_admins_before = locked_password_sign_in_admins()  # (the admin lock: read sign-in after it)
+    sign_in_before = effective_providers(under=org.path)
     old_path, new_path = org.path, f"{new_parent.path}{org.pk}/"
     depth_delta = new_parent.depth + 1 - org.depth
     # Rewrite the path prefix of the whole subtree in one statement.
@@ -152,6 +153,9 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
     # Under an SSO parent the subtree may inherit SSO: refuse if that catches the last password admin.
     check_password_admins_kept(password_admins_before, provider=effective_settings(new_parent).auth_provider,
                                field="parent")
+    # Under another parent the subtree may inherit another sign-in: a change to its users' credentials.
+    check_may_change_sign_in(actor=actor, users=sign_in_changes(sign_in_before, effective_providers(under=new_path)),
+                             where=org.name, field="parent")
     _audit(actor, "org.moved", org, "parent", old_parent.name if old_parent else None, new_parent.name)
 
 
@@ -249,7 +253,11 @@ def _update_settings(*, actor: Actor, org: Organization, auth_method: Any, auth_
         _check_not_weaker(org, floor, auth_changed=bool({"auth_method", "auth_provider"} & set(changed)),
                           tfa_changed="two_factor_required" in changed)
     if {"auth_method", "auth_provider"} & set(changed):
-        _check_password_admin_remains(org)
+        _check_password_admin_remains(org)  # takes the admin lock: what follows reads after it
+        check_may_change_sign_in(
+            actor=actor, users=sign_in_changes(effective_providers(under=org.path),
+                                               effective_providers(under=org.path, override=org)),
+            where=org.name, field="auth_method")
     if is_root and inherit_default_roles is True:
         raise ValidationFailed("root_cannot_inherit", "The top-level organization has no parent to inherit from.",
                                field="inherit_default_roles")
@@ -323,17 +331,10 @@ def password_sign_in_admins(*, override: Organization | None = None) -> set[int]
     """
     from accounts.roles import CUSTOMER_CLOUD_ADMIN
 
-    rows = {pk: (path, method, provider) for pk, path, method, provider in
-            Organization.objects.values_list("pk", "path", "auth_method", "auth_provider_id")}
-    if override is not None:
-        rows[override.pk] = (override.path, override.auth_method, override.auth_provider_id)
+    rows = _auth_rows(override=override)
 
     def provider_of(org_id: int) -> int | None:
-        for pk in reversed([int(p) for p in rows[org_id][0].strip("/").split("/") if p]):
-            _, method, provider = rows.get(pk, ("", None, None))
-            if method is not None:
-                return provider if method == AuthMethod.SSO else None
-        return None
+        return _provider_of(rows, org_id)
 
     IdentityProvider = Organization._meta.get_field("auth_provider").related_model  # noqa: N806 - no sso import
     break_glass = set(IdentityProvider.break_glass_users.through.objects.values_list("identityprovider_id",
@@ -350,6 +351,81 @@ def password_sign_in_admins(*, override: Organization | None = None) -> set[int]
             if provider is None or (provider, pk) in break_glass:
                 keep.add(pk)
     return keep
+
+
+def _auth_rows(*, override: Organization | None = None) -> dict[int, tuple[str, str | None, int | None]]:
+    """``{org id: (path, auth_method, auth_provider_id)}`` of every org (one query); ``override`` is an
+    org with unsaved auth settings to use instead of its stored ones."""
+    rows = {pk: (path, method, provider) for pk, path, method, provider in
+            Organization.objects.values_list("pk", "path", "auth_method", "auth_provider_id")}
+    if override is not None:
+        rows[override.pk] = (override.path, override.auth_method, override.auth_provider_id)
+    return rows
+
+
+def _provider_of(rows: dict[int, tuple[str, str | None, int | None]], org_id: int) -> int | None:
+    """The id of the provider ``org_id`` signs in with after inheritance (``None``: local)."""
+    for pk in reversed([int(p) for p in rows[org_id][0].strip("/").split("/") if p]):
+        _, method, provider = rows.get(pk, ("", None, None))
+        if method is not None:
+            return provider if method == AuthMethod.SSO else None
+    return None
+
+
+def effective_providers(*, under: str = "/", override: Organization | None = None) -> dict[int, int | None]:
+    """``{org id: id of the provider it signs in with, or None}`` for the orgs whose path starts with
+    ``under`` (all by default), as stored or with ``override``'s unsaved auth settings."""
+    rows = _auth_rows(override=override)
+    return {pk: _provider_of(rows, pk) for pk, (path, _, _) in rows.items() if path.startswith(under)}
+
+
+def _break_glass_of(provider_id: int) -> Q:
+    through = Organization._meta.get_field("auth_provider").related_model.break_glass_users.through
+    return Q(pk__in=through.objects.filter(identityprovider_id=provider_id).values("user_id"))
+
+
+def users_signing_in_through(provider_id: int):
+    """The users an identity provider signs in (``sso.signin``): those of the orgs whose effective
+    method is single sign-on through it, except its break-glass users. Active or not."""
+    orgs = [pk for pk, provider in effective_providers().items() if provider == provider_id]
+    return User.objects.filter(profile__org_id__in=orgs).exclude(_break_glass_of(provider_id))
+
+
+def sign_in_changes(before: dict[int, int | None], after: dict[int, int | None]):
+    """The users whose way of signing in differs between two ``effective_providers`` maps (keyed by
+    the same orgs, ids only): those of an org whose provider changes, except a user who signs in with
+    a password on both sides (local, or a break-glass user of that side's provider)."""
+    pairs: dict[tuple[int | None, int | None], list[int]] = {}
+    for org_id, old in before.items():
+        new = after.get(org_id)
+        if old != new:
+            pairs.setdefault((old, new), []).append(org_id)
+    changed = Q(pk__in=[])
+    for (old, new), org_ids in pairs.items():
+        keeps_password = Q()
+        for provider_id in (old, new):
+            if provider_id is not None:
+                keeps_password &= _break_glass_of(provider_id)
+        changed |= Q(profile__org_id__in=org_ids) & ~keeps_password
+    return User.objects.filter(changed)
+
+
+def check_may_change_sign_in(*, actor: Actor, users, where: str, field: str = "") -> None:
+    """Pointing users at another identity provider (or at a password) changes their credentials: whoever
+    controls that provider signs in as them (third review, H1). The privilege rule applies to all of
+    ``users`` at once (``privilege.combined_powers``); raise ``target_more_privileged`` otherwise.
+    Call with the admin lock held, so a role granted meanwhile is seen."""
+    from accounts.identity import privilege
+
+    actor_powers = privilege.powers_of_actor(actor)
+    if actor_powers.kind == privilege.SYSTEM:
+        return
+    try:
+        privilege.check_privilege(actor=actor_powers, target=privilege.combined_powers(users),
+                                  target_label=f"the users of {where}")
+    except PolicyDenied as exc:
+        raise PolicyDenied(exc.code, f"{exc.message} This changes how they sign in, which is a change to their "
+                           f"credentials.", field=field or None) from exc
 
 
 def locked_password_sign_in_admins() -> set[int]:

@@ -250,6 +250,33 @@ def powers_of_users(users: Iterable) -> dict[int, Powers]:
             for u in users}
 
 
+def combined_powers(users) -> Powers:
+    """Every power any of ``users`` (a ``User`` queryset) holds, active or not: the target of a change
+    that reaches all of them at once, such as an identity provider's settings (whoever controls the
+    IdP signs in as any of them) or an org's sign-in method. An org-scoped permission counts at its
+    holder's org (everywhere for a holder with no org). Two queries, whatever the number of users."""
+    from django.contrib.auth.models import User
+
+    grants: dict[str, frozenset[str] | None] = {}
+    cloud_admin = False
+    rows = (User.groups.through.objects.filter(user__in=users, group__role__isnull=False)
+            .values_list("group__role__slug", "group__role__scope", "group__permissions__codename",
+                         "user__profile__org__path").distinct())
+    for slug, scope, perm, path in rows:
+        cloud_admin = cloud_admin or slug == CLOUD_ADMIN_SLUG
+        if perm is None or perm in SIGN_IN_PERMS:
+            continue
+        reach = None if scope == "global" or slug == CLOUD_ADMIN_SLUG or not path else frozenset({path})
+        held = grants.get(perm, frozenset())
+        grants[perm] = None if held is None or reach is None else held | reach
+    superuser = users.filter(is_superuser=True).exists()
+    if superuser:
+        from accounts.roles import ALL_PERMS
+
+        grants = {perm: None for perm in ALL_PERMS if perm not in SIGN_IN_PERMS}
+    return Powers(grants=grants, cloud_admin=cloud_admin or superuser, superuser=superuser)
+
+
 _NOT_LOADED = object()
 
 

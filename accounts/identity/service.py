@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.exceptions import ConflictError, IdentityError
-from accounts.identity.loading import BatchState, RunCarry
+from accounts.identity.loading import BatchState, RoleIndex, RunCarry
 from accounts.identity.locks import admin_lock
 from accounts.identity.lookups import org_index, role_index
 from accounts.identity.planner import Plan, plan_change
@@ -95,6 +95,27 @@ def _may_remove_admin(change: IdentityChange) -> bool:
             or change.org_id is not UNSET)  # a move into an SSO org can take the last password admin
 
 
+def _gives_powers(change: IdentityChange, powerful: frozenset[str]) -> bool:
+    """Could this change give a user a role with powers beyond sign-in (``powerful``: the slugs and
+    lower-cased names of such roles)? Checks that judge the powers of a whole set of users (an
+    identity provider's, an org's sign-in: ``sso.policy``, ``orgs.check_may_change_sign_in``) read
+    them under the admin lock, so such a grant takes it too and is seen, never raced past."""
+    refs = set(change.roles_add)
+    if change.roles is not UNSET:
+        refs |= set(change.roles)
+    return any(str(ref).lower() in powerful or ref in powerful for ref in refs)
+
+
+def _powerful_roles(roles: RoleIndex) -> frozenset[str]:
+    from accounts.identity.privilege import SIGN_IN_PERMS
+
+    out: set[str] = set()
+    for slug, role in roles.by_slug.items():
+        if any(p.codename not in SIGN_IN_PERMS for p in role.group.permissions.all()):
+            out |= {slug, role.name.lower()}
+    return frozenset(out)
+
+
 class _Run:
     """One call of the service: lookups shared by its batches, and how each batch is applied."""
 
@@ -104,6 +125,7 @@ class _Run:
         self.keep_users = keep_users
         self.orgs = org_index()  # shared with the other steps of a request (lookups.py)
         self.roles = role_index()
+        self.powerful = _powerful_roles(self.roles)
         self.carry = RunCarry() if dry_run else None
 
     def batch(self, changes: list[IdentityChange]) -> list[ChangeResult]:
@@ -122,7 +144,7 @@ class _Run:
 
     def _batch_once(self, changes: list[IdentityChange]) -> list[ChangeResult]:
         with transaction.atomic():
-            if not self.dry_run and any(_may_remove_admin(c) for c in changes):
+            if not self.dry_run and any(_may_remove_admin(c) or _gives_powers(c, self.powerful) for c in changes):
                 admin_lock()  # lock first, then read the admins (locks.py)
             state = BatchState(changes, self.actor, self.orgs, self.roles, dry_run=self.dry_run, carry=self.carry)
             accepted: list[Plan] = []

@@ -31,7 +31,7 @@ from provisioning.ldap.secrets import decrypt_secret, encrypt_secret
 from provisioning.ldap.translate import PRESETS, DirectoryPreset
 from provisioning.models import Directory, Source
 from provisioning.policy import check_may_administer_source
-from provisioning.services import source_save
+from provisioning.services import _lock_source, source_save
 
 # Preset fields an attribute map may override.
 MAPPABLE = ("username", "email", "first_name", "last_name", "anchor", "group_name", "member")
@@ -246,19 +246,24 @@ def directory_update(*, actor: Actor, directory: Directory, data: DirectorySetti
     server URLs, bind DN or TLS settings (``PASSWORD_BOUND``). The connection acts with every power of
     the directory's source: only an actor who holds them all changes it (review F1a,
     ``provisioning.policy``)."""
-    check_may_administer_source(actor=actor, source=directory.source, action="change the connection of")
     data = validate_settings(data)
-    check_password_sign_in_change(actor=actor, directory=directory, data=data)
-    changed = password_bound_changes(directory, data)
-    if bind_password is None and changed and directory.bind_password_encrypted:
-        raise ValidationFailed(
-            "bind_password_required",
-            "Enter the bind password again: it is needed when the server URLs, bind DN or TLS settings change "
-            f"(changed: {', '.join(changed)}).",
-            field="bind_password",
-        )
-    before = _snapshot(directory)
     with transaction.atomic():
+        # Lock, then read and judge (as source settings and rules are: ``provisioning.services``): a rule
+        # or a change to the source saved meanwhile is seen by the checks, never raced past them.
+        source = _lock_source(directory.source)
+        directory.refresh_from_db()  # the stored settings, read after the lock (unsaved edits dropped)
+        directory.source = source
+        check_may_administer_source(actor=actor, source=source, action="change the connection of")
+        check_password_sign_in_change(actor=actor, directory=directory, data=data)
+        changed = password_bound_changes(directory, data)
+        if bind_password is None and changed and directory.bind_password_encrypted:
+            raise ValidationFailed(
+                "bind_password_required",
+                "Enter the bind password again: it is needed when the server URLs, bind DN or TLS settings change "
+                f"(changed: {', '.join(changed)}).",
+                field="bind_password",
+            )
+        before = _snapshot(directory)
         for name, value in _fields(data).items():
             setattr(directory, name, value)
         if bind_password is not None:

@@ -52,7 +52,7 @@ from accounts.throttle import bump
 from provisioning.models import Source
 from provisioning.policy import check_may_administer_source, may_administer_source
 from provisioning.scim.models import ScimBasicCredential, ScimToken
-from provisioning.services import source_save
+from provisioning.services import _lock_source, source_save
 
 TOKEN_PREFIX = "idm_scim_"  # noqa: S105 - a public prefix, not a secret
 DEFAULT_OVERLAP = timedelta(hours=24)
@@ -184,12 +184,12 @@ def provider_delete(*, actor: Actor, source: Source) -> None:
     """Delete a SCIM provider that owns no user and no group (its tokens, basic credentials, rules and
     request log go with it). One that still owns any is refused with ``provider_in_use``: ownership
     and history stay with the users (``owner_source``, links, audit); disable it instead."""
-    check_may_administer_source(actor=actor, source=source, action="delete")
     from accounts.models import DirectoryGroup, ExternalIdentity, UserProfile
 
     _check_scim(source)
     with transaction.atomic():
-        source = Source.objects.select_for_update().get(pk=source.pk)
+        source = _lock_source(source)  # lock, then judge what is stored (provisioning.services)
+        check_may_administer_source(actor=actor, source=source, action="delete")
         users = (UserProfile.objects.filter(Q(owner_source=source) | Q(source=source.kind, source_provider=source.slug))
                  .count() or ExternalIdentity.objects.filter(source=source.kind, provider=source.slug).count())
         groups = DirectoryGroup.objects.filter(Q(owner_source=source) | Q(source=source.kind, provider=source.slug)).count()
@@ -254,25 +254,30 @@ def basic_username(source: Source) -> str:
 
 def basic_enable(*, actor: Actor, source: Source) -> BasicCredentials:
     """Turn HTTP basic on for a provider: its username and a new password (shown this once)."""
-    check_may_administer_source(actor=actor, source=source, action="turn on HTTP basic for")
     _check_scim(source)
-    if basic_enabled(source):
-        raise ConflictError("basic_already_enabled", f"HTTP basic is already on for {source.name}; rotate its "
-                                                     "password instead.")
-    return _basic_issue(actor, source, "scim_basic_enabled", {})
+    issued = _BasicIssue.new(source)  # the slow hash, before any lock
+    with transaction.atomic():
+        source = _lock_source(source)  # lock, then judge what is stored (provisioning.services)
+        check_may_administer_source(actor=actor, source=source, action="turn on HTTP basic for")
+        if basic_enabled(source):
+            raise ConflictError("basic_already_enabled", f"HTTP basic is already on for {source.name}; rotate its "
+                                                         "password instead.")
+        return issued.store(actor, source, "scim_basic_enabled", {})
 
 
 def basic_rotate(*, actor: Actor, source: Source, overlap: timedelta = DEFAULT_OVERLAP) -> BasicCredentials:
     """A new HTTP basic password; passwords issued before stay valid for ``overlap`` (zero: revoked now)."""
-    check_may_administer_source(actor=actor, source=source, action="rotate the HTTP basic password of")
     _check_scim(source)
-    if not basic_enabled(source):
-        raise ValidationFailed("basic_not_enabled", f"HTTP basic is off for {source.name}; enable it first.")
-    now = timezone.now()
+    issued = _BasicIssue.new(source)  # the slow hash, before any lock
     with transaction.atomic():
+        source = _lock_source(source)  # lock, then judge what is stored (provisioning.services)
+        check_may_administer_source(actor=actor, source=source, action="rotate the HTTP basic password of")
+        if not basic_enabled(source):
+            raise ValidationFailed("basic_not_enabled", f"HTTP basic is off for {source.name}; enable it first.")
+        now = timezone.now()
         ScimBasicCredential.objects.filter(source=source).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)).update(expires_at=now + overlap)
-        return _basic_issue(actor, source, "scim_basic_rotated", {"overlap_seconds": int(overlap.total_seconds())})
+        return issued.store(actor, source, "scim_basic_rotated", {"overlap_seconds": int(overlap.total_seconds())})
 
 
 def _check_scim(source: Source) -> None:
@@ -280,21 +285,33 @@ def _check_scim(source: Source) -> None:
         raise ValidationFailed("not_a_scim_provider", "Only SCIM providers have SCIM credentials.")
 
 
-def _basic_issue(actor: Actor, source: Source, action: str, detail: dict) -> BasicCredentials:
-    password = secrets.token_urlsafe(32)
-    username = basic_username(source)
-    with transaction.atomic():
-        ScimBasicCredential.objects.create(source=source, username=username, password_hash=make_password(password),
+@dataclass(frozen=True)
+class _BasicIssue:
+    """A new HTTP basic password and its slow hash, made before the source is locked (hashing takes
+    a noticeable time: the lock must not wait for it), stored after the checks."""
+
+    username: str
+    password: str
+    password_hash: str
+
+    @classmethod
+    def new(cls, source: Source) -> _BasicIssue:
+        password = secrets.token_urlsafe(32)
+        return cls(username=basic_username(source), password=password, password_hash=make_password(password))
+
+    def store(self, actor: Actor, source: Source, action: str, detail: dict) -> BasicCredentials:
+        ScimBasicCredential.objects.create(source=source, username=self.username, password_hash=self.password_hash,
                                            created_by_label=actor.label, created_by=_issuer(actor))
         record_event(actor=actor, action=action, target_type="source", target_id=source.pk,
-                     target_label=source.name, new={"username": username, **detail})
-    return BasicCredentials(username=username, password=password)
+                     target_label=source.name, new={"username": self.username, **detail})
+        return BasicCredentials(username=self.username, password=self.password)
 
 
 def basic_disable(*, actor: Actor, source: Source) -> int:
     """Turn HTTP basic off for a provider (every password of it stops working now); how many were removed."""
-    check_may_administer_source(actor=actor, source=source, action="turn off HTTP basic for")
     with transaction.atomic():
+        source = _lock_source(source)  # lock, then judge what is stored (provisioning.services)
+        check_may_administer_source(actor=actor, source=source, action="turn off HTTP basic for")
         removed, _ = ScimBasicCredential.objects.filter(source=source).delete()
         if removed:
             record_event(actor=actor, action="scim_basic_disabled", target_type="source", target_id=source.pk,
