@@ -66,7 +66,7 @@ class Invitation(models.Model):
 class SignInLock(models.Model):
     """A username locked by sign-in throttling until ``locked_until`` (the counters live in the cache)."""
 
-    username = models.CharField(max_length=150, unique=True)  # lower case
+    username = models.CharField(max_length=150, unique=True)  # accounts.identity.validators.username_key
     locked_until = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
