@@ -21,6 +21,7 @@ from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, UserState
 from accounts.models import AuditEvent, Role
 from tests.accounts.console_support import messages_of
+from tests.accounts.link_support import open_link, submit_link
 
 pytestmark = pytest.mark.usefixtures("fast_hasher")
 
@@ -53,7 +54,8 @@ def test_invitation_link_from_before_a_promotion_is_void_after_it(directory, inv
     eve.force_login(directory.eng_admin)  # Org Admin of Engineering
     resp = eve.post(reverse("accounts:user_invitation", args=[invited.pk]), {"how": "copy"})
     path = urlsplit(resp.context["link"]).path
-    assert Client().get(path).status_code == 200  # live before the promotion
+    holder = Client()
+    assert open_link(holder, path).status_code == 200  # live before the promotion, and opened
 
     grant_roles(directory.admin, invited, "cross-org-admin")
 
@@ -61,8 +63,11 @@ def test_invitation_link_from_before_a_promotion_is_void_after_it(directory, inv
     assert any("target_more_privileged" in m for m in messages_of(again))
     anon = Client()
     assert anon.get(path).status_code == 400
-    used = anon.post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    # The browser that opened the link before the promotion holds its token: it is void there too.
+    used = holder.post(reverse("accounts:invitation_accept", args=[path.split("/")[2], "set-password"]),
+                       {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert used.status_code == 400 and not used.context.get("done")
+    assert submit_link(Client(), path, NEW_PASSWORD).status_code == 400
     invited.refresh_from_db()
     assert not invited.has_usable_password() and invited.profile.state == UserState.INVITED
     assert not Invitation.objects.filter(user=invited).exists()
@@ -74,7 +79,7 @@ def test_invitation_link_from_before_a_promotion_is_void_after_it(directory, inv
     admin.force_login(directory.admin)
     fresh = urlsplit(admin.post(reverse("accounts:user_invitation", args=[invited.pk]),
                                 {"how": "copy"}).context["link"]).path
-    assert anon.post(fresh, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}).context["done"]
+    assert submit_link(anon, fresh, NEW_PASSWORD).context["done"]
 
 
 def test_reset_link_from_before_a_promotion_is_void_after_it(directory):
@@ -83,13 +88,13 @@ def test_reset_link_from_before_a_promotion_is_void_after_it(directory):
     eve.force_login(directory.eng_admin)
     assert eve.post(reverse("accounts:user_reset_link", args=[target.pk])).status_code == 302
     path = urlsplit(LINK.search(mail.outbox[-1].body).group(0)).path
-    assert Client().get(path).status_code == 200
+    assert open_link(Client(), path).status_code == 200
 
     grant_roles(directory.admin, target, "cross-org-admin")
 
     anon = Client()
     assert anon.get(path).status_code == 400
-    assert anon.post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}).status_code == 400
+    assert submit_link(anon, path, NEW_PASSWORD).status_code == 400
     target.refresh_from_db()
     assert not target.check_password(NEW_PASSWORD)
     [event] = voided_events(target)
@@ -97,7 +102,7 @@ def test_reset_link_from_before_a_promotion_is_void_after_it(directory):
     # The user asks for a new link themselves: it works.
     assert Client().post("/sign-in/forgot/", {"identifier": target.username}).status_code == 200
     fresh = urlsplit(LINK.search(mail.outbox[-1].body).group(0)).path
-    assert anon.post(fresh, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}).context["done"]
+    assert submit_link(anon, fresh, NEW_PASSWORD).context["done"]
 
 
 def test_temporary_password_from_before_a_promotion_no_longer_signs_in(directory):
@@ -153,7 +158,7 @@ def test_a_change_that_does_not_raise_privilege_keeps_links(directory, user_fact
                                     actor=actor)
     assert result.results[0].status == "updated"
 
-    assert Client().get(path).status_code == 200
+    assert open_link(Client(), path).status_code == 200
     temp_target.refresh_from_db()
     assert temp_target.check_password(temp)
     assert not AuditEvent.objects.filter(action="user.credentials_voided").exists()
