@@ -26,7 +26,7 @@ bulk run) cost no query here, and the voiding itself is a few statements per bat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -57,13 +57,18 @@ def privilege_rose(plan, state) -> bool:
         after=powers(plan.role_slugs_after, plan.profile.org_id, plan.user.is_superuser))
 
 
-def void_after_privilege_rise(*, actor, users: Mapping[int, str], now) -> None:
-    """Void the links and temporary passwords of ``users`` (pk -> username), whose privilege just rose;
-    inside the identity service's transaction, audited per user."""
+def void_after_privilege_rise(*, actor, plans: Sequence, now) -> None:
+    """Void the links and temporary passwords of the users of ``plans`` (accepted plans that raise their
+    user's privilege, ``privilege_rose``); inside the identity service's transaction, audited per user.
+
+    A plan that itself sets the password keeps it: its actor may change the user at the new level
+    (the planner checked), so that password is not one set by someone who may no longer set it."""
     from accounts.identity.audit import build_event, save_events
     from accounts.identity.loading import chunks
     from accounts.identity.validators import unusable_password
 
+    users = {p.user.pk: p.user.username for p in plans}
+    fresh_password = {p.user.pk for p in plans if p.password_changed}
     ids = sorted(users)
     invited: set[int] = set()
     temporary: set[int] = set()
@@ -71,6 +76,7 @@ def void_after_privilege_rise(*, actor, users: Mapping[int, str], now) -> None:
         invited |= set(Invitation.objects.filter(user_id__in=chunk).values_list("user_id", flat=True))
         temporary |= set(RequiredAction.objects.filter(user_id__in=chunk, kind=RequiredAction.Kind.CHANGE_PASSWORD)
                          .values_list("user_id", flat=True))
+    temporary -= fresh_password
     for chunk in chunks(sorted(invited)):
         Invitation.objects.filter(user_id__in=chunk).delete()
     if temporary:

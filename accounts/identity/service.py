@@ -128,15 +128,15 @@ class _Run:
             state = BatchState(changes, self.actor, self.orgs, self.roles, dry_run=self.dry_run, carry=self.carry)
             accepted: list[Plan] = []
             results: list[ChangeResult] = []
-            risen: dict[int, str] = {}  # users whose privilege rises (judged before accept() updates state)
+            risen: list[Plan] = []  # plans raising their user's privilege (judged before accept() updates state)
             for change in changes:
                 try:
                     plan = plan_change(change, state)
                 except IdentityError as error:
                     results.append(_refused(change, error))
                     continue
-                if privilege_rose(plan, state):
-                    risen[plan.user.pk] = plan.user.username
+                if not self.dry_run and privilege_rose(plan, state):
+                    risen.append(plan)
                 state.accept(plan)
                 accepted.append(plan)
                 results.append(ChangeResult(ref=change.ref, status=plan.status, changed_fields=plan.changed,
@@ -146,7 +146,7 @@ class _Run:
             else:
                 write_plans(accepted, now=state.now, actor=self.actor, roles=state.roles)
                 if risen:  # links and temporary passwords issued before a promotion stop working (H2)
-                    void_after_privilege_rise(actor=self.actor, users=risen, now=state.now)
+                    void_after_privilege_rise(actor=self.actor, plans=risen, now=state.now)
             plans = iter(accepted)
             for result in results:
                 if result.status != "refused":

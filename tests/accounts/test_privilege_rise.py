@@ -197,3 +197,18 @@ def test_bulk_promotion_voids_in_a_few_queries(directory, user_factory, django_a
     assert len(rising) - len(plain) <= 8  # voiding is per batch, not per user
     assert not Invitation.objects.filter(user__in=users).exists()
     assert AuditEvent.objects.filter(action="user.credentials_voided").count() == 30
+
+
+def test_a_promotion_that_sets_the_password_keeps_that_password(directory):
+    """The actor who promotes and sets the password in one change may change the user at the new
+    level: their password stays; the earlier temporary password's requirement still has to be met."""
+    target = directory.eng_user
+    eve = Client()
+    eve.force_login(directory.eng_admin)
+    eve.post(reverse("accounts:user_temporary_password", args=[target.pk]))
+    change = IdentityChange(user_id=target.pk, password=NEW_PASSWORD, roles_add=frozenset({"cross-org-admin"}))
+    assert apply_identity_changes(changes=[change], actor=Actor.for_user(directory.admin)).results[0].status == "updated"
+    target.refresh_from_db()
+    assert target.check_password(NEW_PASSWORD)
+    [event] = voided_events(target)
+    assert event.new_value == {"invitation": False, "reset_links": True, "temporary_password": False}
