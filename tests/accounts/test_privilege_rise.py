@@ -212,3 +212,33 @@ def test_a_promotion_that_sets_the_password_keeps_that_password(directory):
     assert target.check_password(NEW_PASSWORD)
     [event] = voided_events(target)
     assert event.new_value == {"invitation": False, "reset_links": True, "temporary_password": False}
+
+
+def test_rises_compares_old_and_new_powers_by_the_privilege_rule():
+    from accounts.identity.privilege import powers_from_roles, rises
+
+    def powers(*roles, path="/1/2/", superuser=False):
+        return powers_from_roles(list(roles), org_path=path, superuser=superuser)
+
+    plain = powers(("console-user", ["console_access"], "org"))
+    org_admin = ("org-admin", ["console_access", "manage_users", "reset_passwords"], "org")
+    cross = ("cross-org-admin", ["console_access", "manage_users", "reset_passwords"], "global")
+    assert not rises(before=plain, after=powers(("desktop-user", ["desktop_access"], "org")))  # sign-in only
+    assert rises(before=plain, after=powers(org_admin))
+    assert rises(before=powers(org_admin), after=powers(cross))
+    assert not rises(before=powers(cross), after=powers(cross, org_admin))
+    assert not rises(before=powers(org_admin), after=powers(org_admin, path="/1/2/3/"))  # further down
+    assert rises(before=powers(org_admin), after=powers(org_admin, path="/1/"))  # further up
+    assert rises(before=powers(cross), after=powers(cross, superuser=True))
+    assert not rises(before=powers(cross, superuser=True), after=powers(cross))
+
+
+def test_a_covered_role_added_to_a_cross_org_admin_voids_nothing(directory, user_factory):
+    target = user_factory("cross.admin", org=directory.engineering, roles=["cross-org-admin"])
+    eve = Client()
+    eve.force_login(directory.admin)
+    eve.post(reverse("accounts:user_reset_link", args=[target.pk]))
+    path = urlsplit(LINK.search(mail.outbox[-1].body).group(0)).path
+    grant_roles(directory.admin, target, "org-admin")
+    assert open_link(Client(), path).status_code == 200
+    assert not voided_events(target)
