@@ -1,9 +1,11 @@
-"""Logging filter that keeps secrets out of logs."""
+"""Logging filter that keeps secrets out of logs, and the redaction helpers it shares with the
+gunicorn access log (``idm.gunicorn_logging``) and the SCIM request log."""
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 _PATTERNS = [
     (re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
@@ -12,11 +14,45 @@ _PATTERNS = [
 ]
 
 
+# The token of a set-password link in a path (review 3 L1): /sign-in/reset/<uid>/<token>/ and
+# /invitation/<uid>/<token>/. The form's own URL (token "set-password") says nothing and stays.
+_LINK_TOKEN = re.compile(r"(/(?:sign-in/reset|invitation)/[A-Za-z0-9_-]+/)(?!set-password/)[A-Za-z0-9_-]+")
+
+# Query parameter names whose values are secrets (matched anywhere in the name, any case):
+# password, passwd, pwd, token, access_token, secret, client_secret, key, api_key, auth, signature...
+_SECRET_PARAM = re.compile(r"(?i)pass|pwd|token|secret|key|auth|sig|credential|session|cookie|saml")
+
+
+def redact_link_tokens(text: str) -> str:
+    """``text`` with the token of every set-password link path replaced by ``[redacted]``."""
+    return _LINK_TOKEN.sub(r"\1[redacted]", text)
+
+
+def redact_query(url: str) -> str:
+    """``url`` (a path with its query string) with the values of secret-looking query parameters
+    replaced by ``[redacted]``; everything else stays as it was sent."""
+    path, sep, query = url.partition("?")
+    if not sep:
+        return url
+    parts = []
+    for part in query.split("&"):
+        name, eq, value = part.partition("=")
+        if eq and value and _SECRET_PARAM.search(unquote_plus(name)):
+            part = f"{name}=[redacted]"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}"
+
+
+def redact_url(url: str) -> str:
+    """Both: set-password link tokens and secret-looking query parameters."""
+    return redact_query(redact_link_tokens(url))
+
+
 def redact(text: str) -> str:
-    """Replace secret-looking values (password=..., Bearer ...) with ``[redacted]``."""
+    """Replace secret-looking values (password=..., Bearer ..., set-password link tokens) with ``[redacted]``."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return redact_link_tokens(text)
 
 
 class RedactSecretsFilter(logging.Filter):

@@ -21,6 +21,8 @@ import time
 from django.conf import settings
 from django.core.cache import caches
 
+from accounts.identity.validators import username_key
+
 
 def _limits() -> tuple[int, int, int]:
     return (
@@ -60,12 +62,17 @@ def _key(kind: str, value: str) -> str:
 
 
 class SignInThrottle:
-    """Failure counters for one sign-in attempt (username + client address)."""
+    """Failure counters for one sign-in attempt (username + client address).
+
+    The username counts by ``username_key`` (NFKC, lower case), the key sign-in finds users by
+    (``accounts.selectors.users_named``): "ｅmma.eng" (fullwidth e) signs in as emma.eng, so it
+    must meet emma.eng's counter and lock, not get ten tries of its own (review 3 M2).
+    """
 
     def __init__(self, *, username: str, ip: str | None):
         self.cache = caches["security"]
-        self.username = (username or "").lower()
-        self.keys = [("user", _key("user", username or ""))]
+        self.username = username_key(username or "")
+        self.keys = [("user", _key("user", self.username))]
         if ip:
             self.keys.append(("ip", _key("ip", ip)))
 

@@ -56,7 +56,8 @@ rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 # would take over: keep it in this instance's var/.
 .venv/bin/gunicorn idm.wsgi:application --bind "$BIND" --workers 2 --timeout 120 \
     --control-socket "$VAR/gunicorn.ctl" \
-    --access-logfile - --error-logfile - --forwarded-allow-ips 127.0.0.1 &
+    --access-logfile - --logger-class idm.gunicorn_logging.RedactingLogger \
+    --error-logfile - --forwarded-allow-ips 127.0.0.1 &
 pids+=($!)
 .venv/bin/celery -A idm worker --loglevel INFO --concurrency 2 &
 pids+=($!)

@@ -6,6 +6,8 @@
 * ``Invitation``: the current invitation of an invited user; its ``nonce`` is part of the link's
   token, so resending (a new nonce) kills the older links.
 * ``SignInLock``: usernames locked by sign-in throttling, so the console can list and unlock them.
+* ``SecurityStamp``: a random value that changes when the user's privilege rises; reset and
+  invitation tokens cover it, so links issued before the rise stop working (review 3 H2).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Invitation(models.Model):
 class SignInLock(models.Model):
     """A username locked by sign-in throttling until ``locked_until`` (the counters live in the cache)."""
 
-    username = models.CharField(max_length=150, unique=True)  # lower case
+    username = models.CharField(max_length=150, unique=True)  # accounts.identity.validators.username_key
     locked_until = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -74,4 +76,17 @@ class SignInLock(models.Model):
         return f"{self.username} locked until {self.locked_until:%Y-%m-%d %H:%M}"
 
 
-__all__ = ["Invitation", "RecoveryCode", "RequiredAction", "SignInLock"]
+class SecurityStamp(models.Model):
+    """The user's security stamp (ASP.NET Identity's name for the idea): part of every reset and
+    invitation token (``tokens``), replaced when the user's privilege rises
+    (``accounts.credentials.revocation``). No row: the empty stamp, so most users have none."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_stamp")
+    value = models.CharField(max_length=32)
+    changed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"security stamp of {self.user_id} ({self.changed_at:%Y-%m-%d %H:%M})"
+
+
+__all__ = ["Invitation", "RecoveryCode", "RequiredAction", "SecurityStamp", "SignInLock"]

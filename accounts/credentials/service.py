@@ -32,6 +32,7 @@ from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
 from accounts.identity.privilege import check_may_change_credentials
 from accounts.identity.types import Actor, UserState
+from accounts.identity.validators import username_key
 from accounts.selectors import users_named
 from accounts.throttle import bump, summary_due
 
@@ -162,12 +163,18 @@ def _forgot_throttled(identifier: str, ip: str | None) -> str | None:
     keys = []
     if ip:
         keys.append(("address", f"forgot:ip:{_digest(ip)}", limit * 4))
-    keys.append(("identifier", f"forgot:id:{_digest(identifier.lower())}", limit))
+    keys.append(("identifier", f"forgot:id:{_digest(_identifier_key(identifier))}", limit))
     over = None
     for name, key, cap in keys:
         if bump(cache, key, 3600) > cap and over is None:
             over = name
     return over
+
+
+def _identifier_key(identifier: str) -> str:
+    """What a forgot-password identifier counts as: ``username_key`` (NFKC, lower case), so every
+    spelling that finds the same user (``users_named``) meets the same counter (review 3 M2)."""
+    return username_key(identifier)
 
 
 def _digest(value: str) -> str:
@@ -188,7 +195,7 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
     limit = _forgot_throttled(identifier, actor.ip)
     if limit is not None:
         # One summary counter per client (its address, else the identifier), whichever limit refused.
-        client = _digest(actor.ip or identifier.lower())
+        client = _digest(actor.ip or _identifier_key(identifier))
         refused = summary_due(caches["security"], f"forgot:refused:{client}", 3600)
         if refused is not None:
             record_event(actor=actor, action="auth.password_reset_throttled", target_type="user",
@@ -481,7 +488,7 @@ def delete_recovery_codes(user: User) -> None:
 
 
 def active_lock(user: User) -> SignInLock | None:
-    return SignInLock.objects.filter(username=user.username.lower(), locked_until__gt=timezone.now()).first()
+    return SignInLock.objects.filter(username=username_key(user.username), locked_until__gt=timezone.now()).first()
 
 
 def locked_usernames():

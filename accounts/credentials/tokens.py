@@ -2,7 +2,9 @@
 
 A token covers the user's password hash and last sign-in, so it works once: setting the password
 (or signing in) changes both. Invitation tokens also cover the invitation's nonce, so a resent
-invitation kills the earlier links. Lifetimes: ``IDM_PASSWORD_RESET_TIMEOUT`` (1 hour) for reset
+invitation kills the earlier links. Both cover the user's security stamp (``SecurityStamp``), which
+changes when the user's privilege rises, so a link obtained before a promotion is void after it
+(review 3 H2). Lifetimes: ``IDM_PASSWORD_RESET_TIMEOUT`` (1 hour) for reset
 links, ``IDM_INVITATION_TIMEOUT`` (7 days) for invitations.
 """
 
@@ -26,6 +28,9 @@ class _TimedTokens(PasswordResetTokenGenerator):
     @property
     def timeout(self) -> int:
         return int(getattr(settings, self.timeout_setting, self.default_timeout))
+
+    def _make_hash_value(self, user, timestamp) -> str:
+        return super()._make_hash_value(user, timestamp) + security_stamp(user)
 
     def check_token(self, user, token) -> bool:
         """Django's check with this generator's lifetime instead of ``PASSWORD_RESET_TIMEOUT``."""
@@ -64,6 +69,18 @@ class InvitationTokens(_TimedTokens):
     def _make_hash_value(self, user, timestamp) -> str:
         invitation = getattr(user, "invitation", None)
         return super()._make_hash_value(user, timestamp) + (invitation.nonce if invitation else "")
+
+
+def security_stamp(user) -> str:
+    """The user's current security stamp ("" until their privilege first rises)."""
+    from django.core.exceptions import ObjectDoesNotExist
+
+    if user.pk is None:
+        return ""
+    try:
+        return user.security_stamp.value  # (cached on the instance, like ``user.invitation``)
+    except ObjectDoesNotExist:
+        return ""
 
 
 reset_tokens = ResetTokens()

@@ -228,11 +228,34 @@ def _link_user(uidb64: str, token: str, kind: str) -> User | None:
     return user if service.link_is_valid(user, token, kind) else None
 
 
+# Django's PasswordResetConfirmView pattern (review 3 L1): the emailed URL carries the token once; a
+# valid token moves into the session and the browser is sent on to the same URL with this word in
+# its place, where the form lives. So form errors (400s that django.request logs), the access log
+# lines of the form's requests and the Referer of anything the page loads never hold the token.
+LINK_TOKEN_SEGMENT = "set-password"  # noqa: S105 - a URL word, not a secret
+LINK_SESSION_KEY = "_idm_set_password_link"
+
+
+def _invalid_link(request: HttpRequest, kind: str) -> HttpResponse:
+    return render(request, "credentials/set_password.html", {"kind": kind, "invalid": True}, status=400)
+
+
 def _set_password_page(request: HttpRequest, uidb64: str, token: str, kind: str) -> HttpResponse:
+    url_name = "accounts:invitation_accept" if kind == "invitation" else "accounts:password_reset_confirm"
+    if token != LINK_TOKEN_SEGMENT:
+        if _link_user(uidb64, token, kind) is None:
+            return _invalid_link(request, kind)
+        request.session[LINK_SESSION_KEY] = {"kind": kind, "uid": uidb64, "token": token}
+        return redirect(url_name, uidb64=uidb64, token=LINK_TOKEN_SEGMENT)
+    link = request.session.get(LINK_SESSION_KEY) or {}
+    if link.get("kind") != kind or link.get("uid") != uidb64:
+        return _invalid_link(request, kind)  # no link opened in this browser (or another one since)
+    token = link["token"]
     user = _link_user(uidb64, token, kind)
-    context: dict = {"kind": kind}
     if user is None:
-        return render(request, "credentials/set_password.html", context | {"invalid": True}, status=400)
+        request.session.pop(LINK_SESSION_KEY, None)
+        return _invalid_link(request, kind)
+    context: dict = {"kind": kind}
     form = NewPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -240,9 +263,11 @@ def _set_password_page(request: HttpRequest, uidb64: str, token: str, kind: str)
                                            kind=kind, token=token)
         except IdentityError as exc:
             if exc.code == "link_used":  # another request used the link first
-                return render(request, "credentials/set_password.html", context | {"invalid": True}, status=400)
+                request.session.pop(LINK_SESSION_KEY, None)
+                return _invalid_link(request, kind)
             form.add_error("password1", forms.ValidationError(exc.message, code=exc.code))
         else:
+            request.session.pop(LINK_SESSION_KEY, None)
             return render(request, "credentials/set_password.html", context | {"done": True})
     return render(request, "credentials/set_password.html", context | {"form": form, "link_user": user},
                   status=400 if form.errors else 200)

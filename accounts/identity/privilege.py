@@ -123,6 +123,19 @@ def check_privilege(*, actor: Powers, target: Powers | None, grants_roles: Itera
             f"holds {'it' if len(missing) == 1 else 'them'}, can change {target_label}.")
 
 
+def rises(*, before: Powers, after: Powers) -> bool:
+    """Does a user who held ``before`` and now holds ``after`` outrank their old self: would someone
+    holding exactly ``before`` be refused a change of them (``check_privilege``)? Whoever could
+    change the user before may not any more, so what they issued then must stop working
+    (``accounts.credentials.revocation``). Sign-in permissions do not count, as in the rule."""
+    try:
+        check_privilege(actor=Powers(grants=before.grants, cloud_admin=before.cloud_admin,
+                                     superuser=before.superuser), target=after)
+    except PolicyDenied:
+        return True
+    return False
+
+
 def check_provider_sign_in_change(*, changed: Iterable[str], foreign_roles: Iterable[tuple[str, Iterable[str], str]],
                                   source_label: str, target_label: str = "this user") -> None:
     """Second layer of the rule for sources (outside review F1a): a provider changes the sign-in fields

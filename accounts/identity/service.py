@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.credentials.revocation import privilege_rose, void_after_privilege_rise
 from accounts.exceptions import ConflictError, IdentityError
 from accounts.identity.loading import BatchState, RoleIndex, RunCarry
 from accounts.identity.locks import admin_lock
@@ -149,12 +150,15 @@ class _Run:
             state = BatchState(changes, self.actor, self.orgs, self.roles, dry_run=self.dry_run, carry=self.carry)
             accepted: list[Plan] = []
             results: list[ChangeResult] = []
+            risen: list[Plan] = []  # plans raising their user's privilege (judged before accept() updates state)
             for change in changes:
                 try:
                     plan = plan_change(change, state)
                 except IdentityError as error:
                     results.append(_refused(change, error))
                     continue
+                if not self.dry_run and privilege_rose(plan, state):
+                    risen.append(plan)
                 state.accept(plan)
                 accepted.append(plan)
                 results.append(ChangeResult(ref=change.ref, status=plan.status, changed_fields=plan.changed,
@@ -163,6 +167,8 @@ class _Run:
                 self.carry.add(accepted)  # what this batch would have written, for the next ones
             else:
                 write_plans(accepted, now=state.now, actor=self.actor, roles=state.roles)
+                if risen:  # links and temporary passwords issued before a promotion stop working (H2)
+                    void_after_privilege_rise(actor=self.actor, plans=risen, now=state.now)
             plans = iter(accepted)
             for result in results:
                 if result.status != "refused":

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
+from accounts.logging import redact_query
 from accounts.models import Organization
 from provisioning.forms import TokenRotateForm
 from provisioning.models import Source
@@ -164,5 +165,8 @@ def provider_log(request: HttpRequest, pk: int) -> HttpResponse:
     rows = ScimRequest.objects.filter(source=source).order_by("-created_at", "-id")
     if request.GET.get("errors"):
         rows = rows.filter(status__gte=400)
-    return render(request, "provisioning/scim_log.html", {"source": source, "rows": rows[:LOG_PAGE],
+    rows = list(rows[:LOG_PAGE])
+    for row in rows:  # rows logged before paths were redacted on write (review 3 L1)
+        row.path = redact_query(row.path)
+    return render(request, "provisioning/scim_log.html", {"source": source, "rows": rows,
                                                           "errors_only": bool(request.GET.get("errors"))})

@@ -355,7 +355,10 @@ def _log_request(request: HttpRequest, status: int, scim_type: str, started: flo
     durably before this. ``SET LOCAL`` and the INSERT go as one multi-statement query, which
     PostgreSQL runs as one implicit transaction: one round trip, and the setting ends with it.
     """
-    row = ScimRequest(source=request.scim_source, method=request.method[:10], path=request.get_full_path()[:500],
+    from accounts.logging import redact_query  # a password or token a client put in the URL is not kept
+
+    row = ScimRequest(source=request.scim_source, method=request.method[:10],
+                      path=redact_query(request.get_full_path())[:500],
                       status=status, scim_type=scim_type[:32], request_id=request.request_id[:64],
                       duration_ms=int((time.monotonic() - started) * 1000))
     if connection.vendor != "postgresql" or connection.in_atomic_block:

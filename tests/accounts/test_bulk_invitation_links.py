@@ -26,6 +26,7 @@ from accounts.identity.types import Actor, UserState
 from accounts.models import AuditEvent
 from tests.accounts.bulk_support import eager_celery, media, post_upload, response_text  # noqa: F401
 from tests.accounts.console_support import directory  # noqa: F401
+from tests.accounts.link_support import open_link, submit_link
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +93,7 @@ def test_links_share_the_invitation_nonce_and_old_default_token_links_fail(
     assert "/invitation/" in first and first == _csv_rows(admin_client, upload)[0]["link"]  # stable
     detail = admin_client.get(reverse("bulk:detail", args=[upload.pk])).content.decode()
     assert first in detail
-    assert Client().get(_path(first)).status_code == 200
+    assert open_link(Client(), _path(first)).status_code == 200
 
     # A resend from the user page kills the bulk link (same Invitation nonce).
     service.invite(actor=Actor.for_user(admin_user), user=bob, base_url="http://testserver", email=False)
@@ -100,7 +101,7 @@ def test_links_share_the_invitation_nonce_and_old_default_token_links_fail(
     second = _csv_rows(admin_client, upload)[0]["link"]
     assert second != first
     anon = Client()
-    anon.post(_path(second), {"password1": "Quartz-Lamp-52", "password2": "Quartz-Lamp-52"})
+    submit_link(anon, _path(second), "Quartz-Lamp-52")
     bob.refresh_from_db()
     assert bob.check_password("Quartz-Lamp-52") and bob.profile.state == UserState.ACTIVE
     assert anon.get(_path(second)).status_code == 400
@@ -111,6 +112,6 @@ def test_links_expire_with_idm_invitation_timeout(
     upload = _upload(admin_client, root_org, "username;email;password\nbob;bob@example.com;\n",
                      django_capture_on_commit_callbacks)
     link = _csv_rows(admin_client, upload)[0]["link"]
-    assert Client().get(_path(link)).status_code == 200
+    assert open_link(Client(), _path(link)).status_code == 200
     settings.IDM_INVITATION_TIMEOUT = -1
     assert Client().get(_path(link)).status_code == 400

@@ -15,6 +15,7 @@ from django.urls import reverse
 from accounts.bulk_upload.models import BulkUpload
 from accounts.identity.types import UserState
 from tests.accounts.bulk_support import media  # noqa: F401
+from tests.accounts.link_support import open_link, submit_link
 
 pytestmark = pytest.mark.django_db
 
@@ -88,8 +89,8 @@ def test_upload_preview_confirm_progress_report(admin_client, root_org, media, d
     url = next(w for w in mail.outbox[0].body.split() if w.startswith("http://testserver/"))
     path = url.split("testserver", 1)[1]
     anon = Client()
-    assert anon.get(path).status_code == 200
-    anon.post(path, {"password1": "Quartz-Lamp-52", "password2": "Quartz-Lamp-52"})
+    assert open_link(anon, path).status_code == 200
+    submit_link(anon, path, "Quartz-Lamp-52")
     bob = User.objects.get(username="bob")
     assert bob.check_password("Quartz-Lamp-52") and bob.profile.state == UserState.ACTIVE
     assert anon.get(path).status_code == 400  # used

@@ -18,6 +18,7 @@ def make_user(pk: int = 7, password: str = "pbkdf2_sha256$1$salt$hash", email: s
     user = User(pk=pk, username=f"user{pk}", email=email, password=password)
     user.last_login = None
     user._state.fields_cache["invitation"] = None  # no invitation row (and no database query for it)
+    user._state.fields_cache["security_stamp"] = None  # no security stamp row either
     return user
 
 
@@ -152,6 +153,19 @@ def test_decode_uid(value, expected):
 
 def test_uid_round_trip():
     assert tokens.decode_uid(tokens.encode_uid(make_user(pk=98765))) == 98765
+
+
+def test_security_stamp_is_part_of_the_token(reset, invitation):
+    """Review 3 H2: a new stamp (the user's privilege rose) voids both kinds of links."""
+    from accounts.credentials.models import SecurityStamp
+
+    user = make_user()
+    user._state.fields_cache["invitation"] = Invitation(user=user, nonce="n1")
+    made = {gen: gen.generator.make_token(user) for gen in (reset, invitation)}
+    user._state.fields_cache["security_stamp"] = SecurityStamp(user=user, value="after-a-promotion")
+    for gen, token in made.items():
+        assert not gen.generator.check_token(user, token)
+        assert gen.generator.check_token(user, gen.generator.make_token(user))
 
 
 @pytest.mark.parametrize("kind", ["reset", "invitation"])

@@ -26,6 +26,7 @@ from accounts.identity.types import Actor, AuthMethod, UserState
 from accounts.mfa import flow, totp
 from accounts.models import AuditEvent
 from tests.accounts.console_support import messages_of
+from tests.accounts.link_support import open_link, submit_link
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.usefixtures("fast_hasher")
@@ -84,10 +85,10 @@ def test_help_desk_emails_a_reset_link_that_works_once(client, directory, help_d
     assert "user.password_reset_sent" in actions(target)
 
     anon = Client()
-    assert anon.get(path).status_code == 200
-    weak = anon.post(path, {"password1": "short", "password2": "short"})
+    assert open_link(anon, path).status_code == 200
+    weak = submit_link(anon, path, "short")
     assert weak.status_code == 400 and "password_invalid" in {e.code for e in weak.context["form"].errors.as_data()["password1"]}
-    done = anon.post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    done = submit_link(anon, path, NEW_PASSWORD)
     assert done.status_code == 200 and done.context["done"]
     target.refresh_from_db()
     assert target.check_password(NEW_PASSWORD)
@@ -259,9 +260,9 @@ def test_forgot_password_same_answer_whether_or_not_the_account_exists(client, d
     assert known.content.replace(b"eng.user", b"") == unknown.content.replace(b"nobody.here", b"")
     assert [m.to for m in mail.outbox] == [[directory.eng_user.email], [directory.sales_user.email]]
     path = link_in(mail.outbox[0])
-    resp = Client().post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    resp = submit_link(Client(), path, NEW_PASSWORD)
     assert resp.context["done"]
-    assert Client().post(path, {"password1": NEW_PASSWORD + "x", "password2": NEW_PASSWORD + "x"}).status_code == 400
+    assert submit_link(Client(), path, NEW_PASSWORD + "x").status_code == 400
     events = AuditEvent.objects.filter(action="auth.password_reset_requested")
     assert sorted(e.new_value["sent"] for e in events) == [False, True, True]
 
@@ -340,10 +341,10 @@ def test_invitation_from_the_create_page(client, directory):
     resp = client.post(resp_url, {"how": "link"})
     second = urlsplit(resp.context["link"]).path
     assert second != first
-    assert anon.get(first).status_code == 400 and anon.get(second).status_code == 200
+    assert anon.get(first).status_code == 400 and open_link(anon, second).status_code == 200
     assert [e for e in actions(user) if e == "user.invitation_sent"] == ["user.invitation_sent"] * 2
 
-    resp = anon.post(second, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    resp = submit_link(anon, second, NEW_PASSWORD)
     assert resp.context["done"]
     user.refresh_from_db()
     assert user.profile.state == UserState.ACTIVE and user.check_password(NEW_PASSWORD)
@@ -357,7 +358,7 @@ def test_invitation_expires_and_needs_an_invited_user(client, directory, user_fa
     invited = user_factory("waiting", org=directory.acme, password=None)
     link, inv = service.invite(actor=Actor.for_user(directory.admin), user=invited, base_url="http://t", email=False)
     path = urlsplit(link).path
-    assert Client().get(path).status_code == 200
+    assert open_link(Client(), path).status_code == 200
     later = invitation_tokens._now() + dt.timedelta(days=7, seconds=1)
     monkeypatch.setattr(invitation_tokens, "_now", lambda: later)
     assert Client().get(path).status_code == 400

@@ -25,6 +25,7 @@ from accounts.models import AuditEvent
 from sso.models import IdentityProvider
 from sso.services import break_glass_set
 from tests.accounts.bulk_support import media, upload_text  # noqa: F401
+from tests.accounts.link_support import submit_link
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_hasher")]
@@ -138,7 +139,7 @@ def test_moving_out_of_sso_leaves_no_password_until_a_reset(sso_person, local_or
     assert client.post(reverse("accounts:user_reset_link", args=[sso_person.pk])).status_code == 302
     assert len(mail.outbox) == 1
     path = urlsplit(re.search(r"https?://\S+", mail.outbox[0].body).group(0)).path
-    done = Client().post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    done = submit_link(Client(), path, NEW_PASSWORD)
     assert done.status_code == 200 and done.context["done"]
     user_client = Client()
     signin = user_client.post("/sso/signin/", {"username": "sso.person", "password": NEW_PASSWORD})

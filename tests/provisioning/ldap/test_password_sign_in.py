@@ -133,6 +133,18 @@ def test_wrong_password_is_refused_with_the_one_message_and_counted_by_the_throt
     assert SESSION_KEY not in client.session
 
 
+def test_look_alike_spelling_meets_the_same_lock(client, slapd_server, ou, root_org, test_pki, limits):
+    """Review 3 M2: "ｚoe" (fullwidth z) finds zoe, and slapd matches it too; it must not get fresh tries."""
+    synced_directory(slapd_server, ou, root_org, test_pki, "zoe")
+    assert sign_in(client, "\uff5aoe").status_code == 302  # the premise: the look-alike signs zoe in
+    client.post(reverse("accounts:logout"))
+    for _ in range(3):
+        assert sign_in(client, "zoe", "Not-The-Password-1").status_code == 400
+    assert sign_in(client, "\uff5aoe").status_code == 429
+    assert sign_in(client, "ZOE").status_code == 429
+    assert SESSION_KEY not in client.session
+
+
 def test_user_not_owned_by_the_directory_cannot_use_a_directory_password(
         client, slapd_server, ou, root_org, test_pki, user_factory, fast_hasher):
     synced_directory(slapd_server, ou, root_org, test_pki, "carol")
