@@ -184,6 +184,9 @@ class BatchState:
         # Accepted in-batch claims, so two rows can't take the same username or external id.
         self.claimed_usernames: dict[str, tuple] = {}
         self.claimed_links: dict[tuple[str, str, str], tuple] = {}
+        # The planner's per-batch memo of decisions that depend only on the actor and a few inputs
+        # (an org, a set of role references), not on the row: judged once, not once per user.
+        self.memo: dict[Any, Any] = {}
 
     @cached_property
     def break_glass(self) -> frozenset[tuple[int, int]]:
