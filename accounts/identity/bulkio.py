@@ -112,7 +112,7 @@ def _converter(field: models.Field) -> Callable[[Any], Any]:
     if isinstance(field, models.BooleanField):
         native: tuple[type, ...] = (bool,)
     elif isinstance(field, (models.CharField, models.TextField)):
-        native = (str,)  # enum members (choices) are str subclasses: prep gives their value
+        native = (str,)  # other str subclasses (enum members of choices) go through prep, which keeps them
     elif isinstance(field, (models.GenericIPAddressField, models.JSONField)):
         # An address is normalised and a JSON value adapted by prep; None is SQL NULL for both
         # (JSONField.get_db_prep_save returns None as it is), the usual audit old_value / ip_address.
@@ -145,7 +145,13 @@ def _column_converter(field: models.Field) -> Callable[[Sequence[Any]], Sequence
     if isinstance(field, models.BooleanField):
         allowed = {bool, _NONE}
     elif isinstance(field, (models.CharField, models.TextField)):
-        allowed = {str, _NONE}
+        # Their get_db_prep_save returns any str instance as it is, enum members (choices) included:
+        # a column of str subclasses needs no per-value call either.
+        def convert_text(column: Sequence[Any]) -> Sequence[Any]:
+            if all(t is _NONE or issubclass(t, str) for t in set(map(type, column))):
+                return column
+            return list(map(convert, column))
+        return convert_text
     elif isinstance(field, (models.GenericIPAddressField, models.JSONField)):
         allowed = {_NONE}
     elif isinstance(field, models.IntegerField) or (
@@ -224,9 +230,10 @@ def insert_objects(model: type[models.Model], objs: Sequence[models.Model]) -> N
         converters = _COLUMN_CONVERTERS[model] = [_column_converter(f) for f in fields]
     values = operator.itemgetter(*[f.attname for f in fields])
     _copy_columns(meta.db_table, [f.column for f in fields], converters, [values(obj.__dict__) for obj in objs])
+    alias = connection.alias
     for obj in objs:
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = alias
 
 
 def insert_rows(model: type[models.Model], attnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
