@@ -5,6 +5,8 @@ column-wise COPY values), each held to what Django itself does."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -12,6 +14,7 @@ from django.core.validators import EmailValidator
 
 from accounts.exceptions import ValidationFailed
 from accounts.identity import bulkio
+from accounts.identity.audit import events_saved
 from accounts.identity.orgs import org_update_settings
 from accounts.identity.service import apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode, Source, UserState
@@ -131,3 +134,34 @@ def test_copy_columns_store_enum_members_and_plain_strings_alike(root_org):
     assert stored == [("blocked", "ldap", "note 0"), ("blocked", "ldap", "note 1"), ("active", "local", "note 2"),
                       ("active", "local", "")]
     assert all(type(value) is str for row in stored for value in row)
+
+
+def test_the_collector_is_off_during_a_batch_and_back_on_after_it(root_org, system_actor):
+    seen = []
+
+    def receiver(sender, events, **kwargs):
+        seen.append(gc.isenabled())
+        if any(e.target_label == "boom" for e in events):
+            raise RuntimeError("receiver failed")
+
+    changes = [IdentityChange(username=f"gc{i}", org_id=root_org.pk, ref=i) for i in range(3)]
+    events_saved.connect(receiver)
+    try:
+        assert gc.isenabled()
+        apply_identity_changes(actor=system_actor, changes=changes, batch_size=2)
+        assert seen == [False, False] and gc.isenabled()  # two batches, each with the collector off
+
+        with pytest.raises(RuntimeError):
+            apply_identity_changes(actor=system_actor, changes=[IdentityChange(username="boom", org_id=root_org.pk)])
+        assert gc.isenabled()  # back on after a failed batch too
+
+        gc.disable()  # a caller that turned it off keeps it off
+        try:
+            apply_identity_changes(actor=system_actor, changes=[IdentityChange(username="gc-off", org_id=root_org.pk)])
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        events_saved.disconnect(receiver)
+    assert User.objects.filter(username__startswith="gc").count() == 4 and not User.objects.filter(
+        username="boom").exists()
