@@ -33,7 +33,7 @@ from accounts.models import AuditEvent, ExternalIdentity, UserProfile
 from accounts.permissions import CUSTOMER_CLOUD_ADMIN
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a batch holds one per row
 class Plan:
     """The writes one change needs, and the claims it makes on the batch once accepted."""
 

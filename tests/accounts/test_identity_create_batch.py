@@ -16,7 +16,7 @@ from accounts.exceptions import ValidationFailed
 from accounts.identity import bulkio
 from accounts.identity.audit import events_saved
 from accounts.identity.orgs import org_update_settings
-from accounts.identity.service import apply_identity_changes
+from accounts.identity.service import apply_identity_change, apply_identity_changes
 from accounts.identity.types import Actor, IdentityChange, Mode, Source, UserState
 from accounts.identity.validators import validate_email
 from accounts.models import AuditEvent, Role, UserProfile
@@ -165,3 +165,12 @@ def test_the_collector_is_off_during_a_batch_and_back_on_after_it(root_org, syst
         events_saved.disconnect(receiver)
     assert User.objects.filter(username__startswith="gc").count() == 4 and not User.objects.filter(
         username="boom").exists()
+
+
+def test_a_created_user_and_its_profile_are_linked_both_ways(root_org, system_actor, django_assert_num_queries):
+    user = apply_identity_change(actor=system_actor, change=IdentityChange(username="linked-both", org_id=root_org.pk,
+                                                                           mode=Mode.CREATE)).user
+    with django_assert_num_queries(0):
+        profile = user.profile
+        assert profile.user is user and profile.user_id == user.pk and profile.org_id == root_org.pk
+    assert UserProfile.objects.get(user=user).pk == profile.pk and not profile._state.adding
