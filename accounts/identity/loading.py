@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -40,6 +41,16 @@ CHUNK = 5000
 def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def id_list(ids: Sequence[int]) -> Any:
+    """``ids`` as the value of an ``__in`` lookup on user ids. On PostgreSQL one array parameter
+    (``IN (SELECT unnest(%s::integer[]))``, the user id's type; served by the same index): Django's IN list of 2,000
+    placeholders is compiled, quoted and parsed value by value, several times the cost of the
+    lookup itself for a batch's memberships (10-18 ms of CPU per 2,000 users instead of 3 ms)."""
+    if connection.vendor == "postgresql":
+        return RawSQL(f"SELECT unnest(%s::{User._meta.pk.db_type(connection)}[])", (list(ids),))  # noqa: S611 (the type is the model field's, the ids a parameter)
+    return ids
 
 
 class RoleIndex:
@@ -137,11 +148,11 @@ class BatchState:
         user_ids = [u.pk for u in users]
         memberships: dict[int, set[int]] = defaultdict(set)
         for chunk in chunks(user_ids):
-            for uid, gid in MembershipThrough.objects.filter(user_id__in=chunk).values_list("user_id", "group_id"):
+            for uid, gid in MembershipThrough.objects.filter(user_id__in=id_list(chunk)).values_list("user_id", "group_id"):
                 memberships[uid].add(gid)
         user_links: dict[int, dict[tuple[str, str], ExternalIdentity]] = defaultdict(dict)
         for chunk in chunks(user_ids):
-            for ext in ExternalIdentity.objects.filter(user_id__in=chunk):
+            for ext in ExternalIdentity.objects.filter(user_id__in=id_list(chunk)):
                 user_links[ext.user_id][(ext.source, ext.provider)] = ext
         for user in users:
             gids = memberships[user.pk]
@@ -184,6 +195,9 @@ class BatchState:
         # Accepted in-batch claims, so two rows can't take the same username or external id.
         self.claimed_usernames: dict[str, tuple] = {}
         self.claimed_links: dict[tuple[str, str, str], tuple] = {}
+        # The planner's per-batch memo of decisions that depend only on the actor and a few inputs
+        # (an org, a set of role references), not on the row: judged once, not once per user.
+        self.memo: dict[Any, Any] = {}
 
     @cached_property
     def break_glass(self) -> frozenset[tuple[int, int]]:
@@ -241,7 +255,7 @@ class BatchState:
 
         out: dict[int, set[tuple[str, int | None]]] = defaultdict(set)
         for chunk in chunks(list(self.by_id)):
-            for user_id, slug, source_id in RoleGrant.objects.filter(user_id__in=chunk).values_list(
+            for user_id, slug, source_id in RoleGrant.objects.filter(user_id__in=id_list(chunk)).values_list(
                     "user_id", "role__slug", "source_id"):
                 out[user_id].add((slug, source_id))
         return {user_id: frozenset(rows) for user_id, rows in out.items()}
@@ -323,6 +337,17 @@ class BatchState:
 
 def _load_users(ids: set[int], names: set[str]) -> list[User]:
     found: dict[int, User] = {}
+    if names and connection.vendor == "postgresql":
+        # Which names exist, by the unique index on lower(username), with the names as one array
+        # parameter: an IN list of 2,000 placeholders costs more to build and parse than the lookup
+        # itself, and a batch of new users finds none. The users found are loaded by id below.
+        ids = set(ids)
+        table = connection.ops.quote_name(User._meta.db_table)
+        with connection.cursor() as cursor:
+            for chunk in chunks(list(names)):
+                cursor.execute(f"SELECT id FROM {table} WHERE lower(username) = ANY(%s)", [list(chunk)])  # noqa: S608
+                ids.update(row[0] for row in cursor.fetchall())
+        names = set()
     for chunk in chunks(list(ids)):
         for user in User.objects.select_related("profile").filter(pk__in=chunk):
             found[user.pk] = user

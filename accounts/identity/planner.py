@@ -33,7 +33,7 @@ from accounts.models import AuditEvent, ExternalIdentity, UserProfile
 from accounts.permissions import CUSTOMER_CLOUD_ADMIN
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a batch holds one per row
 class Plan:
     """The writes one change needs, and the claims it makes on the batch once accepted."""
 
@@ -81,7 +81,6 @@ class Plan:
 def plan_change(change: IdentityChange, state: BatchState) -> Plan:
     """Plan ``change`` against ``state`` without touching it; raise its ``IdentityError`` if refused."""
     current = match(change, state)
-    touched = policy.touched_fields(change)
     if current is None:
         if change.mode == Mode.UPDATE or change.user_id:
             raise NotFound("user_not_found", "No such user.", field="username")
@@ -89,7 +88,7 @@ def plan_change(change: IdentityChange, state: BatchState) -> Plan:
     if change.mode == Mode.CREATE:
         raise ConflictError("username_taken", f"A user named {current.user.username!r} already exists.",
                             field="username")
-    return _plan_update(change, state, current, touched)
+    return _plan_update(change, state, current, policy.touched_fields(change))
 
 
 def match(change: IdentityChange, state: BatchState) -> Current | None:
@@ -149,7 +148,9 @@ def _resolve_roles(slugs: Iterable[str], state: BatchState) -> set[str]:
 
 def _known_groups(group_ids: Iterable[int], state: BatchState) -> set[int]:
     ids = set(group_ids)
-    unknown = ids - set(state.directory_groups)
+    if not ids:
+        return ids
+    unknown = ids - state.directory_groups.keys()
     if unknown:
         raise NotFound("unknown_group", f"No directory group with id {sorted(unknown)[0]}.", field="groups")
     return ids
@@ -183,6 +184,66 @@ def _target_org(state: BatchState, org_id: int, doing: str):
     return org
 
 
+@dataclass(frozen=True, slots=True)
+class _NewRoles:
+    """What a new user's roles come to in one org, judged once per batch for each (org, roles asked)."""
+
+    slugs: frozenset[str]
+    group_ids: frozenset[int]  # the roles' backing groups (the membership rows)
+    names: tuple[str, ...]  # sorted role names, for the audit event
+    warnings: tuple[str, ...]
+
+
+def _create_org(state: BatchState, org_id: Any) -> tuple[Any, Any]:
+    """(org, its single sign-on source or None) for users created in ``org_id``: ``_target_org`` and
+    ``sso_source`` depend only on the org and the actor, so a batch judges each org once (a refusal
+    is not remembered: the next change asking for that org is judged, and refused, again)."""
+    key = ("org", org_id)
+    hit = state.memo.get(key)
+    if hit is None:
+        org = _target_org(state, org_id, "create users")
+        hit = state.memo[key] = (org, state.orgs.sso_source(org.pk))
+    return hit
+
+
+def _create_roles(change: IdentityChange, state: BatchState, org: Any) -> _NewRoles:
+    """The roles a new user in ``org`` gets for what ``change`` asks: explicit roles (checked as
+    assignable by the actor) or the org's defaults (those the actor may not hand out skipped with a
+    warning), then the privilege rule. A function of the actor, the org and the role references
+    only, so a batch judges each combination once; refusals are not remembered."""
+    try:
+        key = ("roles", org.pk, frozenset(change.roles) if change.roles is not UNSET else None,
+               frozenset(change.roles_add), frozenset(change.roles_remove))
+    except TypeError:  # unhashable references: judge without remembering (an unknown role refuses)
+        key = None
+    hit = state.memo.get(key) if key is not None else None
+    if hit is not None:
+        return hit
+    if change.roles is not UNSET:
+        roles = _resolve_roles(change.roles, state) | _resolve_roles(change.roles_add, state)
+    else:
+        roles = _resolve_roles(change.roles_add, state)
+    roles -= _resolve_roles(change.roles_remove, state)
+    warnings: tuple[str, ...] = ()
+    if not roles:
+        defaults = [state.roles.by_slug[s] for s in sorted(state.orgs.default_role_slugs(org.pk))]
+        given, skipped = policy.split_default_roles(state.access, defaults, org)
+        roles = {r.slug for r in given}
+        if skipped:
+            warnings = (
+                f"Default role(s) not given because they carry more than you hold: "
+                f"{', '.join(r.name for r in skipped)}; an administrator who holds them can assign them.",
+            )
+    else:
+        policy.check_roles_assignable(state.access, [state.roles.by_slug[s] for s in sorted(roles)], org)
+    privilege.check_privilege(actor=state.powers, target=None, grants_roles=roles)
+    hit = _NewRoles(slugs=frozenset(roles), group_ids=frozenset(state.roles.by_slug[s].group_id for s in roles),
+                    names=tuple(sorted(state.roles.by_slug[s].name for s in roles)), warnings=warnings)
+    if key is not None:
+        state.memo[key] = hit
+    return hit
+
+
 def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     actor = state.actor
     me = claimant(None, change)
@@ -190,8 +251,7 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     username_claim = _check_username_free(username, state, me, None)
     if change.org_id is UNSET or change.org_id is None:
         raise ValidationFailed("org_required", "Choose an organization.", field="org")
-    org = _target_org(state, change.org_id, "create users")
-    sso_source = state.orgs.sso_source(org.pk)
+    org, sso_source = _create_org(state, change.org_id)
     if sso_source is not None and _sets_password(change):
         # A new user has no break-glass membership yet: in an SSO org they sign in through the IdP only.
         raise policy.sso_password_denied(username, sso_source.auth_provider)
@@ -227,35 +287,22 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     )
     _state_fields(new_state, user, profile, state.now)
 
-    if change.roles is not UNSET:
-        roles = _resolve_roles(change.roles, state) | _resolve_roles(change.roles_add, state)
-    else:
-        roles = _resolve_roles(change.roles_add, state)
-    roles -= _resolve_roles(change.roles_remove, state)
-    warnings: list[str] = []
-    if not roles:
-        defaults = [state.roles.by_slug[s] for s in sorted(state.orgs.default_role_slugs(org.pk))]
-        given, skipped = policy.split_default_roles(state.access, defaults, org)
-        roles = {r.slug for r in given}
-        if skipped:
-            warnings.append(
-                f"Default role(s) not given because they carry more than you hold: "
-                f"{', '.join(r.name for r in skipped)}; an administrator who holds them can assign them."
-            )
-    else:
-        policy.check_roles_assignable(state.access, [state.roles.by_slug[s] for s in sorted(roles)], org)
-    privilege.check_privilege(actor=state.powers, target=None, grants_roles=roles)
+    new_roles = _create_roles(change, state, org)
+    roles = new_roles.slugs
 
     groups: set[int] = set()
     if change.groups is not UNSET:
         groups |= _known_groups(change.groups, state)
-    groups |= _known_groups(change.groups_add, state)
-    groups -= set(change.groups_remove)
-    policy.check_group_membership_owner(actor, [state.directory_groups[g] for g in sorted(groups)])
+    if change.groups_add:
+        groups |= _known_groups(change.groups_add, state)
+    if groups:
+        groups -= set(change.groups_remove)
+        policy.check_group_membership_owner(actor, [state.directory_groups[g] for g in sorted(groups)])
 
-    plan = Plan(change=change, status="created", user=user, profile=profile, claimant=me, warnings=warnings)
+    plan = Plan(change=change, status="created", user=user, profile=profile, claimant=me,
+                warnings=list(new_roles.warnings))
     plan.username_claims.append(username_claim)
-    plan.add_groups = {state.roles.by_slug[s].group_id for s in roles} | groups
+    plan.add_groups = set(new_roles.group_ids) | groups if groups else set(new_roles.group_ids)
     if change.link is not None:
         plan.link_claims.append(_check_link_free(change.link, state, me, None))
         plan.new_links.append(ExternalIdentity(
@@ -266,8 +313,8 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     plan.event(state, "user.created", new={
         "username": user.username, "email": user.email, "first_name": user.first_name,
         "last_name": user.last_name, "org": org.name, "state": new_state.value,
-        "roles": sorted(state.roles.by_slug[s].name for s in roles),
-        "groups": sorted(state.directory_groups[g].display_name for g in groups),
+        "roles": list(new_roles.names),
+        "groups": sorted(state.directory_groups[g].display_name for g in groups) if groups else [],
         "source": source,
     })
     if change.link is not None:
@@ -282,7 +329,7 @@ def _plan_create(change: IdentityChange, state: BatchState) -> Plan:
     if policy.is_password_admin(admin=CUSTOMER_CLOUD_ADMIN in roles, superuser=user.is_superuser, state=new_state,
                                 is_active=user.is_active, password_sign_in=sso_source is None):
         plan.password_admin_key, plan.password_admin_after = ("new", username_claim), True
-    plan.role_slugs_after = frozenset(roles)
+    plan.role_slugs_after = roles
     plan.group_ids_after = frozenset(groups)
     plan.changed = ["created"]
     return plan

@@ -25,8 +25,10 @@ keeps little in memory.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -80,11 +82,31 @@ def _run_batches(run: _Run, changes: Iterable[IdentityChange], batch_size: int, 
         batch.append(nxt)
         nxt = next(pending, _END)
         if len(batch) >= batch_size or nxt is _END:
-            results.extend(run.batch(batch))
+            with _collector_paused():
+                results.extend(run.batch(batch))
             done += len(batch)
             batch = []
             if on_progress:
                 on_progress(done)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while one batch is planned and written, on again after.
+
+    A batch allocates some 30 tracked containers per row (plans, model instances and their states,
+    audit values) that all live until the batch ends, so the collector's frequent passes over them
+    found nothing to free and cost about a third of the process's CPU in a 20k-row creation (0.7 of
+    2.2 s). What a batch leaves as cyclic garbage (a user and profile caching each other) is collected
+    by the first pass after it. A caller that turned the collector off keeps it off."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _may_remove_admin(change: IdentityChange) -> bool:

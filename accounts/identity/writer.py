@@ -33,8 +33,13 @@ def write_plans(plans: Sequence[Plan], *, now, actor: Actor, roles: RoleIndex | 
                            .values_list("username", "pk"))
             for p in creates:
                 p.user.pk = p.user.id = by_name[p.user.username]
+        # ``profile.user = user`` without the descriptor's per-object router calls: the id and the
+        # related-object caches both ways, as the descriptor leaves them.
+        link = UserProfile._meta.get_field("user")
         for p in creates:
-            p.profile.user = p.user
+            p.profile.user_id = p.user.pk
+            link.set_cached_value(p.profile, p.user)
+            link.remote_field.set_cached_value(p.user, p.profile)
         insert_objects(UserProfile, [p.profile for p in creates])
 
     # Users: group by the exact set of changed fields so each UPDATE writes only what changed.
