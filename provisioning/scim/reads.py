@@ -41,18 +41,20 @@ def _col(model: type[Model], name: str) -> str:
     return _q(model._meta.get_field(name).column)
 
 
-def _converters(fields: Sequence[Field]) -> list:
-    """Per field: the backend's and the field's own converters, as the ORM's compiler applies them."""
+@cache
+def _converters(fields: tuple[Field, ...], vendor: str) -> tuple:
+    """Per field: the backend's and the field's own converters, as the ORM's compiler applies them.
+    They take the connection as an argument, so one list serves every connection of a backend."""
     out = []
     for f in fields:
         col = f.get_col(f.model._meta.db_table)
-        out.append((col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]))
-    return out
+        out.append((col, (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))))
+    return tuple(out)
 
 
 def fetch(sql: str, params: Sequence[Any], fields: Sequence[Field]) -> list[tuple]:
     """Run ``sql`` (one SELECT whose columns are ``fields``, in order) and convert each value."""
-    converters = _converters(fields)
+    converters = _converters(tuple(fields), connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -193,14 +195,19 @@ def group_refs(source: Source, user_ids: Iterable[int]) -> dict[int, list[str]]:
 # --- rules ----------------------------------------------------------------------------------------
 
 
+@cache
+def _rules_sql(vendor: str) -> tuple[str, tuple[Field, ...]]:
+    columns, fields = _columns("r", MappingRule)
+    order = ", ".join(f"r.{_col(MappingRule, name)}" for name in ("kind", "position", "id"))
+    return (f"SELECT {columns} FROM {_table(MappingRule)} r "  # noqa: S608 - model names only
+            f"WHERE r.{_col(MappingRule, 'source')} = %s ORDER BY {order}"), fields
+
+
 def rule_set(source: Source) -> tuple[rules_mod.Rule, ...]:
-    """``Source.rule_set()`` without building the query each time: the rules in order, their roles
-    read only when there are rules."""
-    table = _table(MappingRule)
-    order = ", ".join(_col(MappingRule, name) for name in ("kind", "position", "id"))
-    rows = list(MappingRule.objects.raw(
-        f"SELECT * FROM {table} WHERE {_col(MappingRule, 'source')} = %s ORDER BY {order}",  # noqa: S608
-        [source.pk]))
+    """``Source.rule_set()`` without building its query each time: the rules in order, their roles
+    read (prefetched) only when there are rules."""
+    sql, fields = _rules_sql(connection.vendor)
+    rows = [_instance(MappingRule, fields, values) for values in fetch(sql, [source.pk], fields)]
     if rows:
         prefetch_related_objects(rows, "roles")
     return tuple(row.to_rule() for row in rows)
