@@ -119,7 +119,7 @@ def resource_by_id(source: Source | int, kind: str, scim_id: str, *, lock: bool 
 @dataclass(frozen=True)
 class UserRow:
     """What a group PATCH needs about one of the provider's users: its SCIM resource's stored
-    document and flags, its userName, and what the source last said about it (the link's ``raw``)."""
+    document and flags, and its userName."""
 
     scim_id: str
     user_id: int
@@ -127,25 +127,20 @@ class UserRow:
     document: dict
     active: bool
     external_id: str
-    raw: dict | None
 
 
 _USER_ROW_FIELDS = (ScimResource._meta.get_field("scim_id"), ScimResource._meta.get_field("user"),
                     User._meta.get_field("username"), ScimResource._meta.get_field("document"),
-                    ScimResource._meta.get_field("active"), ScimResource._meta.get_field("external_id"),
-                    ExternalIdentity._meta.get_field("raw"))
+                    ScimResource._meta.get_field("active"), ScimResource._meta.get_field("external_id"))
 
 
 @cache
 def _user_rows_sql(key: str, vendor: str) -> str:
     r = {name: _col(ScimResource, name) for name in ("scim_id", "user", "document", "active", "external_id",
                                                       "source", "kind", "deleted_at")}
-    link = {name: _col(ExternalIdentity, name) for name in ("raw", "user", "source", "provider")}
     return (f"SELECT r.{r['scim_id']}, r.{r['user']}, u.{_col(User, 'username')}, r.{r['document']}, "  # noqa: S608
-            f"r.{r['active']}, r.{r['external_id']}, l.{link['raw']} FROM {_table(ScimResource)} r "
+            f"r.{r['active']}, r.{r['external_id']} FROM {_table(ScimResource)} r "
             f"JOIN {_table(User)} u ON u.{_col(User, 'id')} = r.{r['user']} "
-            f"LEFT JOIN {_table(ExternalIdentity)} l ON l.{link['user']} = r.{r['user']} "
-            f"AND l.{link['source']} = %s AND l.{link['provider']} = %s "
             f"WHERE r.{r['source']} = %s AND r.{r['kind']} = %s AND r.{r['deleted_at']} IS NULL "
             f"AND r.{r[key]} IN ")
 
@@ -157,8 +152,35 @@ def user_rows(source: Source, *, scim_ids: Iterable[str] = (), user_ids: Iterabl
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start:start + CHUNK]
             sql = _user_rows_sql(key, connection.vendor) + f"({', '.join(['%s'] * len(chunk))})"
-            rows = fetch(sql, [source.kind, source.slug, source.pk, ScimResource.Kind.USER, *chunk], _USER_ROW_FIELDS)
+            rows = fetch(sql, [source.pk, ScimResource.Kind.USER, *chunk], _USER_ROW_FIELDS)
             out += [UserRow(*row) for row in rows]
+    return out
+
+
+_LINK_FIELDS = (ExternalIdentity._meta.get_field("user"), ExternalIdentity._meta.get_field("raw"))
+
+
+@cache
+def _stored_records_sql(vendor: str) -> str:
+    c = {name: _col(ExternalIdentity, name) for name in ("user", "raw", "source", "provider")}
+    return (f"SELECT l.{c['user']}, l.{c['raw']} FROM {_table(ExternalIdentity)} l "  # noqa: S608
+            f"WHERE l.{c['source']} = %s AND l.{c['provider']} = %s AND l.{c['user']} IN ")
+
+
+def stored_records(source: Source, user_ids: Iterable[int], *, lock: bool = False) -> dict[int, dict | None]:
+    """What the source last said about each of these users (their link's ``raw``; users without a
+    link are left out). ``lock`` (inside a transaction): the links are locked (``FOR UPDATE``, in
+    user id order, so two writers never wait for each other crosswise) and read as the last writer
+    committed them."""
+    ids = sorted(set(user_ids))
+    out: dict[int, dict | None] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        sql = (_stored_records_sql(connection.vendor) + f"({', '.join(['%s'] * len(chunk))}) "
+               f"ORDER BY l.{_col(ExternalIdentity, 'user')}")
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        out.update(fetch(sql, [source.kind, source.slug, *chunk], _LINK_FIELDS))
     return out
 
 

@@ -285,20 +285,26 @@ def _refresh_records(source: Source, rows: list[reads.UserRow], request_id: str)
     record is refreshed (``accounts.identity.links.link_records_refresh``, as the writer would) and
     no run is started: a one-member PATCH of a 20k-member group stays a few queries. The others go
     through ``apply_source_users`` (run, journal, the rules' org / roles / active decisions).
+
+    The users' links are locked before their groups are read: two PATCHes of different groups that
+    add one user at once would otherwise each read the groups without the other's uncommitted
+    membership, and the later record would drop the earlier group. Locked, the second waits for the
+    first's commit and then reads both memberships and the record the first stored.
     """
     if not rows:
         return
-    refs = reads.group_refs(source, [row.user_id for row in rows])
-    users, stored = {}, {}
+    user_ids = [row.user_id for row in rows]
+    stored = reads.stored_records(source, user_ids, lock=True)
+    refs = reads.group_refs(source, user_ids)
+    users = {}
     for row in rows:
         doc = dict(row.document, active=row.active, userName=row.username)
         if row.external_id:
             doc["externalId"] = row.external_id
         users[row.user_id] = _source_user(row.scim_id, doc, refs[row.user_id], profile=False)
-        stored[row.user_id] = row.raw
     ruleset, policy = RuleSet.of(reads.rule_set(source)), source.org_policy()
     same = {uid: link_raw(user.record) for uid, user in users.items()
-            if _rules_see_no_change(ruleset, policy, stored[uid], user.record)}
+            if _rules_see_no_change(ruleset, policy, stored.get(uid), user.record)}
     if same:
         links.link_records_refresh(source=source.kind, provider=source.slug, raws=same)
     rest = [user for uid, user in users.items() if uid not in same]
@@ -485,7 +491,7 @@ def _group_members_delta(source: Source, resource: ScimResource, add: list[str],
                          request_id: str, versions: frozenset[int] | None = None) -> ScimResource:
     actor = _actor(source, request_id)
     # One read for the named members: their user ids, and what the rule refresh needs afterwards
-    # (membership changes touch neither the SCIM documents nor the stored records).
+    # (membership changes do not touch the SCIM documents).
     rows = {row.scim_id: row for row in reads.user_rows(source, scim_ids=[*add, *remove])}
     missing = [sid for sid in add if sid not in rows]
     if missing:
