@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from django.db.models.lookups import IContains
 
 from accounts.selectors import UserSearchText
+from provisioning.scim import reads
 from provisioning.scim.errors import ScimError
 from provisioning.scim.filters import Attribute, FilterCompiler
 from provisioning.scim.models import ScimResource
@@ -426,12 +427,9 @@ def by_id(source, kind: str, scim_id: str, *, lock: bool = False) -> ScimResourc
 
     ``lock`` (inside a transaction): hold the row until the write commits, so writes to one resource
     run one after the other -- If-Match compares with the version the write will replace, and a
-    group PATCH reads the membership the previous PATCH left."""
-    related = "user" if kind == ScimResource.Kind.USER else "group"
-    rows = live(source, kind).select_related(related).filter(Q(scim_id=scim_id))
-    if lock:
-        rows = rows.select_for_update(of=("self",))
-    resource = rows.first()
+    group PATCH reads the membership the previous PATCH left. Every request on one resource starts
+    here, so it is one hand-written statement (``provisioning.scim.reads``)."""
+    resource = reads.resource_by_id(source, kind, scim_id, lock=lock)
     if resource is None:
         raise ScimError(404, f"{kind} {scim_id[:64]} not found.")
     return resource

@@ -29,8 +29,9 @@ from provisioning.adoption import AdoptionCandidate, apply_adoption, journal_ado
 from provisioning.inbound import SourceUser, apply_source_users
 from provisioning.lifecycle import source_actor
 from provisioning.models import JournalEntry, ProvisioningRun, Source
-from provisioning.resolve import link_raw, source_links, stored_record
+from provisioning.resolve import link_raw, stored_record
 from provisioning.rules import RuleSet, SourceRecord
+from provisioning.scim import reads
 from provisioning.scim import resources as res
 from provisioning.scim.errors import CONFLICT_DETAILS, ScimError, not_found
 from provisioning.scim.filters import Compare
@@ -73,13 +74,7 @@ def _check_mutability(body: Any, read_only: tuple[str, ...]) -> None:
 
 def _group_refs(source: Source, user_ids: list[int]) -> dict[int, list[str]]:
     """Per user, the display names and SCIM ids of the provider's groups they are in."""
-    refs: dict[int, list[str]] = {uid: [] for uid in user_ids}
-    rows = (ScimResource.objects.filter(source=source, kind=ScimResource.Kind.GROUP, deleted_at__isnull=True,
-                                        group__group__user__in=user_ids)
-            .values_list("group__group__user", "scim_id", "group__display_name"))
-    for uid, scim_id, name in rows:
-        refs[uid] += [name, scim_id]
-    return refs
+    return reads.group_refs(source, user_ids)
 
 
 def user_record(doc: dict, groups: list[str]) -> SourceRecord:
@@ -277,29 +272,37 @@ def user_delete(*, source: Source, resource: ScimResource, request_id: str = "")
 
 
 def refresh_rules(source: Source, user_ids: list[int], request_id: str = "") -> None:
-    """Re-evaluate the rules for users whose group memberships changed.
+    """Re-evaluate the rules for users whose group memberships changed (see ``_refresh_records``)."""
+    if user_ids:
+        _refresh_records(source, reads.user_rows(source, user_ids=user_ids), request_id)
+
+
+def _refresh_records(source: Source, rows: list[reads.UserRow], request_id: str) -> None:
+    """Give the rules the new group memberships of these users.
 
     A user whose new record gives the rules nothing new (``RuleSet.relevant`` equals the stored
     record's: no rule reads the groups that changed) keeps every rule outcome, so only the stored
     record is refreshed (``accounts.identity.links.link_records_refresh``, as the writer would) and
     no run is started: a one-member PATCH of a 20k-member group stays a few queries. The others go
     through ``apply_source_users`` (run, journal, the rules' org / roles / active decisions).
+
+    The users' links are locked before their groups are read: two PATCHes of different groups that
+    add one user at once would otherwise each read the groups without the other's uncommitted
+    membership, and the later record would drop the earlier group. Locked, the second waits for the
+    first's commit and then reads both memberships and the record the first stored.
     """
-    if not user_ids:
+    if not rows:
         return
-    rows = ScimResource.objects.filter(source=source, kind=ScimResource.Kind.USER, user_id__in=user_ids,
-                                       deleted_at__isnull=True).select_related("user")
-    refs = _group_refs(source, user_ids)
+    user_ids = [row.user_id for row in rows]
+    stored = reads.stored_records(source, user_ids, lock=True)
+    refs = reads.group_refs(source, user_ids)
     users = {}
     for row in rows:
-        doc = dict(row.document, active=row.active, userName=row.user.username)
+        doc = dict(row.document, active=row.active, userName=row.username)
         if row.external_id:
             doc["externalId"] = row.external_id
         users[row.user_id] = _source_user(row.scim_id, doc, refs[row.user_id], profile=False)
-    if not users:
-        return
-    ruleset, policy = RuleSet.of(source.rule_set()), source.org_policy()
-    stored = dict(source_links(source).filter(user_id__in=list(users)).values_list("user_id", "raw"))
+    ruleset, policy = RuleSet.of(reads.rule_set(source)), source.org_policy()
     same = {uid: link_raw(user.record) for uid, user in users.items()
             if _rules_see_no_change(ruleset, policy, stored.get(uid), user.record)}
     if same:
@@ -487,13 +490,21 @@ def group_members_patch(*, source: Source, resource: ScimResource, add: list[str
 def _group_members_delta(source: Source, resource: ScimResource, add: list[str], remove: list[str], *,
                          request_id: str, versions: frozenset[int] | None = None) -> ScimResource:
     actor = _actor(source, request_id)
+    # One read for the named members: their user ids, and what the rule refresh needs afterwards
+    # (membership changes do not touch the SCIM documents).
+    rows = {row.scim_id: row for row in reads.user_rows(source, scim_ids=[*add, *remove])}
+    missing = [sid for sid in add if sid not in rows]
+    if missing:
+        raise ScimError(400, f"No user with id {missing[0][:64]} (members must be this provider's users).",
+                        "invalidValue")
     # No savepoint: an error here fails the whole request anyway, and each savepoint is a round trip.
     with transaction.atomic(savepoint=False):
         added = memberships.group_members_add(actor=actor, dgroup=resource.group,
-                                              user_ids=_member_user_ids(source, add)).added
+                                              user_ids=[rows[sid].user_id for sid in add]).added
         removed = memberships.group_members_remove(actor=actor, dgroup=resource.group,
-                                                   user_ids=_member_user_ids(source, remove, strict=False)).removed
-        refresh_rules(source, added + removed, request_id)
+                                                   user_ids=[rows[sid].user_id for sid in remove if sid in rows]).removed
+        changed = set(added) | set(removed)
+        _refresh_records(source, [row for row in rows.values() if row.user_id in changed], request_id)
         _bump_version(resource, versions)
     return resource
 

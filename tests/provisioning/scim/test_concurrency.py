@@ -172,3 +172,45 @@ def test_member_patch_does_its_work_before_it_waits_for_the_group_lock(api):
     assert [status for status, _ in results] == [204]
     assert User.objects.filter(groups=DirectoryGroup.objects.get(display_name="Locked").group,
                                username="late.lock").exists()
+
+
+def test_parallel_patches_adding_one_user_to_two_groups_keep_both_in_the_stored_record(api):
+    """Two member PATCHes of different groups add the same user at once (an IdP onboarding someone
+    into several groups). Each refreshes the user's stored source record with the user's groups;
+    the second must read them after the first committed, or its record drops the first's group and
+    later rule runs from stored records (reapply, previews) would not see it."""
+    from django.db import connections
+
+    from provisioning.resolve import stored_record
+
+    status, user = api("POST", "/Users", {"userName": "two.groups"})
+    assert status == 201
+    gids = [api("POST", "/Groups", {"displayName": name})[1]["id"] for name in ("Blue", "Green")]
+    link = ExternalIdentity.objects.get(user__username="two.groups")
+    holder = connections.create_connection("default")
+    holder.connect()
+    holder.set_autocommit(False)
+    threads, results = [], []
+    try:
+        with holder.cursor() as cursor:  # both PATCHes run up to the stored record, then wait here
+            cursor.execute("SELECT id FROM accounts_externalidentity WHERE id = %s FOR UPDATE", [link.pk])
+        for gid in gids:
+            threads.append(threading.Thread(target=lambda gid=gid: results.append(api("PATCH", f"/Groups/{gid}", {
+                "schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members",
+                                                       "value": [{"value": user["id"]}]}]}))))
+            threads[-1].start()
+        for _ in range(600):  # until both wait for the held link (at most 60 s on a loaded machine)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                               "AND datname = current_database() AND pid <> pg_backend_pid()")
+                if cursor.fetchone()[0] >= 2:
+                    break
+            threads[0].join(0.1)
+    finally:
+        holder.rollback()
+        holder.close()
+    for thread in threads:
+        thread.join(60)
+    assert [status for status, _ in results] == [204, 204]
+    link.refresh_from_db()
+    assert stored_record(link.raw).groups == {"blue", "green", *gids}
