@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -310,6 +310,34 @@ def _search(kind: str | None) -> Callable[[HttpRequest], HttpResponse]:
 # --- the wrapper every endpoint goes through -------------------------------------------------------
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the database rolled the transaction back
+# and says trying again may work. Two writes locking the same group and user in opposite orders (a
+# group PUT and a member PATCH) can meet this way; the client should see neither a 500 nor a failure.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSIENT_ATTEMPTS = 3
+
+
+def _is_transient(error: OperationalError) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+def _retrying_transient(func: Callable[..., HttpResponse], request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """``func``'s response, tried again (up to ``TRANSIENT_ATTEMPTS`` in all) when the database aborted
+    its transaction as a deadlock victim or a serialization failure; then a 503 with Retry-After,
+    which identity providers retry. Each SCIM write is one transaction, so a retry repeats it whole;
+    inside a caller's transaction nothing is retried (its work is gone with the error)."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return func(request, *args, **kwargs)
+        except OperationalError as error:
+            if not _is_transient(error) or connection.in_atomic_block:
+                raise
+            logger.warning("SCIM request met a transient database conflict (attempt %d of %d): %s",
+                           attempt, TRANSIENT_ATTEMPTS, getattr(error.__cause__, "sqlstate", ""))
+            time.sleep(0.01 * attempt)
+    raise ScimError(503, "The request met a concurrent change; try again.", headers={"Retry-After": "1"})
+
+
 def scim_endpoint(func: Callable[..., HttpResponse], *, public: bool = False) -> Callable[..., HttpResponse]:
     """Authenticate, turn every error into a SCIM error document, and log the request."""
 
@@ -325,7 +353,7 @@ def scim_endpoint(func: Callable[..., HttpResponse], *, public: bool = False) ->
                                             headers={"WWW-Authenticate": CHALLENGE}))
         scim_type = ""
         try:
-            response = func(request, *args, **kwargs)
+            response = _retrying_transient(func, request, *args, **kwargs)
         except ScimError as error:
             response, scim_type = error_response(error), error.scim_type
         except IdentityError as error:
