@@ -248,3 +248,22 @@ def test_save_event_rows_tells_the_listeners(actor):
     finally:
         events_saved.disconnect(listener)
     assert seen == [("user.role_added", "ann", "Admin", "Okta", "scim")]
+
+
+def test_save_event_rows_reads_a_generator_chunk_by_chunk(actor, monkeypatch):
+    monkeypatch.setattr(audit, "COPY_CHUNK", 60)
+    told = []
+
+    def listener(sender, events, **kwargs):
+        told.append(len(events))
+
+    events_saved.connect(listener)
+    try:
+        written = save_event_rows(actor=actor, target_type="user", field="groups", events=(
+            ("group.member_added", i, f"user{i}", None, "red") for i in range(130)))
+    finally:
+        events_saved.disconnect(listener)
+    assert written == 130 and told == [60, 60, 10]
+    stored = AuditEvent.objects.filter(action="group.member_added")
+    assert sorted(int(t) for t in stored.values_list("target_id", flat=True)) == list(range(130))
+    assert set(stored.values_list("new_value", flat=True)) == {"red"}
