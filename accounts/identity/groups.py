@@ -6,18 +6,23 @@ A provider's group is its own: only that provider renames, deletes or changes it
 created by a provider records its provisioning source (``DirectoryGroup.owner_source``).
 The backing ``auth.Group`` gets a bounded, unique name whatever the provider sends, and keeps
 following the display name when the group is renamed (``group_rename``).
+
+``groups_create`` creates many groups in one transaction with a fixed number of statements (a
+directory's first sync creates 1,000; ``group_create`` is the one-group case of it).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import Group, User
-from django.db import transaction
+from django.db import IntegrityError, models, transaction
 
 from accounts.exceptions import ConflictError, ValidationFailed
-from accounts.identity.audit import build_event, save_events
+from accounts.identity.audit import build_event, save_event_rows, save_events
+from accounts.identity.bulkio import insert_objects, uses_copy
 from accounts.identity.grants import origin_source_id
 from accounts.identity.policy import check_group_owner
 from accounts.identity.types import UNSET, Actor
@@ -54,24 +59,84 @@ def validate_external_id(value: Any) -> str:
     return value
 
 
+class NewGroup(NamedTuple):
+    """A directory group to create: its display name and the provider's id for it (may be empty)."""
+
+    display_name: str
+    external_id: str = ""
+
+
+COPY_MIN = 50  # fewer groups than this are inserted with ``bulk_create`` (one statement per table)
+LOOKUP_BATCH = 500  # external ids per existence query (SQLite's bound-parameter limit)
+
+
 def group_create(*, actor: Actor, display_name: str, external_id: str = "") -> DirectoryGroup:
     """Create a directory group owned by the actor's source."""
-    display_name = validate_display_name(display_name)
-    external_id = validate_external_id(external_id)
+    return groups_create(actor=actor, groups=[NewGroup(display_name, external_id)])[0]
+
+
+def groups_create(*, actor: Actor, groups: Iterable[NewGroup], dry_run: bool = False) -> list[DirectoryGroup]:
+    """Create directory groups owned by the actor's source, all or none, in the order given: each
+    name validated and its backing ``auth.Group`` named as ``group_create`` names it, one
+    ``group.created`` event each. An external id that exists already for the provider, or is given
+    twice, refuses the whole call (``group_exists``). A constant number of statements whatever the
+    number of groups (one existence query, one insert per table, one for the audit). ``dry_run``
+    checks everything and returns the groups unsaved."""
+    specs = [(validate_display_name(display_name), validate_external_id(external_id))
+             for display_name, external_id in groups]
+    seen: set[str] = set()
+    for _, external_id in specs:
+        if external_id in seen:
+            raise _exists(external_id)
+        if external_id:
+            seen.add(external_id)
+    owner_source_id = origin_source_id(actor) if specs else None
     with transaction.atomic():
-        if external_id and DirectoryGroup.objects.filter(
-            source=actor.source, provider=actor.provider, external_id=external_id
-        ).exists():
-            raise ConflictError("group_exists", f"A group with external id {external_id!r} exists.",
-                                field="externalId")
-        group = Group.objects.create(name=backing_group_name(actor.source, actor.provider, display_name))
-        dgroup = DirectoryGroup.objects.create(group=group, display_name=display_name, source=actor.source,
-                                               provider=actor.provider, external_id=external_id,
-                                               owner_source_id=origin_source_id(actor))
-        save_events([build_event(actor=actor, action="group.created", target_type="group", target_id=dgroup.pk,
-                                 target_label=display_name, new={"display_name": display_name,
-                                                                  "external_id": external_id})])
-    return dgroup
+        taken = _taken_external_ids(actor, list(seen))
+        for _, external_id in specs:
+            if external_id in taken:
+                raise _exists(external_id)
+        backing = [Group(name=backing_group_name(actor.source, actor.provider, display_name))
+                   for display_name, _ in specs]
+        dgroups = [DirectoryGroup(group=group, display_name=display_name, source=actor.source,
+                                  provider=actor.provider, external_id=external_id,
+                                  owner_source_id=owner_source_id)
+                   for group, (display_name, external_id) in zip(backing, specs, strict=True)]
+        if dry_run or not specs:
+            return dgroups
+        try:
+            _insert(Group, backing)
+            for dgroup, group in zip(dgroups, backing, strict=True):
+                dgroup.group_id = group.pk  # the instance cached before the group had its id
+            _insert(DirectoryGroup, dgroups)
+        except IntegrityError as exc:  # created meanwhile by a concurrent call: the unique constraint
+            raise ConflictError("group_exists", "A group with one of these external ids was created meanwhile.",
+                                field="externalId") from exc
+        save_event_rows(actor=actor, target_type="group", events=(
+            ("group.created", dgroup.pk, dgroup.display_name, None,
+             {"display_name": dgroup.display_name, "external_id": dgroup.external_id}) for dgroup in dgroups))
+    return dgroups
+
+
+def _exists(external_id: str) -> ConflictError:
+    return ConflictError("group_exists", f"A group with external id {external_id!r} exists.", field="externalId")
+
+
+def _taken_external_ids(actor: Actor, external_ids: Sequence[str]) -> set[str]:
+    taken: set[str] = set()
+    for start in range(0, len(external_ids), LOOKUP_BATCH):
+        taken.update(DirectoryGroup.objects.filter(
+            source=actor.source, provider=actor.provider, external_id__in=external_ids[start:start + LOOKUP_BATCH],
+        ).values_list("external_id", flat=True))
+    return taken
+
+
+def _insert(model: type[models.Model], objs: list[Any]) -> None:
+    """Insert unsaved instances, giving them their ids: ``COPY`` for many on PostgreSQL."""
+    if len(objs) >= COPY_MIN and uses_copy():
+        insert_objects(model, objs)
+    else:
+        model._default_manager.bulk_create(objs)
 
 
 def group_rename(*, actor: Actor, dgroup: DirectoryGroup, display_name: Any) -> bool:
@@ -119,12 +184,11 @@ def group_delete(*, actor: Actor, dgroup: DirectoryGroup) -> None:
     check_group_owner(actor, dgroup)
     with transaction.atomic():
         members = list(User.objects.filter(groups=dgroup.group_id).values_list("pk", "username"))
-        events = [build_event(actor=actor, action="user.group_removed", target_type="user", target_id=pk,
-                              target_label=username, field="groups", old=dgroup.display_name)
-                  for pk, username in members]
-        events.append(build_event(actor=actor, action="group.deleted", target_type="group", target_id=dgroup.pk,
-                                  target_label=dgroup.display_name, old={"display_name": dgroup.display_name}))
         group = dgroup.group
+        pk, display_name = dgroup.pk, dgroup.display_name
         dgroup.delete()
         group.delete()
-        save_events(events)
+        save_event_rows(actor=actor, target_type="user", field="groups", events=(
+            ("user.group_removed", user_pk, username, display_name, None) for user_pk, username in members))
+        save_event_rows(actor=actor, target_type="group", events=[
+            ("group.deleted", pk, display_name, {"display_name": display_name}, None)])

@@ -11,20 +11,27 @@ Ownership: a provider's group is changed only by that provider; no console user 
 changes it (``accounts.identity.policy.check_group_membership_owner``, the same check the user-centric
 ``IdentityChange.groups*`` path uses). Every membership change is audited (``group.member_added`` / ``group.member_removed``,
 one event per member). ``dry_run`` computes the same result without writing.
+
+``groups_members_replace`` replaces the members of many groups at once (a directory sync's group
+mirror: 170,873 memberships of 1,000 groups at 100k users, issue 10) with a fixed number of
+statements whatever the number of groups: one read of their memberships, one of the users
+concerned, one delete and one ``COPY`` of membership rows, one ``COPY`` of audit rows
+(``audit.save_event_rows``) -- still one event per membership change, all or nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from accounts.exceptions import ValidationFailed
 from accounts.identity import policy
-from accounts.identity.audit import build_event, save_events
-from accounts.identity.bulkio import insert_rows
+from accounts.identity.audit import save_event_rows
+from accounts.identity.bulkio import uses_copy
 from accounts.identity.types import Actor
 from accounts.models import DirectoryGroup
 
@@ -32,6 +39,8 @@ Membership = User.groups.through
 BATCH = 2000
 MAX_MEMBERS_PER_CALL = 100_000
 COPY_MIN = 50  # fewer new rows than this are inserted without COPY
+COPY_CHUNK = 10_000  # rows per write to the COPY stream
+GROUP_BATCH = 500  # groups per membership read (SQLite's bound-parameter limit)
 
 
 @dataclass
@@ -55,30 +64,66 @@ def _ids(user_ids: Iterable[int]) -> list[int]:
     return ids
 
 
-def _events(actor: Actor, dgroup: DirectoryGroup, action: str, user_ids: list[int], *, added: bool,
-            names: dict[int, str] | None = None) -> list:
-    if names is None:
-        names = dict(User.objects.filter(pk__in=user_ids).values_list("pk", "username"))
-    return [build_event(actor=actor, action=action, target_type="user", target_id=uid, target_label=names.get(uid, ""),
-                        field="groups", old=None if added else dgroup.display_name,
-                        new=dgroup.display_name if added else None) for uid in user_ids]
+def _usernames(user_ids: Sequence[int]) -> dict[int, str]:
+    """``{id: username}`` of the users among ``user_ids`` (the others do not exist): on PostgreSQL one
+    query with the ids as one array parameter (an ``IN`` list of 100k ids costs its conversion)."""
+    if not user_ids:
+        return {}
+    if uses_copy():
+        meta = User._meta
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {quote(meta.pk.column)}, {quote(meta.get_field('username').column)} "  # noqa: S608
+                           f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = ANY(%s)", [list(user_ids)])
+            return dict(cursor.fetchall())
+    names: dict[int, str] = {}
+    for start in range(0, len(user_ids), BATCH):
+        names.update(User.objects.filter(pk__in=user_ids[start:start + BATCH]).values_list("pk", "username"))
+    return names
+
+
+def _events(dgroup: DirectoryGroup, user_ids: list[int], names: dict[int, str], *, added: bool):
+    action, old, new = (("group.member_added", None, dgroup.display_name) if added
+                        else ("group.member_removed", dgroup.display_name, None))
+    return ((action, uid, names.get(uid, ""), old, new) for uid in user_ids)
 
 
 def _insert_memberships(group_id: int, user_ids: list[int]) -> None:
-    """Membership rows for users just checked not to be members: with ``COPY`` on PostgreSQL (the
-    first sync of a directory adds 170k at once). A concurrent writer that added one of them since
-    makes the rows conflict; then they go in again skipping the rows that exist. A few rows (a SCIM
-    PATCH) go straight to ``bulk_create``: a savepoint and a ``COPY`` would cost more statements."""
-    if len(user_ids) < COPY_MIN:
-        Membership.objects.bulk_create([Membership(group_id=group_id, user_id=uid) for uid in user_ids],
-                                       ignore_conflicts=True)
+    _insert_membership_rows([(group_id, uid) for uid in user_ids])
+
+
+def _insert_membership_rows(rows: list[tuple[int, int]]) -> None:
+    """``(group_id, user_id)`` rows for users just checked not to be members: with ``COPY`` on
+    PostgreSQL (the first sync of a directory adds 170k at once). A concurrent writer that added one
+    of them since makes the rows conflict; then they go in again skipping the rows that exist. A few
+    rows (a SCIM PATCH) go straight to ``bulk_create``: a savepoint and a ``COPY`` would cost more
+    statements."""
+    if len(rows) < COPY_MIN or not uses_copy():
+        Membership.objects.bulk_create([Membership(group_id=gid, user_id=uid) for gid, uid in rows],
+                                       ignore_conflicts=True, batch_size=BATCH)
         return
     try:
         with transaction.atomic():
-            insert_rows(Membership, ("group_id", "user_id"), [(group_id, uid) for uid in user_ids])
+            _copy_membership_rows(rows)
     except IntegrityError:
-        Membership.objects.bulk_create([Membership(group_id=group_id, user_id=uid) for uid in user_ids],
-                                       ignore_conflicts=True)
+        Membership.objects.bulk_create([Membership(group_id=gid, user_id=uid) for gid, uid in rows],
+                                       ignore_conflicts=True, batch_size=BATCH)
+
+
+def _copy_membership_rows(rows: list[tuple[int, int]]) -> None:
+    """One ``COPY`` of the rows, formatted here (two integers a line in ``COPY``'s text format; the
+    row id comes from the table's sequence)."""
+    meta = Membership._meta
+    quote = connection.ops.quote_name
+    columns = (meta.get_field("group").column, meta.get_field("user").column)
+    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    start = time.monotonic()
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(sql) as copy:
+            for at in range(0, len(rows), COPY_CHUNK):
+                copy.write("".join(f"{int(group_id)}\t{int(user_id)}\n" for group_id, user_id in rows[at:at + COPY_CHUNK]))
+    if connection.queries_logged:  # query-count checks see the COPY
+        connection.queries_log.append({"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - start:.3f}"})
 
 
 def group_members_add(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Iterable[int],
@@ -98,7 +143,8 @@ def group_members_add(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Iterabl
         if new and not dry_run:
             with transaction.atomic():
                 _insert_memberships(dgroup.group_id, new)
-                save_events(_events(actor, dgroup, "group.member_added", new, added=True, names=names))
+                save_event_rows(actor=actor, target_type="user", field="groups",
+                                events=_events(dgroup, new, names, added=True))
     return result
 
 
@@ -110,13 +156,15 @@ def group_members_remove(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Iter
     result = MembershipResult()
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
-        present = sorted(Membership.objects.filter(group_id=dgroup.group_id, user_id__in=chunk)
-                         .values_list("user_id", flat=True))
-        result.removed += present
-        if present and not dry_run:
+        present = dict(Membership.objects.filter(group_id=dgroup.group_id, user_id__in=chunk)
+                       .values_list("user_id", "user__username"))
+        removed = sorted(present)
+        result.removed += removed
+        if removed and not dry_run:
             with transaction.atomic():
-                Membership.objects.filter(group_id=dgroup.group_id, user_id__in=present).delete()
-                save_events(_events(actor, dgroup, "group.member_removed", present, added=False))
+                Membership.objects.filter(group_id=dgroup.group_id, user_id__in=removed).delete()
+                save_event_rows(actor=actor, target_type="user", field="groups",
+                                events=_events(dgroup, removed, present, added=False))
     return result
 
 
@@ -124,10 +172,55 @@ def group_members_replace(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Ite
                           dry_run: bool = False) -> MembershipResult:
     """Make the membership exactly ``user_ids`` (SCIM PUT / replace, a full LDAP sync of the group),
     writing only the difference, all or nothing."""
-    _check_owner(actor, dgroup)
-    wanted = set(_ids(user_ids))
-    current = set(Membership.objects.filter(group_id=dgroup.group_id).values_list("user_id", flat=True))
+    return groups_members_replace(actor=actor, members=[(dgroup, user_ids)], dry_run=dry_run)[dgroup.pk]
+
+
+def groups_members_replace(*, actor: Actor, members: Iterable[tuple[DirectoryGroup, Iterable[int]]],
+                           dry_run: bool = False) -> dict[int, MembershipResult]:
+    """Make each group's membership exactly the user ids given with it, writing only the differences,
+    all groups or none; the result of each group under its ``DirectoryGroup`` id. Ids that name no
+    user are ignored (``unknown``). Every group must be the actor's to change (checked before
+    anything is read); each group at most once."""
+    members = [(dgroup, _ids(user_ids)) for dgroup, user_ids in members]
+    policy.check_group_membership_owner(actor, [dgroup for dgroup, _ in members])
+    if len({dgroup.group_id for dgroup, _ in members}) != len(members):
+        raise ValueError("groups_members_replace: a group is given twice")
+    results = {dgroup.pk: MembershipResult() for dgroup, _ in members}
+    if not members:
+        return results
     with transaction.atomic():
-        removed = group_members_remove(actor=actor, dgroup=dgroup, user_ids=current - wanted, dry_run=dry_run)
-        added = group_members_add(actor=actor, dgroup=dgroup, user_ids=wanted - current, dry_run=dry_run)
-    return MembershipResult(added=added.added, removed=removed.removed, unknown=added.unknown)
+        current = _memberships([dgroup.group_id for dgroup, _ in members])
+        changes = []  # (dgroup, ids to add, {user id: membership row id} to remove)
+        for dgroup, wanted in members:
+            rows = current.get(dgroup.group_id, {})
+            wanted_set = set(wanted)
+            changes.append((dgroup, [uid for uid in wanted if uid not in rows],
+                            {uid: row for uid, row in rows.items() if uid not in wanted_set}))
+        names = _usernames(sorted({uid for _, add, remove in changes for uid in (*add, *remove)}))
+        for dgroup, add, remove in changes:
+            result = results[dgroup.pk]
+            result.added = [uid for uid in add if uid in names]
+            result.unknown = [uid for uid in add if uid not in names]
+            result.removed = sorted(remove)
+        if dry_run:
+            return results
+        row_ids = sorted(row for _, _, remove in changes for row in remove.values())
+        for start in range(0, len(row_ids), BATCH):
+            Membership.objects.filter(pk__in=row_ids[start:start + BATCH]).delete()
+        _insert_membership_rows([(dgroup.group_id, uid) for dgroup, _, _ in changes
+                                 for uid in results[dgroup.pk].added])
+        save_event_rows(actor=actor, target_type="user", field="groups", events=(
+            event for dgroup, _, _ in changes for result in [results[dgroup.pk]]
+            for event in (*_events(dgroup, result.removed, names, added=False),
+                          *_events(dgroup, result.added, names, added=True))))
+    return results
+
+
+def _memberships(group_ids: list[int]) -> dict[int, dict[int, int]]:
+    """``{group id: {user id: membership row id}}`` of the given groups, in one query per 500 groups."""
+    current: dict[int, dict[int, int]] = {}
+    for start in range(0, len(group_ids), GROUP_BATCH):
+        for row, group_id, user_id in (Membership.objects.filter(group_id__in=group_ids[start:start + GROUP_BATCH])
+                                       .values_list("pk", "group_id", "user_id").iterator(chunk_size=10_000)):
+            current.setdefault(group_id, {})[user_id] = row
+    return current

@@ -151,13 +151,13 @@ def test_incremental_runs_mirror_only_the_groups_that_changed(slapd_server, ou, 
     directory = make_directory(slapd_server, ou, root_org)
     sync_directory(directory)
     mirrored: list[str] = []
-    real = sync_mod.group_members_replace
+    real = sync_mod.groups_members_replace
 
-    def spy(*, actor, dgroup, user_ids):
-        mirrored.append(dgroup.display_name)
-        return real(actor=actor, dgroup=dgroup, user_ids=user_ids)
+    def spy(*, actor, members):
+        mirrored.extend(dgroup.display_name for dgroup, _ in members)
+        return real(actor=actor, members=members)
 
-    monkeypatch.setattr(sync_mod, "group_members_replace", spy)
+    monkeypatch.setattr(sync_mod, "groups_members_replace", spy)
     assert sync_directory(fresh(directory)).counts["incremental"] == 1
     assert mirrored == []  # nothing changed: the group last read at the mark is not "changed"
 
