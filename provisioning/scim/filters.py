@@ -42,6 +42,18 @@ MAX_DEPTH = 32
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le"})
 
 
+def unstorable(text: str) -> bool:
+    """NUL, or a lone UTF-16 surrogate (JSON allows ``"\\ud800"``): PostgreSQL text and jsonb refuse
+    both, SQLite cannot encode the second, so either would surface as a 500 (in a body or a filter)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 class ScimFilterError(IdentityError):
     """A filter or path that cannot be parsed or names an attribute this resource does not have."""
 
@@ -241,7 +253,11 @@ class _Parser:
     def parse_value(self) -> Any:
         token = self.next("a value")
         if token.kind == "string":
-            return json.loads(token.text)
+            text = json.loads(token.text)
+            if unstorable(text):  # "\ud800" or "\u0000": no stored value holds one, and the query would fail
+                raise ScimFilterError(f"The string at position {token.pos + 1} contains a character that cannot "
+                                      "be stored (NUL or an unpaired surrogate).")
+            return text
         if token.kind == "number":
             return json.loads(token.text)
         if token.kind == "word" and token.text.lower() in {"true", "false", "null"}:

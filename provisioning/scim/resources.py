@@ -21,7 +21,7 @@ from django.db.models.lookups import IContains
 from accounts.selectors import UserSearchText
 from provisioning.scim import reads
 from provisioning.scim.errors import ScimError
-from provisioning.scim.filters import Attribute, FilterCompiler
+from provisioning.scim.filters import Attribute, FilterCompiler, unstorable
 from provisioning.scim.models import ScimResource
 from provisioning.scim.patch import ResourceSchema
 
@@ -71,18 +71,6 @@ def _invalid(message: str) -> ScimError:
     return ScimError(400, message, "invalidValue")
 
 
-def _unstorable(text: str) -> bool:
-    """NUL, or a lone UTF-16 surrogate (JSON allows ``"\\ud800"``): PostgreSQL text and jsonb refuse
-    both, SQLite cannot encode the second, so either would surface as a 500 on write."""
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def check_storable(value: Any, where: str = "") -> None:
     """Refuse a request body holding a string (a key or a value, at any depth) that the database
     cannot store: 400 ``invalidValue`` naming the attribute path (review F6). Run on every parsed
@@ -91,13 +79,13 @@ def check_storable(value: Any, where: str = "") -> None:
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
-            if _unstorable(item):
+            if unstorable(item):
                 raise _invalid(f"{path or 'The request body'} contains a character that cannot be stored "
                                "(NUL or an unpaired surrogate).")
         elif isinstance(item, dict):
             for key, child in item.items():
                 name = f"{path}.{key}" if path else str(key)
-                if _unstorable(str(key)):
+                if unstorable(str(key)):
                     raise _invalid(f"An attribute name under {path or 'the request body'} contains a character "
                                    "that cannot be stored (NUL or an unpaired surrogate).")
                 stack.append((child, name))

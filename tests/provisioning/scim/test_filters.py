@@ -273,6 +273,13 @@ def test_multi_valued_attributes_ask_for_distinct(people):
     ('meta.created gt "9999-12-31T23:59:59-23:00"',
      'meta.created needs an RFC 3339 date-time such as "2026-11-29T12:00:00Z".'),
     ('emails[type eq "work" and emails[value pr]]', "A value filter cannot contain another value filter."),
+    # Review 4, L1: a lone surrogate or NUL escape reached the database (UnicodeEncodeError, a 500).
+    ('userName eq "\\ud800"', "The string at position 13 contains a character that cannot be stored (NUL or an "
+                              "unpaired surrogate)."),
+    ('emails[value gt "a\\udfff"]', "The string at position 17 contains a character that cannot be stored (NUL or "
+                                    "an unpaired surrogate)."),
+    ('userName sw "x\\u0000"', "The string at position 13 contains a character that cannot be stored (NUL or an "
+                               "unpaired surrogate)."),
 ])
 def test_unknown_attributes_and_bad_values_are_refused_not_ignored(db, text, message):
     with pytest.raises(ScimFilterError) as caught:

@@ -77,6 +77,11 @@ def test_filter_and_paging_errors(scim):
     # Review 3, L2: a date with month 99 or offset +99:99 was a 500 through the real view.
     error(scim.get('/Users?filter=meta.lastModified gt "9999-99-99T00:00:00Z"'), 400, "invalidFilter")
     error(scim.get('/Users?filter=meta.lastModified gt "2020-01-01T00:00:00%2B99:99"'), 400, "invalidFilter")
+    # Review 4, L1: an escaped lone surrogate in a filter string was a 500 (UnicodeEncodeError).
+    error(scim.get('/Users?filter=userName eq "\\ud800"'), 400, "invalidFilter")
+    error(scim.get('/Groups?filter=displayName eq "\\ud800"'), 400, "invalidFilter")
+    error(scim.post("/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                                 "filter": 'userName eq "\\u0000"'}), 400, "invalidFilter")
     assert error(scim.get("/Users?startIndex=one"), 400, "invalidValue") == "startIndex must be an integer."
     error(scim.get("/Users?count=1.5"), 400, "invalidValue")
 
