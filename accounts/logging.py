@@ -19,8 +19,11 @@ _PATTERNS = [
 _LINK_TOKEN = re.compile(r"(/(?:sign-in/reset|invitation)/[A-Za-z0-9_-]+/)(?!set-password/)[A-Za-z0-9_-]+")
 
 # Query parameter names whose values are secrets (matched anywhere in the name, any case):
-# password, passwd, pwd, token, access_token, secret, client_secret, key, api_key, auth, signature...
-_SECRET_PARAM = re.compile(r"(?i)pass|pwd|token|secret|key|auth|sig|credential|session|cookie|saml")
+# password, passwd, pwd, token, access_token, secret, client_secret, key, api_key, auth, signature,
+# one-time codes (code, otp, OAuth's ?code=), bearer, jwt, SAML assertion, nonce, ticket... A name that
+# only looks like one (zipCode) loses its value in the log, which costs nothing.
+_SECRET_PARAM = re.compile(r"(?i)pass|pwd|token|secret|key|auth|sig|credential|session|cookie|saml|code|otp|bearer"
+                           r"|jwt|assertion|nonce|ticket")
 
 
 def redact_link_tokens(text: str) -> str:

@@ -122,6 +122,11 @@ def test_redact_query_hides_secret_looking_parameters_only():
                                  "&filter=userName%20eq%20%22x%22&count=5")
     assert redact_query("/scim/v2/Users") == "/scim/v2/Users"
     assert redact_query("/x?client%5Fsecret=s&flag") == "/x?client%5Fsecret=[redacted]&flag"
+    # Review 4, L3: one-time codes and bearer values too; the filter and paging stay readable.
+    assert redact_query('/scim/v2/Users?code=123456&OTP=1&bearer=b&id_jwt=j&SAMLAssertion=a&nonce=n&ticket=t'
+                        '&filter=userName eq "x"&startIndex=1') == (
+        '/scim/v2/Users?code=[redacted]&OTP=[redacted]&bearer=[redacted]&id_jwt=[redacted]&SAMLAssertion=[redacted]'
+        '&nonce=[redacted]&ticket=[redacted]&filter=userName eq "x"&startIndex=1')
 
 
 def test_gunicorn_access_log_holds_no_token_or_secret_query_value():
