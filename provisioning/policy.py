@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth.models import User
+from django.db.models import Q
 
 from accounts.access import Access
 from accounts.exceptions import PolicyDenied
@@ -98,10 +99,31 @@ def source_powers(source: Source) -> Powers:
         for slug, scope, perm in rule_rows:
             cloud_admin = cloud_admin or slug == CUSTOMER_CLOUD_ADMIN
             add(perm, None if scope == Role.Scope.GLOBAL else reach)
+        # New users also get their org's default roles (review 4, F3): those of every org the source may
+        # place users in, and of those orgs' ancestors, which they may inherit (a superset: inheritance
+        # switched off somewhere only makes it larger than needed).
+        for slug, scope, perm in _default_role_rows(placed):
+            cloud_admin = cloud_admin or slug == CUSTOMER_CLOUD_ADMIN
+            add(perm, None if scope == Role.Scope.GLOBAL else reach)
         # Directory password sign-in makes the directory decide its users' passwords (review N1).
         if Directory.objects.filter(source_id=source.pk, password_sign_in=True).exists():
             add("reset_passwords", user_paths)
     return Powers(grants=grants, cloud_admin=cloud_admin)
+
+
+def _default_role_rows(placed: list[Organization] | None):
+    """``(slug, scope, permission)`` of the default roles a new user placed in ``placed`` (their subtrees;
+    ``None``: anywhere) may receive, directly or inherited from an ancestor (one query)."""
+    through = Organization.default_roles.through.objects
+    if placed is not None:
+        if not placed:
+            return []
+        ancestors = {int(part) for org in placed for part in org.path.strip("/").split("/") if part}
+        where = Q(organization_id__in=ancestors)
+        for org in placed:
+            where |= Q(organization__path__startswith=org.path)
+        through = through.filter(where)
+    return through.values_list("role__slug", "role__scope", "role__group__permissions__codename").distinct()
 
 
 def _actor_powers(actor: Actor) -> Powers:

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Lower, Substr
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.access import Access
@@ -23,6 +24,13 @@ from accounts.identity.types import UNSET, Actor, AuthMethod, UserState
 from accounts.models import Organization, Role
 
 ORG_NAME_MIN, ORG_NAME_MAX = 3, 220
+
+
+# Sent (inside the writing transaction) when the default roles new users of an org's subtree receive may
+# have changed: its default roles, its inheritance flag, or its place in the tree. Receivers re-judge
+# what depends on them (``provisioning`` revokes source credentials whose issuer may no longer
+# administer a source placing users there). Arguments: ``actor``, ``org``.
+default_roles_changed = Signal()
 
 
 def validate_org_name(name: Any) -> str:
@@ -157,6 +165,8 @@ def org_move(*, actor: Actor, org: Organization, new_parent: Organization) -> No
     check_may_change_sign_in(actor=actor, users=sign_in_changes(sign_in_before, effective_providers(under=new_path)),
                              where=org.name, field="parent")
     _audit(actor, "org.moved", org, "parent", old_parent.name if old_parent else None, new_parent.name)
+    org.refresh_from_db(fields=["path", "depth", "parent"])
+    default_roles_changed.send(sender=Organization, actor=actor, org=org)  # it may inherit others now
 
 
 @transaction.atomic
@@ -279,6 +289,8 @@ def _update_settings(*, actor: Actor, org: Organization, auth_method: Any, auth_
             _audit(actor, "org.settings_changed", org, "default_roles",
                    sorted(r.name for r in old), sorted(r.name for r in new))
             changed.append("default_roles")
+    if {"default_roles", "inherit_default_roles"} & set(changed):
+        default_roles_changed.send(sender=Organization, actor=actor, org=org)
     return changed
 
 

@@ -388,3 +388,50 @@ def test_credentials_an_ima_issued_stop_working_when_a_cloud_admin_raises_the_pr
                              {**HELPERS_RULE, "position": "3", "value": "Admins"}).status_code == 302
     assert ScimClient(admin_token).get("/Users").status_code == 200
     assert AuditEvent.objects.filter(action="scim_credentials_revoked").count() == 1
+
+
+# Review 4, F3: a provider's powers include the default roles of the orgs it places users in ------
+
+
+def _org_admin_by_default(admin_user, org):
+    from accounts.identity.orgs import org_update_settings
+    from accounts.models import Role
+
+    org_update_settings(actor=Actor.for_user(admin_user), org=org, inherit_default_roles=False,
+                        default_roles=list(Role.objects.filter(slug__in=["desktop-user", "org-admin"])))
+
+
+def test_f3_ima_cannot_take_the_token_of_a_provider_whose_org_makes_org_admins_by_default(
+        ima_client, admin_user, sales):
+    """The reviewer's steps: Org Admin is a default role of the provider's org; an IMA rotating its token
+    could create Org Admins through SCIM (then reset their password to an address of its own)."""
+    from provisioning.scim import providers
+
+    _org_admin_by_default(admin_user, sales)
+    source = providers.provider_create(actor=Actor.for_user(admin_user), name="EngIdP", org=sales).source
+    response = ima_client.post(f"/provisioning/scim/{source.pk}/rotate/", {"overlap_hours": "0"})
+    assert 'data-code="source_more_privileged"' in response.content.decode()
+    assert not TOKEN.search(response.content.decode())
+    assert ScimToken.objects.filter(source=source).count() == 1  # only the Cloud Admin's
+
+
+def test_f3_making_an_admin_role_a_default_revokes_the_credentials_an_ima_issued(ima, ima_client, admin_user, sales,
+                                                                                 org_factory):
+    from provisioning.scim import providers
+
+    source = providers.provider_create(actor=Actor.for_user(admin_user), name="EngIdP", org=sales).source
+    ima_token = TOKEN.search(ima_client.post(f"/provisioning/scim/{source.pk}/rotate/", {"overlap_hours": "0"})
+                             .content.decode()).group(1)
+    admin_token = TOKEN.search(_client(admin_user).post(f"/provisioning/scim/{source.pk}/rotate/",
+                                                        {"overlap_hours": "24"}).content.decode()).group(1)
+    assert ScimClient(ima_token).get("/Users").status_code == 200
+    # A default role elsewhere changes nothing for this provider.
+    _org_admin_by_default(admin_user, org_factory("Elsewhere"))
+    assert ScimClient(ima_token).get("/Users").status_code == 200
+
+    # On the provider's own org: its new users would be Org Admins.
+    _org_admin_by_default(admin_user, sales)
+    assert ScimClient(ima_token).get("/Users").status_code == 401
+    assert ScimClient(admin_token).get("/Users").status_code == 200
+    event = AuditEvent.objects.get(action="scim_credentials_revoked")
+    assert event.target_id == str(source.pk) and event.new_value["tokens"] == 1
