@@ -347,6 +347,11 @@ class Directory(models.Model):
     verify_tls = models.BooleanField(default=True)
     bind_dn = models.CharField(max_length=500, blank=True)
     bind_password_encrypted = models.TextField(blank=True, editable=False)
+    # The console user who last saved the settings (NULL: a setup command, or saved before setters
+    # were kept). Whoever controls the server acts with the directory's powers, so a run refuses to
+    # sync while this person may not administer the source (``directories.check_connection_vouched``).
+    connection_set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                          on_delete=models.SET_NULL, related_name="+", editable=False)
     base_dns = models.JSONField(default=list)
     user_filter = models.CharField(max_length=1000, blank=True, help_text="Empty: the preset's filter.")
     group_filter = models.CharField(max_length=1000, blank=True, help_text="Empty: the preset's filter.")

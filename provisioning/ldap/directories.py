@@ -26,11 +26,11 @@ from accounts.identity import privilege
 from accounts.identity.audit import record_event
 from accounts.identity.types import Actor
 from provisioning.dn import normalize_dn
-from provisioning.ldap.client import DirectoryClient, DirectoryConnection, TlsMode
+from provisioning.ldap.client import DirectoryClient, DirectoryConnection, DirectoryError, TlsMode
 from provisioning.ldap.secrets import decrypt_secret, encrypt_secret
 from provisioning.ldap.translate import PRESETS, DirectoryPreset
 from provisioning.models import Directory, Source
-from provisioning.policy import check_may_administer_source
+from provisioning.policy import check_may_administer_source, may_administer_source
 from provisioning.services import _lock_source, source_save
 
 # Preset fields an attribute map may override.
@@ -219,6 +219,7 @@ def directory_create(*, actor: Actor, name: str, data: DirectorySettings, bind_p
         source_save(actor=actor, source=source)
         directory = Directory(source=source, **_fields(data))
         directory.bind_password_encrypted = encrypt_secret(bind_password)
+        directory.connection_set_by = _setter(actor)
         directory.save()
         record_event(actor=actor, action="directory_created", target_type="source", target_id=source.pk,
                      target_label=name, new={**_snapshot(directory),
@@ -236,6 +237,27 @@ def password_bound_changes(directory: Directory, data: DirectorySettings) -> lis
     """The ``PASSWORD_BOUND`` settings that ``data`` (validated) changes on ``directory``."""
     new = _fields(data)
     return [name for name in PASSWORD_BOUND if new[name] != getattr(directory, name)]
+
+
+def _setter(actor: Actor):
+    return actor.user if getattr(actor.user, "pk", None) else None
+
+
+def check_connection_vouched(directory: Directory) -> None:
+    """Raise ``DirectoryError("connection_unconfirmed")`` while the person who last saved the directory's
+    settings may not administer its source (review 4: the IdP and SCIM credential cases, for
+    directories). Whoever set the connection may control the server it reads, and the directory's
+    data decides roles: a Cloud Admin adding an admin-granting rule, or an admin role becoming a
+    default of its org, must not hand that power to a server a lesser admin pointed it at. An admin
+    who holds the powers confirms the connection by saving the settings."""
+    setter = directory.connection_set_by
+    if setter is None or may_administer_source(Actor.for_user(setter), directory.source):
+        return
+    raise DirectoryError(
+        "connection_unconfirmed",
+        f"The connection of {directory.source.name} was last saved by {setter.get_username()}, who may not "
+        "administer it now that it can grant more (its rules or its org's default roles): an admin holding "
+        "those powers must open its settings and save them to confirm the server. Nothing was changed.")
 
 
 def directory_update(*, actor: Actor, directory: Directory, data: DirectorySettings,
@@ -268,6 +290,8 @@ def directory_update(*, actor: Actor, directory: Directory, data: DirectorySetti
             setattr(directory, name, value)
         if bind_password is not None:
             directory.bind_password_encrypted = encrypt_secret(bind_password)
+        # Saving, even unchanged, vouches for the connection: the actor may administer the source now.
+        directory.connection_set_by = _setter(actor)
         directory.save()
         after = _snapshot(directory)
         label = directory.source.name

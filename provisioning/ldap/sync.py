@@ -59,7 +59,7 @@ from provisioning.journal import JournalRecorder, finish_run, run_actor, start_r
 from provisioning.ldap import incremental
 from provisioning.ldap.alerts import alert_run
 from provisioning.ldap.client import DirectoryError
-from provisioning.ldap.directories import open_client, preset_of
+from provisioning.ldap.directories import check_connection_vouched, open_client, preset_of
 from provisioning.ldap.fingerprint import (
     CHECK_KEY,
     FIELDS_KEY,
@@ -762,6 +762,7 @@ def _run(directory: Directory, run: ProvisioningRun, lock: RunLock, *, dry_run: 
     usn = ""
     mark_went_back = False
     try:
+        check_connection_vouched(directory)
         with open_client(directory) as client:
             if preset.changed.lower() == incremental.USN:
                 # AD: the mark is the server's USN before reading, so nothing changed meanwhile is missed.
