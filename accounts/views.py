@@ -364,6 +364,14 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
                "last_name": user.last_name, "notes": user.profile.notes}
     form = UserEditForm(request.POST or None, initial=initial, can_rename=can_manage,
                         can_change_sign_in=may_change_user(request.user, user))
+    if request.method == "GET" and user.email and not form.fields["email"].disabled:
+        from accounts.credentials.email_trust import email_trust
+
+        trust = email_trust(user)
+        if not trust.trusted:  # review 4 F1: say what saving does before the admin does it
+            form.fields["email"].help_text = (
+                f"Unconfirmed: set by {trust.set_by or 'someone'}, who may not change {user.username} now, so no "
+                "password links go to it. Check it with the user: saving confirms the address shown here.")
     if request.method == "POST" and form.is_valid():
         changes, conflicts = form.changes_since_loaded(initial)
         if conflicts:

@@ -98,7 +98,9 @@ def test_email_set_by_a_lesser_admin_gets_no_reset_link_after_a_promotion(direct
     assert any("target_more_privileged" in m for m in messages_of(refused))
     assert not AuditEvent.objects.filter(action="user.email_confirmed").exists()
 
-    # The Cloud Admin checks the address and saves it unchanged: that vouches for it.
+    # The Cloud Admin checks the address and saves it unchanged: that vouches for it (the form says so).
+    form = admin.get(reverse("accounts:user_edit", args=[emma.pk])).context["form"]
+    assert "saving confirms" in form.fields["email"].help_text
     assert edit_email(admin, emma, ATTACKER).status_code == 302
     [confirmed] = AuditEvent.objects.filter(action="user.email_confirmed", target_id=str(emma.pk))
     assert confirmed.actor_id == directory.admin.pk
