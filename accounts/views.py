@@ -313,6 +313,9 @@ def user_confirm_email(request: HttpRequest, pk: int) -> HttpResponse:
     from accounts.credentials.service import confirm_email
 
     user = _visible_user(request, pk)
+    access, org = _access(request), user.profile.org
+    if not (access.can("manage_users", org) or access.can("modify_user_profile", org)):
+        raise PermissionDenied("may not edit this user")  # as Edit: the scope of an email change
     try:
         confirmed = confirm_email(actor=_actor(request), user=user)
     except IdentityError as exc:
