@@ -219,3 +219,16 @@ def test_forgot_password_limit_counts_per_user(settings, user_factory):
     user_factory("other.eng", email="other@acme.example")
     forgot("other@acme.example", REMOTE_ADDR="10.3.0.1")
     assert len(mail.outbox) == 6
+
+
+def test_emailed_invitation_to_an_unconfirmed_address_is_refused_copy_still_works(directory, user_factory):
+    zed = user_factory("zed.inv", org=directory.engineering, password=None, email=ATTACKER,
+                       actor=Actor.for_user(directory.eng_admin))
+    grant_roles(directory.admin, zed, "cross-org-admin")
+    admin = Client()
+    admin.force_login(directory.admin)
+    resp = admin.post(reverse("accounts:user_invitation", args=[zed.pk]), {"how": "email"}, follow=True)
+    assert any("email_unconfirmed" in m for m in messages_of(resp))
+    assert mail.outbox == []
+    copied = admin.post(reverse("accounts:user_invitation", args=[zed.pk]), {"how": "copy"})
+    assert copied.status_code == 200 and copied.context["link"]
