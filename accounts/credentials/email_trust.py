@@ -21,7 +21,8 @@ roles granted by hand, an address a SAML assertion set (whoever controls the IdP
 link or emailed invitation is refused (``email_unconfirmed``) until an admin who may change the user
 saves the address again or presses "Confirm email" (``confirm_email``: a ``user.email_confirmed``
 event naming them). A user with no such event at all (created before the audit log, or by a data
-migration) is trusted: every audited front door records one.
+migration) is trusted: every audited front door records one, and audit retention keeps each user's
+last such event (``current_email_setters``).
 
 Two queries for a console setter (the event with its actor, both users' roles), three for a source.
 """
@@ -52,12 +53,25 @@ class EmailTrust:
     detail: str = ""
 
 
+# The audit events that set or confirm a user's email address.
+EMAIL_SETTING = Q(action="user.updated", field="email") | Q(action__in=("user.created", EMAIL_CONFIRMED))
+
+
 def email_setter_event(user: User) -> AuditEvent | None:
     """The last audit event that set or confirmed ``user``'s email address (one query, the actor and
     the actor's org loaded with it)."""
-    return (AuditEvent.objects.filter(target_type="user", target_id=str(user.pk))
-            .filter(Q(action="user.updated", field="email") | Q(action__in=("user.created", EMAIL_CONFIRMED)))
-            .select_related("actor__profile__org").order_by("-created_at", "-id").first())
+    return (AuditEvent.objects.filter(target_type="user", target_id=str(user.pk)).filter(EMAIL_SETTING)
+            .select_related("actor__profile__org").order_by("-id").first())
+
+
+def current_email_setters() -> Q:
+    """Events that are the last to set or confirm some user's address: audit retention keeps them
+    (``ops.retention``), or a purge would turn an unconfirmed address into one with no record."""
+    from django.db.models import Exists, OuterRef
+
+    newer = AuditEvent.objects.filter(EMAIL_SETTING, target_type="user", target_id=OuterRef("target_id"),
+                                      id__gt=OuterRef("id"))
+    return Q(EMAIL_SETTING, target_type="user") & ~Exists(newer)
 
 
 def email_trust(user: User) -> EmailTrust:

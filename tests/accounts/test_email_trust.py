@@ -232,3 +232,31 @@ def test_emailed_invitation_to_an_unconfirmed_address_is_refused_copy_still_work
     assert mail.outbox == []
     copied = admin.post(reverse("accounts:user_invitation", args=[zed.pk]), {"how": "copy"})
     assert copied.status_code == 200 and copied.context["link"]
+
+
+def test_audit_retention_keeps_the_event_that_says_who_set_the_address(directory, modifier, emma, settings):
+    """Otherwise waiting out the retention period (90 days) would turn the lesser admin's address into
+    one with no record, which counts as trusted."""
+    from datetime import timedelta
+
+    from django.db import models
+    from django.utils import timezone
+
+    from ops.retention import audit_purge
+
+    erin = Client()
+    erin.force_login(modifier)
+    edit_email(erin, emma, "first@evil.example")
+    edit_email(erin, emma, ATTACKER)
+    grant_roles(directory.admin, emma, "cross-org-admin")
+    old = timezone.now() - timedelta(days=400)
+    models.QuerySet(AuditEvent).filter(target_id=str(emma.pk)).update(created_at=old)
+    settings.IDM_AUDIT_RETENTION_DAYS = 90
+    assert audit_purge().deleted > 0
+    kept = AuditEvent.objects.filter(target_id=str(emma.pk))
+    # Only the last address event stays (the earlier address, creation and role events go).
+    assert [(e.action, e.field, e.new_value) for e in kept] == [("user.updated", "email", ATTACKER)]
+    emma.refresh_from_db()
+    assert email_trust(emma).reason == "target_more_privileged"
+    forgot("emma.eng")
+    assert mail.outbox == []
