@@ -24,6 +24,7 @@ urlpatterns = [
     path("users/new/", views.user_create, name="user_create"),
     path("users/bulk-state/", views.user_bulk_state, name="user_bulk_state"),
     path("users/<int:pk>/", views.user_detail, name="user_detail"),
+    path("users/<int:pk>/confirm-email/", views.user_confirm_email, name="user_confirm_email"),
     path("users/<int:pk>/edit/", views.user_edit, name="user_edit"),
     path("users/<int:pk>/move/", views.user_move, name="user_move"),
     path("users/<int:pk>/roles/", views.user_roles, name="user_roles"),

@@ -286,7 +286,44 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "mfa_device": mfa_flow.confirmed_device(user),
         "mfa_required": mfa_flow.org_requires(user),
         "can_reset_mfa": access.can("manage_mfa", org) and may_change,
+        **_email_trust_context(request, user, may_change=may_change),
     })
+
+
+def _email_trust_context(request: HttpRequest, user, *, may_change: bool) -> dict:
+    """Whether the user's address is unconfirmed (review 4 F1: links are not sent to it) and whether
+    the viewer may confirm it. Two queries, on this page only (never on lists)."""
+    from accounts.credentials.email_trust import email_trust
+
+    if not user.email:
+        return {}
+    trust = email_trust(user)
+    if trust.trusted:
+        return {}
+    access = _access(request)
+    org = user.profile.org
+    return {"email_unconfirmed": trust, "can_confirm_email": may_change and user.pk != request.user.pk and (
+        access.can("manage_users", org) or access.can("modify_user_profile", org))}
+
+
+@requires("view_directory")
+@require_POST
+def user_confirm_email(request: HttpRequest, pk: int) -> HttpResponse:
+    """"Confirm email": the admin vouches for the user's current address (``credentials.confirm_email``)."""
+    from accounts.credentials.service import confirm_email
+
+    user = _visible_user(request, pk)
+    access, org = _access(request), user.profile.org
+    if not (access.can("manage_users", org) or access.can("modify_user_profile", org)):
+        raise PermissionDenied("may not edit this user")  # as Edit: the scope of an email change
+    try:
+        confirmed = confirm_email(actor=_actor(request), user=user)
+    except IdentityError as exc:
+        messages.error(request, f"{exc.message} ({exc.code})")
+    else:
+        messages.success(request, f"Confirmed {user.email} for {user.username}: password links may go to it."
+                         if confirmed else f"{user.email} was already confirmed.")
+    return redirect("accounts:user_detail", pk=user.pk)
 
 
 @requires("manage_users")
@@ -330,6 +367,14 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
                "last_name": user.last_name, "notes": user.profile.notes}
     form = UserEditForm(request.POST or None, initial=initial, can_rename=can_manage,
                         can_change_sign_in=may_change_user(request.user, user))
+    if request.method == "GET" and user.email and not form.fields["email"].disabled:
+        from accounts.credentials.email_trust import email_trust
+
+        trust = email_trust(user)
+        if not trust.trusted:  # review 4 F1: say what saving does before the admin does it
+            form.fields["email"].help_text = (
+                f"Unconfirmed: set by {trust.set_by or 'someone'}, who may not change {user.username} now, so no "
+                "password links go to it. Check it with the user: saving confirms the address shown here.")
     if request.method == "POST" and form.is_valid():
         changes, conflicts = form.changes_since_loaded(initial)
         if conflicts:
@@ -353,10 +398,28 @@ def user_edit(request: HttpRequest, pk: int) -> HttpResponse:
             for problem in console_actions.user_update_problems(actor=_actor(request), user=user, **changes) or [exc]:
                 add_identity_error(form, problem)
         else:
-            messages.success(request, "Saved." if changes else "Nothing to change.")
+            confirmed = "email" not in changes and not form.fields["email"].disabled and _reconfirm_email(request, user)
+            messages.success(request, "Saved." if changes or confirmed else "Nothing to change.")
             return redirect("accounts:user_detail", pk=user.pk)
     return render(request, "accounts/user_form.html", {"form": form, "subject": user,
                                                         "title": f"Edit {user.username}"})
+
+
+def _reconfirm_email(request: HttpRequest, user) -> bool:
+    """Saving a user's address unchanged vouches for it again (review 4 F1): a ``user.email_confirmed``
+    event when it was unconfirmed and the admin may set it now; a refusal is shown, not raised."""
+    from accounts.credentials.service import confirm_email
+
+    if not user.email or user.pk == request.user.pk:
+        return False
+    try:
+        confirmed = confirm_email(actor=_actor(request), user=user)
+    except IdentityError as exc:
+        messages.warning(request, f"The email address stays unconfirmed: {exc.message} ({exc.code})")
+        return False
+    if confirmed:
+        messages.info(request, f"Confirmed {user.email}: password links may go to it again.")
+    return confirmed
 
 
 STATE_ACTIONS = {

@@ -24,7 +24,10 @@ def audit_purge(*, now: datetime | None = None, retention_days: int | None = Non
     """Delete events created before ``now - retention_days`` in batches; record ``audit.purged``.
 
     Audit events are append-only for everyone else (``AppendOnlyQuerySet``): this is the one place that
-    deletes them, through Django's base ``QuerySet.delete`` by primary-key batches."""
+    deletes them, through Django's base ``QuerySet.delete`` by primary-key batches. Each user's last
+    event that set or confirmed their email address stays whatever its age: it says who vouches for
+    the address reset links go to (``accounts.credentials.email_trust``, review 4 F1)."""
+    from accounts.credentials.email_trust import current_email_setters
     from accounts.identity.audit import record_event
     from accounts.identity.types import Actor
     from accounts.models import AuditEvent
@@ -35,7 +38,8 @@ def audit_purge(*, now: datetime | None = None, retention_days: int | None = Non
     cutoff = (now or timezone.now()) - timedelta(days=days)
     deleted = 0
     while True:
-        ids = list(AuditEvent.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:BATCH])
+        ids = list(AuditEvent.objects.filter(created_at__lt=cutoff).exclude(current_email_setters())
+                   .order_by("id").values_list("id", flat=True)[:BATCH])
         if not ids:
             break
         with transaction.atomic():

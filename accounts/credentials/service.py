@@ -26,11 +26,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import console_actions as services
+from accounts.credentials.email_trust import EMAIL_CONFIRMED, email_trust, unconfirmed_message
 from accounts.credentials.models import Invitation, RecoveryCode, RequiredAction, SignInLock
 from accounts.credentials.tokens import encode_uid, invitation_tokens, reset_tokens
 from accounts.exceptions import IdentityError, PolicyDenied, ValidationFailed
 from accounts.identity.audit import record_event
-from accounts.identity.privilege import check_may_change_credentials
+from accounts.identity.privilege import check_may_change_credentials, check_may_vouch_email
 from accounts.identity.types import Actor, UserState
 from accounts.identity.validators import username_key
 from accounts.selectors import users_named
@@ -143,9 +144,35 @@ def send_reset_link(*, actor: Actor, user: User, base_url: str) -> None:
                                "instead, or add an email address first.")
     if user.profile.state not in (UserState.ACTIVE, UserState.INVITED):
         raise ValidationFailed("not_active", f"{user.username} is {user.profile.get_state_display().lower()}.")
+    check_email_confirmed(user)
     _reset_mail(user, _absolute(base_url, reset_path(user)))
     _audit("user.password_reset_sent", actor=actor, user=user, new={"email": user.email})
     end_sessions(user=user, actor=actor, reason="password reset link sent")
+
+
+def check_email_confirmed(user: User) -> None:
+    """Refuse (``email_unconfirmed``) a set-password link to an address whose setter may not change
+    ``user`` now (review 4 F1, ``accounts.credentials.email_trust``)."""
+    trust = email_trust(user)
+    if not trust.trusted:
+        raise ValidationFailed("email_unconfirmed", unconfirmed_message(user, trust), field="email")
+
+
+def confirm_email(*, actor: Actor, user: User) -> bool:
+    """``actor`` vouches for ``user``'s current email address (the "Confirm email" button, or saving
+    the address unchanged on Edit): recorded as ``user.email_confirmed`` when the address is not
+    trusted yet, so links may go to it again. ``actor`` must be allowed to set the address now
+    (``privilege.check_may_vouch_email``). Returns whether an event was written."""
+    if not user.email:
+        raise ValidationFailed("no_email", f"{user.username} has no email address.")
+    if actor.user is None:
+        raise PolicyDenied("not_a_voucher", "Only a console user can confirm an email address.")
+    trust = email_trust(user)
+    if trust.trusted:  # nothing to vouch for (and an Edit save pays only this check)
+        return False
+    check_may_vouch_email(actor.user, user)
+    _audit(EMAIL_CONFIRMED, actor=actor, user=user, new={"email": user.email, "set_by": trust.set_by})
+    return True
 
 
 @dataclass
@@ -169,6 +196,21 @@ def _forgot_throttled(identifier: str, ip: str | None) -> str | None:
         if bump(cache, key, 3600) > cap and over is None:
             over = name
     return over
+
+
+def _user_throttled(user: User, actor: Actor) -> bool:
+    """At most ``IDM_PASSWORD_RESET_MAX_REQUESTS`` (5) links per user per hour, however the user was
+    named (username, email, case or space variants: review 4 L2). Refusals are summarised, not
+    audited one by one; the page answers as for anyone."""
+    cache = caches["security"]
+    limit = int(getattr(settings, "IDM_PASSWORD_RESET_MAX_REQUESTS", 5))
+    if bump(cache, f"forgot:user:{user.pk}", 3600) <= limit:
+        return False
+    refused = summary_due(cache, f"forgot:user-refused:{user.pk}", 3600)
+    if refused is not None:
+        record_event(actor=actor, action="auth.password_reset_throttled", target_type="user", target_id=user.pk,
+                     target_label=user.get_username(), new={"refused_requests": refused, "limit": "user"})
+    return True
 
 
 def _identifier_key(identifier: str) -> str:
@@ -217,12 +259,19 @@ def request_password_reset(*, identifier: str, request, base_url: str) -> Forgot
             # The directory holds the password: no link, and the page answers as for an unknown user.
             _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": False, "reason": "directory"})
             continue
+        if _user_throttled(user, actor):
+            continue
         provider = sso_provider_name(user)
         if provider:
             _send(user, "Your idm sign-in", f"Hello {user.first_name or user.username},\n\nSomeone asked to reset "
                   f"the password of {user.username}. Your organization signs in with {provider}: use it on the "
                   "idm sign-in page; your password is managed there, not in idm.\n")
             _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": False, "reason": "sso"})
+            continue
+        if not email_trust(user).trusted:
+            # Set by someone who may not change this user now (review 4 F1): no link to it.
+            _audit("auth.password_reset_requested", actor=actor, user=user,
+                   new={"sent": False, "reason": "email_unconfirmed"})
             continue
         _reset_mail(user, _absolute(base_url, reset_path(user)))
         _audit("auth.password_reset_requested", actor=actor, user=user, new={"sent": True})
@@ -350,6 +399,8 @@ def invite(*, actor: Actor, user: User, base_url: str, email: bool) -> tuple[str
     check_password_is_local(user)  # accepting sets a local password the directory's would not let in
     if email and not user.email:
         raise ValidationFailed("no_email", f"{user.username} has no email address: copy the link instead.")
+    if email:
+        check_email_confirmed(user)
     now = timezone.now()
     with transaction.atomic():
         invitation, _ = Invitation.objects.update_or_create(user=user, defaults={

@@ -364,3 +364,61 @@ def changeable_user_ids(actor_user, users: Iterable) -> set[int]:
             continue
         out.add(pk)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Who may still vouch for an email address (review 4 F1)
+#
+# A reset link goes to the user's email address, so whoever set that address chose where the
+# user's password can be reset. The address is only as good as its setter's right to change the
+# user *now*: an address a lesser admin set before a promotion must not receive links after it.
+
+
+def check_may_vouch_email(actor_user, target) -> None:
+    """Raise ``PolicyDenied`` unless the console user ``actor_user`` may set ``target``'s email now:
+    active, ``manage_users`` or ``modify_user_profile`` wherever ``target``'s org is (the scope of an
+    email edit, ``policy.check_update_scope``), and the privilege rule. One's own account passes.
+
+    One query for both users' roles (``powers_of_users``), plus one for org paths not loaded yet."""
+    if actor_user is None:
+        raise PolicyDenied("actor_gone", "The account that set this address no longer exists.")
+    if actor_user.pk == target.pk:
+        return
+    if not actor_user.is_active:
+        raise PolicyDenied("actor_inactive", f"{actor_user.get_username()} is no longer active.")
+    powers = powers_of_users([actor_user, target])
+    actor, held = powers[actor_user.pk], powers[target.pk]
+    org_path = _loaded_org_path(target)
+    if org_path is _NOT_LOADED:
+        from django.contrib.auth.models import User
+
+        org_path = User.objects.filter(pk=target.pk).values_list("profile__org__path", flat=True).first()
+    place = frozenset({org_path}) if org_path else None
+    if not any(perm in actor.grants and covers(actor.grants[perm], place)
+               for perm in ("manage_users", "modify_user_profile")):
+        raise PolicyDenied("out_of_scope", f"{actor_user.get_username()} may not change users "
+                           f"where {target.get_username()} is.")
+    check_privilege(actor=actor, target=held, target_label=target.get_username())
+
+
+def check_source_may_vouch_email(*, source_id: int, source_label: str, target) -> None:
+    """Raise ``PolicyDenied`` (``role_not_from_source``) unless the provisioning source ``source_id``
+    may still change ``target``'s sign-in fields: every role with powers the user holds came from it
+    (``check_provider_sign_in_change``). Two queries: the held roles, and the source's grant rows."""
+    from django.contrib.auth.models import User
+
+    from provisioning.models import RoleGrant
+
+    held: dict[str, tuple[str, list[str]]] = {}
+    rows = (User.groups.through.objects.filter(user_id=target.pk, group__role__isnull=False)
+            .values_list("group__role__slug", "group__role__scope", "group__permissions__codename"))
+    for slug, scope, codename in rows:
+        _, perms = held.setdefault(slug, (scope, []))
+        if codename is not None:
+            perms.append(codename)
+    if not held:
+        return
+    granted = set(RoleGrant.objects.filter(user_id=target.pk, source_id=source_id).values_list("role__slug", flat=True))
+    check_provider_sign_in_change(
+        changed={"email"}, source_label=source_label, target_label=target.get_username(),
+        foreign_roles=[(slug, perms, scope) for slug, (scope, perms) in held.items() if slug not in granted])

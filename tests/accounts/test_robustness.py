@@ -28,15 +28,16 @@ NAMESPACES = ("accounts", "bulk")
 # pending sign-in in the session and send everyone else back to sign-in).
 PUBLIC = {"accounts:login", "bulk:invite", "accounts:mfa_verify", "accounts:mfa_enrol",
           "accounts:password_forgot", "accounts:password_reset_confirm", "accounts:invitation_accept"}
-# The permission each route needs (``None``: any signed-in console user). ``user_edit`` also accepts
-# ``modify_user_profile``; see ``expected_allowed``.
+# The permission each route needs (``None``: any signed-in console user). ``user_edit`` and
+# ``user_confirm_email`` also accept ``modify_user_profile``; see ``expected_allowed``.
 PERMS = {
     "accounts:home": None, "accounts:account": None, "accounts:password_change": None,
     "accounts:logout": None, "accounts:mfa_setup": None, "accounts:mfa_disable": None,
     "accounts:user_mfa_reset": "manage_mfa",
     "accounts:user_list": "view_directory", "accounts:user_detail": "view_directory",
     "accounts:user_create": "manage_users", "accounts:user_bulk_state": "manage_users",
-    "accounts:user_edit": "manage_users", "accounts:user_move": "manage_users",
+    "accounts:user_edit": "manage_users", "accounts:user_confirm_email": "manage_users",
+    "accounts:user_move": "manage_users",
     "accounts:user_roles": "assign_roles", "accounts:user_state": "manage_users",
     "accounts:org_list": "view_directory", "accounts:org_detail": "view_directory",
     "accounts:org_create": "manage_orgs", "accounts:org_edit": "manage_orgs", "accounts:org_move": "manage_orgs",
@@ -193,7 +194,7 @@ def expected_allowed(user: User | None, target: Target) -> bool:
     perm = PERMS[target.name]
     if perm is None:
         return access.has("console_access")
-    if target.name == "accounts:user_edit":
+    if target.name in ("accounts:user_edit", "accounts:user_confirm_email"):
         ok = any(access.can(p, target.org) if target.org else access.has(p)
                  for p in ("manage_users", "modify_user_profile"))
         return ok and (target.org is None or access.can("view_directory", target.org))
