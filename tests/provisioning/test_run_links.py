@@ -26,8 +26,10 @@ def test_run_events_link_both_ways(admin_client, source_factory, org_factory):
     first = apply_source_users(source=source, users=[person("1", "ann"), person("2", "bob")])
     run = apply_source_users(source=source, users=[person("1", "ann", "Helpdesk")])
     events = AuditEvent.objects.filter(job_id=run.run_id)
+    # Help Desk is a rise in privilege: links and a temporary password issued before it are void.
     assert sorted(events.values_list("action", "target_label")) == [
-        ("user.role_added", "ann"), ("user.role_removed", "ann"), ("user.role_removed", "ann")]
+        ("user.credentials_voided", "ann"), ("user.role_added", "ann"), ("user.role_removed", "ann"),
+        ("user.role_removed", "ann")]
     assert AuditEvent.objects.filter(job_id=first.run_id, action="user.created").count() == 2
 
     run_page = admin_client.get(f"/provisioning/runs/{run.run_id}/").content.decode()
@@ -36,7 +38,7 @@ def test_run_events_link_both_ways(admin_client, source_factory, org_factory):
     assert audit.status_code == 200
     page = audit.content.decode()
     link = f'<a class="small" href="/provisioning/runs/{run.run_id}/" data-run-link>run</a>'
-    assert page.count(link) == 3  # exactly this run's events, each linking back
+    assert page.count(link) == 4  # exactly this run's events, each linking back
     assert f"/provisioning/runs/{first.run_id}/" not in page
 
 
