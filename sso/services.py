@@ -1,8 +1,8 @@
 """Provider configuration writes (console, tasks, management command) and SP key actions, each audited.
 
 Audit actions: ``sso.provider_created|updated|enabled|disabled|deleted``, ``sso.metadata_updated``,
-``sso.metadata_refreshed``, ``sso.metadata_refresh_failed``, ``sso.break_glass_changed``, ``sso.trust_confirmed`` (target
-``identity_provider``) and ``sso.sp_key_added|promoted|discarded`` (target ``sp_key``).
+``sso.metadata_refreshed``, ``sso.metadata_refresh_failed``, ``sso.break_glass_changed``,
+``sso.trust_confirmed`` (target ``identity_provider``) and ``sso.sp_key_added|promoted|discarded`` (target ``sp_key``).
 """
 
 from __future__ import annotations
@@ -128,9 +128,9 @@ def _metadata_facts(provider: IdentityProvider) -> dict:
 def metadata_refresh(*, provider: IdentityProvider, actor: Actor | None = None) -> bool:
     """Re-fetch metadata from the provider's URL. Keeps the old metadata on failure (and records why).
 
-    Returns True when the metadata was stored. Whoever asks, the provider's trust stays with the admin
-    who set its URL (``trust_set_by`` is not touched): a refresh serves that admin's choice. A new signing certificate applies from the next request
-    (``sso.config`` keys its cache on ``updated_at``).
+    Returns True when the metadata was stored. A new signing certificate applies from the next request
+    (``sso.config`` keys its cache on ``updated_at``). Whoever asks, the provider's trust stays with the
+    admin who set its URL (``trust_set_by`` is not touched): a refresh serves that admin's choice.
 
     Audit: a failure is always recorded (``sso.metadata_refresh_failed``); a success that changed the
     metadata is ``sso.metadata_updated`` with old and new entity id, endpoints and certificates; an
