@@ -244,3 +244,29 @@ def test_the_console_test_sign_in_explains_the_trust_refusal(
     _test_sign_in(ivan_client, ivans_provider, attacker_idp, name_id="paul.platform")
     html = ivan_client.get(f"/sso/providers/{ivans_provider.pk}/test/result/").content.decode()
     assert 'data-test-result="refused"' in html and 'data-code="sso_trust_unconfirmed"' in html
+
+
+def _acs_queries(provider, idp, name_id: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    driver = AcsDriver(Client(), provider, idp)
+    xml = driver.xml(name_id=name_id)
+    with CaptureQueriesContext(connection) as queries:
+        assert driver.post_xml(xml).status_code == 302
+    return len(queries)
+
+
+def test_the_trust_check_costs_a_few_queries_per_sign_in(sso_user_factory, provider, idp, admin_user):
+    """Nothing for a provider the system set up; the user's roles, and the setter's powers only for a
+    user who holds powers beyond sign-in."""
+    sso_user_factory("plain.user", roles=["console-user"])
+    sso_user_factory("hd.user", roles=["console-user", "help-desk"])
+    for name in ("plain.user", "hd.user"):  # link both first: every measured sign-in takes the same path
+        _acs_queries(provider, idp, name)
+    system = {name: _acs_queries(provider, idp, name) for name in ("plain.user", "hd.user")}
+    services.provider_confirm_trust(actor=Actor.for_user(admin_user), provider=provider)
+    provider.refresh_from_db()
+    confirmed = {name: _acs_queries(provider, idp, name) for name in ("plain.user", "hd.user")}
+    assert confirmed["plain.user"] - system["plain.user"] <= 1
+    assert confirmed["hd.user"] - system["hd.user"] <= 4
