@@ -270,3 +270,11 @@ def test_the_trust_check_costs_a_few_queries_per_sign_in(sso_user_factory, provi
     confirmed = {name: _acs_queries(provider, idp, name) for name in ("plain.user", "hd.user")}
     assert confirmed["plain.user"] - system["plain.user"] <= 1
     assert confirmed["hd.user"] - system["hd.user"] <= 4
+
+
+def test_confirm_trust_needs_the_csrf_token(admin_user, ivans_provider, ivan):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    assert browser.post(f"/sso/providers/{ivans_provider.pk}/confirm-trust/").status_code == 403
+    ivans_provider.refresh_from_db()
+    assert ivans_provider.trust_set_by == ivan
