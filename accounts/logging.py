@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 _PATTERNS = [
     (re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
@@ -15,8 +15,43 @@ _PATTERNS = [
 
 
 # The token of a set-password link in a path (review 3 L1): /sign-in/reset/<uid>/<token>/ and
-# /invitation/<uid>/<token>/. The form's own URL (token "set-password") says nothing and stays.
-_LINK_TOKEN = re.compile(r"(/(?:sign-in/reset|invitation)/[A-Za-z0-9_-]+/)(?!set-password/)[A-Za-z0-9_-]+")
+# /invitation/<uid>/<token>/. The form's own URL (token "set-password") says nothing and stays. Django's
+# route takes any characters but "/" for uid and token, so the pattern does too (fourth review Info 1:
+# "/sign-in/reset/O%51/<token>/" is the same link as "/sign-in/reset/OQ/<token>/").
+_SEGMENT = r"[^/\s?#\"'<>]+"
+_LINK_TOKEN = re.compile(rf"(/(?:sign-in/reset|invitation)/{_SEGMENT}/)(?!set-password/){_SEGMENT}")
+# The same link in a decoded path (every character but "/" belongs to a segment there).
+_DECODED_LINK_TOKEN = re.compile(r"(/(?:sign-in/reset|invitation)/[^/]+/)(?!set-password/)[^/]+")
+# A URL-like run holding a percent escape: the prefix, uid or token may be encoded (Django decodes the
+# path before routing, gunicorn's PATH_INFO too), so such a run is matched in its decoded form.
+_ENCODED_RUN = re.compile(r"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
+
+
+def _fully_decoded(text: str) -> str:
+    """``text`` percent-decoded until nothing changes (a few rounds: double encoding is decoded too)."""
+    for _ in range(5):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _redact_encoded_run(match: re.Match) -> str:
+    """An encoded run naming a set-password link, as its decoded path with the token redacted (the
+    query stays as sent, for ``redact_query``); any other run unchanged."""
+    run = match.group(0)
+    path, sep, query = run.partition("?")
+    plain = _fully_decoded(path)
+    if plain == path or not _DECODED_LINK_TOKEN.search(plain):
+        return run
+    return _DECODED_LINK_TOKEN.sub(r"\1[redacted]", plain) + sep + query
+
+
+def redact_decoded_path(path: str) -> str:
+    """A decoded request path (``PATH_INFO``) with a set-password link's token redacted."""
+    return _DECODED_LINK_TOKEN.sub(r"\1[redacted]", path)
+
 
 # Query parameter names whose values are secrets (matched anywhere in the name, any case):
 # password, passwd, pwd, token, access_token, secret, client_secret, key, api_key, auth, signature,
@@ -27,7 +62,10 @@ _SECRET_PARAM = re.compile(r"(?i)pass|pwd|token|secret|key|auth|sig|credential|s
 
 
 def redact_link_tokens(text: str) -> str:
-    """``text`` with the token of every set-password link path replaced by ``[redacted]``."""
+    """``text`` with the token of every set-password link path replaced by ``[redacted]``, also when
+    the path is percent-encoded (then it is logged decoded)."""
+    if "%" in text:
+        text = _ENCODED_RUN.sub(_redact_encoded_run, text)
     return _LINK_TOKEN.sub(r"\1[redacted]", text)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from gunicorn.glogging import Logger
 
-from accounts.logging import redact_url
+from accounts.logging import redact_decoded_path, redact_url
 
 _URL_ATOMS = ("r", "U", "q", "f", "{referer}i", "{raw_uri}e", "{path_info}e", "{query_string}e",
               "{http_referer}e")
@@ -32,6 +32,8 @@ class RedactingLogger(Logger):
 def _redact(name: str, value: str) -> str:
     if name in ("q", "{query_string}e"):
         return redact_url(f"?{value}")[1:]
+    if name == "{path_info}e":  # already decoded by gunicorn: any character but "/" is in a segment
+        return redact_url(redact_decoded_path(value))
     if name == "r":  # "GET /path?query HTTP/1.1"
         method, sep, rest = value.partition(" ")
         uri, sep2, protocol = rest.rpartition(" ")

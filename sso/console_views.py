@@ -21,7 +21,7 @@ from sso.console_errors import plain_metadata_error
 from sso.forms import BreakGlassForm, ProviderForm, ProviderMetadataForm, ProviderNameForm
 from sso.metadata import expiring_certs, metadata_warnings
 from sso.models import IdentityProvider
-from sso.policy import may_administer_provider
+from sso.policy import may_administer_provider, users_beyond_trust
 from sso.services import break_glass_set, metadata_refresh, provider_save
 
 requires_manage_identity = requires("manage_identity")
@@ -51,13 +51,15 @@ def provider_list(request):
 
 @requires_manage_identity
 def provider_detail(request, pk: int):
-    provider = get_object_or_404(IdentityProvider, pk=pk)
+    provider = get_object_or_404(IdentityProvider.objects.select_related("trust_set_by"), pk=pk)
+    beyond, jit_beyond = users_beyond_trust(provider)
     return render(request, "sso/provider_detail.html", {
         "p": provider, "orgs": provider.organizations.all(), "expiring": expiring_certs(provider.metadata_summary),
         "metadata_warnings": metadata_warnings(provider.metadata_summary, provider.metadata_xml),
         "sp_entity_id": sp_entity_id(provider), "acs_url": acs_url(provider), "sp": _sp_urls(request, provider),
         "break_glass": provider.break_glass_users.order_by("username"), "sp_keys": keys.key_status(),
         "may_change": may_administer_provider(_actor(request), provider),
+        "users_beyond_trust": beyond, "jit_beyond_trust": jit_beyond,
     })
 
 
@@ -181,6 +183,21 @@ def provider_refresh(request, pk: int):
         _saved_message(request, "Metadata refreshed.", provider)
     else:
         messages.error(request, provider.metadata_error or "This provider has no metadata URL.")
+    return redirect("sso:provider_detail", pk=pk)
+
+
+@require_POST
+@requires_manage_identity
+def provider_confirm_trust(request, pk: int):
+    """"Confirm trust": the signed-in admin vouches for the provider's metadata and mapping as they are
+    (fourth review F2); judged as a change of the provider by ``sso.policy``."""
+    provider = get_object_or_404(IdentityProvider, pk=pk)
+    try:
+        services.provider_confirm_trust(actor=_actor(request), provider=provider)
+    except IdentityError as exc:
+        messages.error(request, exc.message, extra_tags=f"code:{exc.code}")
+    else:
+        messages.success(request, f"Confirmed {provider.name}: it signs in every user you may change.")
     return redirect("sso:provider_detail", pk=pk)
 
 

@@ -95,6 +95,14 @@ class IdentityProvider(models.Model):
         help_text="Local users of this provider's orgs who keep password sign-in.",
     )
 
+    # --- Trust (fourth review F2) -----------------------------------------------------------------
+    # Who last set what decides who a response signs in as (``sso.policy.TRUST_FIELDS``): the provider
+    # signs in only users this admin may change now (``sso.policy.check_trust_covers``). NULL: set by a
+    # setup command or the system, or before this was recorded; trusted. PROTECT: deleting the setter
+    # must not turn their trust into the system's.
+    trust_set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

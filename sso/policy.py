@@ -34,7 +34,7 @@ from sso.models import IdentityProvider
 UNGUARDED_FIELDS = frozenset({"name"})
 
 
-def _jit_powers(provider: IdentityProvider) -> Powers:
+def jit_powers(provider: IdentityProvider) -> Powers:
     """What the users ``provider`` would create just in time get: the effective default roles of its
     org for new users, in that org (counted whether that org uses the provider yet or not)."""
     if not provider.jit_enabled or provider.jit_org_id is None:
@@ -66,7 +66,7 @@ def provider_powers(provider: IdentityProvider) -> Powers:
     the powers of every user it signs in, and of the users it would create just in time."""
     users = users_signing_in_through(provider.pk) if provider.pk else None
     theirs = privilege.combined_powers(users) if users is not None else Powers()
-    return _union(theirs, _jit_powers(provider))
+    return _union(theirs, jit_powers(provider))
 
 
 def guarded_changes(old: IdentityProvider | None, new: IdentityProvider, *, metadata: bool) -> list[str]:
@@ -120,3 +120,74 @@ def may_administer_provider(actor: Actor, provider: IdentityProvider) -> bool:
     except PolicyDenied:
         return False
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# Trust (fourth review F2): a provider signs in only users whoever last set its trust may change.
+#
+# ``check_may_administer_provider`` judges a change against the users a provider signs in *then*; a
+# signing key planted while they held nothing would keep working after one of them is promoted or an
+# org of admins is pointed at the provider. So the provider records who last set what decides who a
+# response signs in as (``trust_set_by``), and every sign-in is judged against that admin's powers
+# *now*: the user signing in (or the roles a just-in-time user would get) must be someone the setter
+# may change (the privilege rule). A qualified admin re-confirms the trust to lift the limit.
+
+# What decides who a response signs in as: the IdP's keys and endpoints (metadata, its URL and how it
+# is fetched, entity id), which signatures count, and which attribute names the user.
+TRUST_FIELDS = frozenset({"metadata_url", "metadata_verify_tls", "metadata_xml", "entity_id",
+                          "use_default_mapping", "username_attribute", "allow_legacy_algorithms"})
+
+
+def trust_changed(changed: list[str]) -> bool:
+    """Do ``guarded_changes`` include one that sets the provider's trust (or create it)?"""
+    return "created" in changed or bool(TRUST_FIELDS.intersection(changed))
+
+
+def trust_setter(actor: Actor):
+    """The user recorded as setting a provider's trust when ``actor`` does: the console user, or
+    ``None`` (trusted) for setup commands and the system."""
+    return actor.user if actor.type == USER else None
+
+
+def _has_powers(target: Powers) -> bool:
+    return target.cloud_admin or target.superuser or bool(set(target.grants) - SIGN_IN_PERMS)
+
+
+def setter_powers(provider: IdentityProvider) -> Powers:
+    """The powers the trust setter of ``provider`` holds now (none once deactivated)."""
+    from accounts.access import Access
+
+    return privilege.powers_of_access(Access(provider.trust_set_by))
+
+
+def trust_refusal(provider: IdentityProvider, *, target: Powers, target_user_id: int | None = None,
+                  setter: Powers | None = None) -> str:
+    """Why ``provider`` may not sign in a user holding ``target`` (``""``: it may). No query unless
+    the provider has a recorded setter and the target holds powers beyond sign-in; the setter
+    signs in as themself."""
+    if provider.trust_set_by_id is None or provider.trust_set_by_id == target_user_id or not _has_powers(target):
+        return ""
+    try:
+        privilege.check_privilege(actor=setter or setter_powers(provider), target=target)
+    except PolicyDenied as exc:
+        return exc.message
+    return ""
+
+
+def users_beyond_trust(provider: IdentityProvider) -> tuple[int, bool]:
+    """For the provider page: how many of the users ``provider`` signs in its trust setter may not
+    change now, and whether the users it would create just in time are beyond the setter too."""
+    if provider.trust_set_by_id is None:
+        return 0, False
+    from django.db.models import Q
+
+    from accounts.permissions import ALL_PERMS
+
+    setter = setter_powers(provider)
+    powers = [p for p in ALL_PERMS if p not in SIGN_IN_PERMS]
+    users = (users_signing_in_through(provider.pk)
+             .filter(Q(groups__role__isnull=False, groups__permissions__codename__in=powers) | Q(is_superuser=True))
+             .exclude(pk=provider.trust_set_by_id).distinct())
+    beyond = sum(1 for pk, target in privilege.powers_of_users(users).items()
+                 if trust_refusal(provider, target=target, target_user_id=pk, setter=setter))
+    return beyond, bool(trust_refusal(provider, target=jit_powers(provider), setter=setter))

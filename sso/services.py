@@ -1,8 +1,8 @@
 """Provider configuration writes (console, tasks, management command) and SP key actions, each audited.
 
 Audit actions: ``sso.provider_created|updated|enabled|disabled|deleted``, ``sso.metadata_updated``,
-``sso.metadata_refreshed``, ``sso.metadata_refresh_failed``, ``sso.break_glass_changed`` (target
-``identity_provider``) and ``sso.sp_key_added|promoted|discarded`` (target ``sp_key``).
+``sso.metadata_refreshed``, ``sso.metadata_refresh_failed``, ``sso.break_glass_changed``,
+``sso.trust_confirmed`` (target ``identity_provider``) and ``sso.sp_key_added|promoted|discarded`` (target ``sp_key``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from accounts.identity.types import Actor
 from sso import keys
 from sso import metadata as md
 from sso.models import IdentityProvider, ServiceProviderKey
-from sso.policy import check_may_administer_provider, guarded_changes
+from sso.policy import check_may_administer_provider, guarded_changes, trust_changed, trust_setter
 
 AUDITED_FIELDS = (
     "name", "enabled", "metadata_url", "metadata_verify_tls", "use_default_mapping", "mapping_preset",
     "username_attribute", "email_attribute", "first_name_attribute", "last_name_attribute",
     "authn_context_class", "authn_context_comparison", "digest_algorithm", "signature_algorithm",
     "sign_authn_requests", "name_id_format", "allow_legacy_algorithms", "allow_idp_initiated",
-    "clock_skew_seconds", "jit_enabled", "jit_org",
+    "clock_skew_seconds", "jit_enabled", "jit_org", "trust_set_by",
 )
 
 
@@ -79,13 +79,19 @@ def provider_save(*, actor: Actor, provider: IdentityProvider, metadata_xml: str
     provider.full_clean(exclude=["break_glass_users"])
     with transaction.atomic():
         old = _lock_provider(provider) if not creating else None
-        if guarded_changes(old, provider, metadata=bool(metadata_xml or fetch)):
+        changed = guarded_changes(old, provider, metadata=bool(metadata_xml or fetch))
+        if changed:
             check_may_administer_provider(actor=actor, provider=provider,
                                           action="create" if creating else "change")
+        if trust_changed(changed):
+            # Whoever sets what decides who a response signs in as vouches for it only as far as they may
+            # act: the provider signs in only users they may change (fourth review F2, ``sso.policy``).
+            provider.trust_set_by = trust_setter(actor)
         provider.save()
         if creating:
             _audit(actor, "sso.provider_created", provider,
-                   new={"name": provider.name, "entity_id": provider.entity_id})
+                   new={"name": provider.name, "entity_id": provider.entity_id,
+                        "trust_set_by": _plain(provider.trust_set_by)})
             return provider
         for field in AUDITED_FIELDS:
             before, after = _plain(getattr(old, field)), _plain(getattr(provider, field))
@@ -123,7 +129,8 @@ def metadata_refresh(*, provider: IdentityProvider, actor: Actor | None = None) 
     """Re-fetch metadata from the provider's URL. Keeps the old metadata on failure (and records why).
 
     Returns True when the metadata was stored. A new signing certificate applies from the next request
-    (``sso.config`` keys its cache on ``updated_at``).
+    (``sso.config`` keys its cache on ``updated_at``). Whoever asks, the provider's trust stays with the
+    admin who set its URL (``trust_set_by`` is not touched): a refresh serves that admin's choice.
 
     Audit: a failure is always recorded (``sso.metadata_refresh_failed``); a success that changed the
     metadata is ``sso.metadata_updated`` with old and new entity id, endpoints and certificates; an
@@ -153,6 +160,22 @@ def metadata_refresh(*, provider: IdentityProvider, actor: Actor | None = None) 
         _audit(actor, "sso.metadata_refreshed", provider, "metadata", new=new_facts,
                message="recovered after failed refreshes" if had_error else "")
     return True
+
+
+@transaction.atomic
+def provider_confirm_trust(*, actor: Actor, provider: IdentityProvider) -> IdentityProvider:
+    """Make ``actor`` the provider's trust setter: they vouch for its metadata, URL and mapping as they
+    are, so it signs in every user they may change (fourth review F2). Judged as a change of the
+    provider (``check_may_administer_provider``, with the admin lock held), audited
+    ``sso.trust_confirmed`` with the old and new setter."""
+    provider = _lock_provider(provider)
+    check_may_administer_provider(actor=actor, provider=provider, action="confirm")
+    old = provider.trust_set_by
+    provider.trust_set_by = trust_setter(actor)
+    provider.save(update_fields=["trust_set_by", "updated_at"])
+    _audit(actor, "sso.trust_confirmed", provider, "trust_set_by", _plain(old), _plain(provider.trust_set_by),
+           message="confirmed the provider's metadata and mapping as they are")
+    return provider
 
 
 @transaction.atomic

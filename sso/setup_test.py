@@ -48,19 +48,27 @@ def _would_sign_in(provider: IdentityProvider, identity) -> dict:
     from accounts.identity.types import Source
     from accounts.models import ExternalIdentity
     from accounts.selectors import user_by_username
-    from sso.signin import SignInRefused, _check_state, _check_uses_provider
+    from sso.signin import SignInRefused, _check_state, _check_trust, _check_uses_provider
 
     linked = ExternalIdentity.objects.select_related("user").filter(
         source=Source.SAML, provider=provider.provider_key, external_id=identity.name_id).first()
     user = linked.user if linked else user_by_username(identity.username)
     if user is None:
         if provider.jit_enabled and provider.jit_org_id:
+            from sso.policy import jit_powers
+
+            try:
+                _check_trust(provider, username=identity.username, target=jit_powers(provider))
+            except SignInRefused as exc:
+                return {"ok": False, "outcome": f"A new user {identity.username} would not be created: {exc.message}",
+                        "code": exc.code}
             return {"ok": True, "outcome": f"A new user {identity.username} would be created in {provider.jit_org}."}
         return {"ok": False, "outcome": f"No idm user is named {identity.username}, and creating users on first "
                 "sign-in is off: the sign-in would be refused.", "code": "unknown_user"}
     try:
         _check_state(user, identity.username)
         _check_uses_provider(user, provider, identity.username)
+        _check_trust(provider, username=identity.username, user=user)
     except SignInRefused as exc:
         return {"ok": False, "outcome": f"{user.username} exists, but the sign-in would be refused: {exc.message}",
                 "code": exc.code}

@@ -27,13 +27,15 @@ User = get_user_model()
 class SignInRefused(PermissionDenied):
     """SSO sign-in refused for a reason the user may see (``code`` + ``message``)."""
 
-    def __init__(self, code: str, message: str, *, username: str = "", status: int = 403, detail: str = ""):
+    def __init__(self, code: str, message: str, *, username: str = "", status: int = 403, detail: str = "",
+                 extra: dict | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.username = username
         self.status = status
         self.detail = detail  # for the audit event only, never shown
+        self.extra = extra  # added to the audit event's ``new`` (never shown)
 
 
 def provider_actor(provider: IdentityProvider, *, request=None) -> Actor:
@@ -126,6 +128,29 @@ def _check_not_linked_elsewhere(user, provider: IdentityProvider, identity: Saml
         )
 
 
+def _check_trust(provider: IdentityProvider, *, username: str, user=None, target=None) -> None:
+    """Refuse ``user`` (or a just-in-time user holding ``target``) when the admin who last set the
+    provider's trust may not change them now (fourth review F2, ``sso.policy.trust_refusal``):
+    ``sso_trust_unconfirmed``, until a qualified admin confirms the provider. Free for a provider
+    whose trust the system set (no setter recorded)."""
+    if provider.trust_set_by_id is None:
+        return
+    from accounts.identity import privilege
+    from sso.policy import trust_refusal
+
+    if target is None:
+        target = privilege.powers_of_users([user])[user.pk]
+    why = trust_refusal(provider, target=target, target_user_id=user.pk if user is not None else None)
+    if why:
+        setter = provider.trust_set_by
+        raise SignInRefused(
+            "sso_trust_unconfirmed",
+            f"{provider.name} may not sign you in until an administrator who may change your account confirms "
+            "its settings. Contact your administrator.", username=username,
+            detail=f"trust set by {setter.get_username()}: {why}"[:1000],
+            extra={"trust_set_by": setter.get_username(), "trust_set_by_id": setter.pk})
+
+
 def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=None):
     """The user an assertion from ``provider`` signs in, linking or creating through the identity service."""
     link = ExternalLink(source=Source.SAML, provider=provider.provider_key, external_id=identity.name_id,
@@ -136,6 +161,7 @@ def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=
         user = linked.user
         _check_state(user, identity.username)
         _check_uses_provider(user, provider, identity.username)
+        _check_trust(provider, username=identity.username, user=user)
         return user
 
     named = users_named(identity.username)
@@ -149,6 +175,7 @@ def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=
         _check_state(user, identity.username)
         _check_uses_provider(user, provider, identity.username)
         _check_not_linked_elsewhere(user, provider, identity)
+        _check_trust(provider, username=identity.username, user=user)  # before the link is written
         change = IdentityChange(user_id=user.pk, link=link, mode=Mode.UPDATE)
         try:
             apply_identity_change(change=change, actor=actor)
@@ -163,6 +190,10 @@ def resolve_user(*, provider: IdentityProvider, identity: SamlIdentity, request=
     if org_provider(provider.jit_org) is None or org_provider(provider.jit_org).pk != provider.pk:
         raise SignInRefused("jit_misconfigured", "New accounts cannot be created: the organization chosen "
                             "for them does not use this identity provider.", username=identity.username)
+    if provider.trust_set_by_id is not None:
+        from sso.policy import jit_powers
+
+        _check_trust(provider, username=identity.username, target=jit_powers(provider))
     change = IdentityChange(
         username=identity.username, email=identity.email, first_name=identity.first_name,
         last_name=identity.last_name, org_id=provider.jit_org_id, link=link, mode=Mode.CREATE,

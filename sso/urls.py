@@ -24,6 +24,7 @@ urlpatterns = [
     path("providers/<int:pk>/", console_views.provider_detail, name="provider_detail"),
     path("providers/<int:pk>/edit/", console_views.provider_edit, name="provider_edit"),
     path("providers/<int:pk>/refresh/", console_views.provider_refresh, name="provider_refresh"),
+    path("providers/<int:pk>/confirm-trust/", console_views.provider_confirm_trust, name="provider_confirm_trust"),
     path("providers/<int:pk>/delete/", console_views.provider_delete, name="provider_delete"),
     path("providers/<int:pk>/break-glass/", console_views.provider_break_glass, name="provider_break_glass"),
     path("sp-key/<slug:action>/", console_views.sp_key_action, name="sp_key_action"),

@@ -148,3 +148,43 @@ def test_gunicorn_access_log_holds_no_token_or_secret_query_value():
     assert token not in line and "Hunter2x" not in line
     assert atoms["r"] == "GET /sign-in/reset/MTE/[redacted]/?password=[redacted] HTTP/1.1"
     assert atoms["q"] == "password=[redacted]&next=/"
+
+
+@pytest.mark.parametrize("path", [
+    "/sign-in/reset/O%51/{token}/",             # fourth review Info 1: an encoded uid
+    "/sign-in/reset/MTE/{head}%2D{tail}/",      # an encoded token
+    "/sign-in/%72eset/MTE/{token}/",            # an encoded prefix
+    "/invitation/M%2556/{token}/",              # double encoding
+    "/sign-in/reset/M~E/{token}/",              # a uid outside base64 still names the token
+])
+def test_percent_encoded_link_paths_are_redacted(path):
+    token = "diuln7-c5f4819e7f0daa4a7a9d676f338bba41"
+    head, tail = token.split("-")
+    raw = path.format(token=token, head=head, tail=tail)
+    line = redact(f"GET {raw}?next=/ HTTP/1.1")
+    assert head not in line and tail not in line and "[redacted]" in line
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Bad Request: %s", (raw,), None)
+    RedactSecretsFilter().filter(record)
+    assert tail not in record.getMessage()
+    # Encoded paths that are no link, and the form's own URL, stay as they were.
+    assert redact("/sign-in/reset/O%51/set-password/") == "/sign-in/reset/O%51/set-password/"
+    assert redact("/users/?q=a%20b") == "/users/?q=a%20b"
+
+
+def test_gunicorn_access_log_redacts_a_percent_encoded_uid():
+    """Info 1 as the reviewer sent it: the request line (RAW_URI) and PATH_INFO hold no token."""
+    logger = RedactingLogger(SimpleNamespace(**{
+        "errorlog": "-", "accesslog": None, "loglevel": "info", "syslog": False, "logconfig": None,
+        "logconfig_dict": {}, "logconfig_json": None, "capture_output": False, "user": 0, "group": 0,
+        "access_log_format": "", "umask": 0, "statsd_host": None, "dogstatsd_tags": "", "statsd_prefix": "",
+        "disable_redirect_access_to_syslog": False, "syslog_addr": None, "syslog_facility": "user",
+        "syslog_prefix": None, "enable_stdio_inheritance": False}))
+    token = "diuln7-c5f4819e7f0daa4a7a9d676f338bba41"
+    raw = f"/sign-in/reset/O%51/{token}/"
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": raw, "SERVER_PROTOCOL": "HTTP/1.1",
+               "PATH_INFO": f"/sign-in/reset/OQ/{token}/", "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1"}
+    atoms = logger.atoms(SimpleNamespace(status="400 Bad Request", sent=0, headers=[]),
+                         SimpleNamespace(headers=[]), environ, dt.timedelta(seconds=0))
+    line = " ".join(str(v) for v in atoms.values())
+    assert token not in line
+    assert atoms["r"] == "GET /sign-in/reset/OQ/[redacted]/ HTTP/1.1"
