@@ -43,8 +43,8 @@ PUBLIC = SAML_ROUTES | {"sso:signin", "sso:signout"}
 CONSOLE = {"sso:provider_list", "sso:provider_add", "sso:provider_detail", "sso:provider_edit",
            "sso:provider_refresh", "sso:provider_delete", "sso:provider_break_glass", "sso:sp_key_action",
            "sso:provider_setup_start", "sso:provider_setup", "sso:provider_test", "sso:provider_test_result",
-           "sso:user_link_remove"}
-POST_ONLY = {"sso:provider_refresh", "sso:sp_key_action", "sso:user_link_remove"}
+           "sso:user_link_remove", "sso:provider_confirm_trust"}
+POST_ONLY = {"sso:provider_refresh", "sso:sp_key_action", "sso:user_link_remove", "sso:provider_confirm_trust"}
 # Console actions on users (the user page) need manage_users, not manage_identity.
 ROUTE_PERMS = {"sso:user_link_remove": "manage_users"}
 # POSTs that change what the sweep walks over; run after everything else.
