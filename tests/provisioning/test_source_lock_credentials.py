@@ -10,14 +10,11 @@ held the new password or connection acted with powers the actor never had.
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 
-from accounts.exceptions import IdentityError
 from accounts.identity.types import Actor
 from accounts.models import AuditEvent
 from provisioning.ldap.directories import DirectorySettings, directory_create, directory_update
@@ -25,6 +22,7 @@ from provisioning.models import Directory, Source
 from provisioning.scim import providers
 from provisioning.scim.models import ScimBasicCredential
 from provisioning.services import RuleInput, rule_save
+from tests.concurrency import race_held_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SYSTEM = Actor.system("tests")
@@ -85,41 +83,13 @@ def test_credential_change_waits_for_a_rule_being_saved_and_sees_it(operation, u
         pytest.skip("needs PostgreSQL: two sessions with row locks (SQLite has one writer)")
     cross_org_admin = user_factory("coa", roles=["cross-org-admin"])  # no view_audit_log
     source, change, unchanged = operation(Actor.for_user(cross_org_admin))
-    rule_saved, go = threading.Event(), threading.Event()
-    outcome: dict[str, str] = {}
 
     def cloud_admin_saves_a_rule():
-        try:
-            with transaction.atomic():
-                rule_save(actor=Actor.for_user(admin_user), source=Source.objects.get(pk=source.pk),
-                          data=RuleInput(kind="role", condition="member_of_group", value="Auditors",
-                                         role_slugs=frozenset({"audit-log-viewer"})))
-                rule_saved.set()
-                go.wait(timeout=10)  # commit only after the other session has started its change
-            outcome["rule"] = "ok"
-        finally:
-            connections.close_all()
+        rule_save(actor=Actor.for_user(admin_user), source=Source.objects.get(pk=source.pk),
+                  data=RuleInput(kind="role", condition="member_of_group", value="Auditors",
+                                 role_slugs=frozenset({"audit-log-viewer"})))
 
-    def cross_org_admin_changes_credentials():
-        try:
-            rule_saved.wait(timeout=10)
-            change()
-            outcome["change"] = "ok"
-        except IdentityError as exc:
-            outcome["change"] = exc.code
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=cloud_admin_saves_a_rule),
-               threading.Thread(target=cross_org_admin_changes_credentials)]
-    for thread in threads:
-        thread.start()
-    rule_saved.wait(timeout=10)
-    time.sleep(0.5)  # the change is now waiting for the source's row (or, judged before the lock, done)
-    go.set()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert outcome == {"rule": "ok", "change": "source_more_privileged"}, outcome
+    assert race_held_open(cloud_admin_saves_a_rule, change) == ("ok", "source_more_privileged")
     assert unchanged()
     assert not AuditEvent.objects.filter(actor=cross_org_admin).exists()
 

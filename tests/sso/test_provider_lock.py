@@ -8,56 +8,23 @@ actor would then control how a Cross Org Admin signs in."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 
-from accounts.exceptions import IdentityError
 from accounts.identity.orgs import org_update_settings
 from accounts.identity.service import apply_identity_change
 from accounts.identity.types import Actor, AuthMethod, IdentityChange, Mode
 from sso.models import IdentityProvider
 from sso.services import provider_save
+from tests.concurrency import race_held_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _race(grant, change) -> dict[str, str]:
     """Run ``grant`` in one session (held open until ``change`` has started in another); the outcomes."""
-    granted, go = threading.Event(), threading.Event()
-    outcome: dict[str, str] = {}
-
-    def granting():
-        try:
-            with transaction.atomic():
-                grant()
-                granted.set()
-                go.wait(timeout=10)  # commit only after the other session has started its change
-            outcome["grant"] = "ok"
-        finally:
-            connections.close_all()
-
-    def changing():
-        try:
-            granted.wait(timeout=10)
-            change()
-            outcome["change"] = "ok"
-        except IdentityError as exc:
-            outcome["change"] = exc.code
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=granting), threading.Thread(target=changing)]
-    for thread in threads:
-        thread.start()
-    granted.wait(timeout=10)
-    time.sleep(0.5)  # the change now waits for the admin lock (or, judged without it, is done)
-    go.set()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcome
+    granted, changed = race_held_open(grant, change)
+    return {k: v for k, v in (("grant", granted), ("change", changed)) if v is not None}
 
 
 def _grant(admin_user, user, *roles):
