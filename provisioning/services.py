@@ -143,7 +143,7 @@ def _rule_save(*, actor: Actor, source: Source, data: RuleInput, rule: MappingRu
         rule.position = data.position
         rule.target_org_id = data.target_org_id
         rule.saved_by_cloud_admin = cloud_admin
-        rule.saved_by = actor.user if getattr(actor.user, "pk", None) else None
+        rule.saved_by = actor.console_user
         rule.saved_by_label = actor.label
         rule.save()
         rule.roles.set(Role.objects.filter(slug__in=data.role_slugs))

@@ -143,12 +143,6 @@ def trust_changed(changed: list[str]) -> bool:
     return "created" in changed or bool(TRUST_FIELDS.intersection(changed))
 
 
-def trust_setter(actor: Actor):
-    """The user recorded as setting a provider's trust when ``actor`` does: the console user, or
-    ``None`` (trusted) for setup commands and the system."""
-    return actor.user if actor.type == USER else None
-
-
 def _has_powers(target: Powers) -> bool:
     return target.cloud_admin or target.superuser or bool(set(target.grants) - SIGN_IN_PERMS)
 

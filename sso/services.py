@@ -21,7 +21,7 @@ from accounts.identity.types import Actor
 from sso import keys
 from sso import metadata as md
 from sso.models import IdentityProvider, ServiceProviderKey
-from sso.policy import check_may_administer_provider, guarded_changes, trust_changed, trust_setter
+from sso.policy import check_may_administer_provider, guarded_changes, trust_changed
 
 AUDITED_FIELDS = (
     "name", "enabled", "metadata_url", "metadata_verify_tls", "use_default_mapping", "mapping_preset",
@@ -86,7 +86,7 @@ def provider_save(*, actor: Actor, provider: IdentityProvider, metadata_xml: str
         if trust_changed(changed):
             # Whoever sets what decides who a response signs in as vouches for it only as far as they may
             # act: the provider signs in only users they may change (fourth review F2, ``sso.policy``).
-            provider.trust_set_by = trust_setter(actor)
+            provider.trust_set_by = actor.console_user
         provider.save()
         if creating:
             _audit(actor, "sso.provider_created", provider,
@@ -171,7 +171,7 @@ def provider_confirm_trust(*, actor: Actor, provider: IdentityProvider) -> Ident
     provider = _lock_provider(provider)
     check_may_administer_provider(actor=actor, provider=provider, action="confirm")
     old = provider.trust_set_by
-    provider.trust_set_by = trust_setter(actor)
+    provider.trust_set_by = actor.console_user
     provider.save(update_fields=["trust_set_by", "updated_at"])
     _audit(actor, "sso.trust_confirmed", provider, "trust_set_by", _plain(old), _plain(provider.trust_set_by),
            message="confirmed the provider's metadata and mapping as they are")

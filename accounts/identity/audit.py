@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 from typing import Any, NamedTuple
@@ -178,11 +177,11 @@ def _copy_rows(chunks: Iterator[list[AuditRow]]) -> int:
     once, and so is each (action, old, new) of text values (a membership event's group name), leaving
     two values per row to format. A JSON value goes as its JSON text, which the server parses as
     ``jsonb``; ``None`` is SQL NULL, as ``JSONField`` stores it."""
+    from accounts.identity.bulkio import copy_text  # bulkio's writers import this module's events
+
     meta = AuditEvent._meta
-    quote = connection.ops.quote_name
     constant = [name for name in AuditRow._fields if name not in _VARYING]
     columns = [meta.get_field(name).column for name in (*_VARYING, *constant)]
-    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
     shared = ""
     middles: dict[tuple[str, Any, Any], str] = {}
 
@@ -195,20 +194,16 @@ def _copy_rows(chunks: Iterator[list[AuditRow]]) -> int:
             return text
         return f"{_copy_text(action)}\t{_json_text(old)}\t{_json_text(new)}\t{shared}"
 
-    start = time.monotonic()
-    written = 0
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(sql) as copy:
-            for chunk in chunks:
-                if not shared:
-                    first = chunk[0]
-                    shared = "\t".join(first.created_at.isoformat() if name == "created_at"
-                                       else _copy_text(getattr(first, name)) for name in constant) + "\n"
-                copy.write("".join(
-                    f"{row.target_id.translate(_COPY_ESCAPES)}\t{row.target_label.translate(_COPY_ESCAPES)}\t"
-                    f"{middle(row.action, row.old_value, row.new_value)}" for row in chunk))
-                written += len(chunk)
-                events_saved.send(sender=AuditEvent, events=chunk)
-    if connection.queries_logged:  # query-count checks see the COPY, as bulkio's
-        connection.queries_log.append({"sql": f"{sql} -- {written} rows", "time": f"{time.monotonic() - start:.3f}"})
-    return written
+    def texts() -> Iterator[tuple[str, int]]:
+        nonlocal shared
+        for chunk in chunks:
+            if not shared:
+                first = chunk[0]
+                shared = "\t".join(first.created_at.isoformat() if name == "created_at"
+                                    else _copy_text(getattr(first, name)) for name in constant) + "\n"
+            yield "".join(
+                f"{row.target_id.translate(_COPY_ESCAPES)}\t{row.target_label.translate(_COPY_ESCAPES)}\t"
+                f"{middle(row.action, row.old_value, row.new_value)}" for row in chunk), len(chunk)
+            events_saved.send(sender=AuditEvent, events=chunk)  # once the chunk is in the COPY
+
+    return copy_text(AuditEvent, columns, texts())

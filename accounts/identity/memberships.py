@@ -21,7 +21,6 @@ concerned, one delete and one ``COPY`` of membership rows, one ``COPY`` of audit
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from accounts.exceptions import ValidationFailed
 from accounts.identity import policy
 from accounts.identity.audit import save_event_rows
-from accounts.identity.bulkio import uses_copy
+from accounts.identity.bulkio import copy_text, uses_copy
 from accounts.identity.types import Actor
 from accounts.models import DirectoryGroup
 
@@ -114,16 +113,10 @@ def _copy_membership_rows(rows: list[tuple[int, int]]) -> None:
     """One ``COPY`` of the rows, formatted here (two integers a line in ``COPY``'s text format; the
     row id comes from the table's sequence)."""
     meta = Membership._meta
-    quote = connection.ops.quote_name
     columns = (meta.get_field("group").column, meta.get_field("user").column)
-    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
-    start = time.monotonic()
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(sql) as copy:
-            for at in range(0, len(rows), COPY_CHUNK):
-                copy.write("".join(f"{int(group_id)}\t{int(user_id)}\n" for group_id, user_id in rows[at:at + COPY_CHUNK]))
-    if connection.queries_logged:  # query-count checks see the COPY
-        connection.queries_log.append({"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - start:.3f}"})
+    copy_text(Membership, columns, (
+        ("".join(f"{int(group_id)}\t{int(user_id)}\n" for group_id, user_id in rows[at:at + COPY_CHUNK]),
+         len(rows[at:at + COPY_CHUNK])) for at in range(0, len(rows), COPY_CHUNK)))
 
 
 def group_members_add(*, actor: Actor, dgroup: DirectoryGroup, user_ids: Iterable[int],

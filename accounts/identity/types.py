@@ -101,6 +101,12 @@ class Actor:
         """An actor for system work: no user, no scope limits."""
         return cls(label=label, type="system", source=Source.SYSTEM, job_id=job_id, enforce_scope=False)
 
+    @property
+    def console_user(self) -> Any:
+        """The saved console user acting, for "who did this" columns; ``None`` for providers, sync
+        jobs and setup commands (system actors)."""
+        return self.user if getattr(self.user, "pk", None) else None
+
     @classmethod
     def for_user(cls, user: Any, *, source: str = Source.LOCAL, request: Any = None, job_id: str = "") -> Actor:
         """An actor for a console user, with request id and IP from ``request`` when given."""

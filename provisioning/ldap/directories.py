@@ -219,7 +219,7 @@ def directory_create(*, actor: Actor, name: str, data: DirectorySettings, bind_p
         source_save(actor=actor, source=source)
         directory = Directory(source=source, **_fields(data))
         directory.bind_password_encrypted = encrypt_secret(bind_password)
-        directory.connection_set_by = _setter(actor)
+        directory.connection_set_by = actor.console_user
         directory.save()
         record_event(actor=actor, action="directory_created", target_type="source", target_id=source.pk,
                      target_label=name, new={**_snapshot(directory),
@@ -237,10 +237,6 @@ def password_bound_changes(directory: Directory, data: DirectorySettings) -> lis
     """The ``PASSWORD_BOUND`` settings that ``data`` (validated) changes on ``directory``."""
     new = _fields(data)
     return [name for name in PASSWORD_BOUND if new[name] != getattr(directory, name)]
-
-
-def _setter(actor: Actor):
-    return actor.user if getattr(actor.user, "pk", None) else None
 
 
 def check_connection_vouched(directory: Directory) -> None:
@@ -291,7 +287,7 @@ def directory_update(*, actor: Actor, directory: Directory, data: DirectorySetti
         if bind_password is not None:
             directory.bind_password_encrypted = encrypt_secret(bind_password)
         # Saving, even unchanged, vouches for the connection: the actor may administer the source now.
-        directory.connection_set_by = _setter(actor)
+        directory.connection_set_by = actor.console_user
         directory.save()
         after = _snapshot(directory)
         label = directory.source.name

@@ -79,11 +79,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _issuer(actor: Actor):
-    """The console user issuing a credential; ``None`` for setup commands (system actors)."""
-    return actor.user if getattr(actor.user, "pk", None) else None
-
-
 def revoke_beyond_issuers(*, actor: Actor, source: Source) -> int:
     """Revoke now every live credential of ``source`` whose issuer may no longer administer it; how many.
 
@@ -128,7 +123,7 @@ def revoke_after_default_roles_change(*, actor: Actor, org: Organization, **kwar
 def _new_token(source: Source, actor: Actor) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     ScimToken.objects.create(source=source, token_hash=hash_token(token), hint=token[:len(TOKEN_PREFIX) + 4],
-                             created_by_label=actor.label, created_by=_issuer(actor))
+                             created_by_label=actor.label, created_by=actor.console_user)
     return token
 
 
@@ -326,7 +321,7 @@ class _BasicIssue:
 
     def store(self, actor: Actor, source: Source, action: str, detail: dict) -> BasicCredentials:
         ScimBasicCredential.objects.create(source=source, username=self.username, password_hash=self.password_hash,
-                                           created_by_label=actor.label, created_by=_issuer(actor))
+                                           created_by_label=actor.label, created_by=actor.console_user)
         record_event(actor=actor, action=action, target_type="source", target_id=source.pk,
                      target_label=source.name, new={"username": self.username, **detail})
         return BasicCredentials(username=self.username, password=self.password)
