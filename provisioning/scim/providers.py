@@ -111,13 +111,12 @@ def revoke_beyond_issuers(*, actor: Actor, source: Source) -> int:
 def revoke_after_default_roles_change(*, actor: Actor, org: Organization, **kwargs) -> int:
     """``accounts.identity.orgs.default_roles_changed``: the default roles new users get changed somewhere,
     so providers placing users there may now grant more (review 4, F3): ``revoke_beyond_issuers`` for
-    every provider with live credentials a console user issued; how many credentials were revoked."""
-    now = timezone.now()
-    live = Q(created_by__isnull=False) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    ids = (set(ScimToken.objects.filter(live).values_list("source_id", flat=True))
-           | set(ScimBasicCredential.objects.filter(live).values_list("source_id", flat=True)))
-    return sum(revoke_beyond_issuers(actor=actor, source=source)
-               for source in Source.objects.filter(pk__in=ids, kind=Source.Kind.SCIM).order_by("pk"))
+    every provider; how many credentials were revoked."""
+    # Every provider's row is locked first (pk order, as rule and settings writes lock one): a token
+    # rotation in flight finishes before these are judged, and one that starts now waits and then
+    # sees the new default roles (``token_rotate`` checks with the row locked).
+    sources = list(Source.objects.select_for_update().filter(kind=Source.Kind.SCIM).order_by("pk"))
+    return sum(revoke_beyond_issuers(actor=actor, source=source) for source in sources)
 
 
 def _new_token(source: Source, actor: Actor) -> str:

@@ -435,3 +435,22 @@ def test_f3_making_an_admin_role_a_default_revokes_the_credentials_an_ima_issued
     assert ScimClient(admin_token).get("/Users").status_code == 200
     event = AuditEvent.objects.get(action="scim_credentials_revoked")
     assert event.target_id == str(source.pk) and event.new_value["tokens"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_f3_a_rotation_racing_a_default_role_change_sees_it(ima, admin_user, sales):
+    """Two real sessions: while a Cloud Admin's change making Org Admin a default role of the provider's
+    org is uncommitted, an IMA rotates the provider's token. The change locks the providers' rows, so
+    the rotation waits and is then refused, rather than issuing a token the revocation never saw."""
+    from django.db import connection
+
+    from provisioning.scim import providers
+    from tests.concurrency import race_held_open
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: two sessions with row locks (SQLite has one writer)")
+    source = providers.provider_create(actor=Actor.for_user(admin_user), name="EngIdP", org=sales).source
+    outcome = race_held_open(lambda: _org_admin_by_default(admin_user, sales),
+                             lambda: providers.token_rotate(actor=Actor.for_user(ima), source=source))
+    assert outcome == ("ok", "source_more_privileged")
+    assert ScimToken.objects.filter(source=source, created_by=ima).count() == 0
